@@ -1,0 +1,386 @@
+//! The awaitable call values for calls with options: [`Set`], [`ListAppendUnique`], [`Mset`] and
+//! [`PurgeExpired`].
+//!
+//! The reference's keyword arguments (`ttl_s`, `id_key`, `limit`) become methods on these values,
+//! which are then awaited directly (they implement [`IntoFuture`]):
+//! `kv.set("k", 1).ttl(Duration::from_secs(60)).await`. Nothing is sent to the store until the
+//! value is awaited.
+//!
+//! Input is checked here, on the caller's side, before a command is built, so that a bad call
+//! changes nothing and costs the shared owner task nothing.
+
+use std::future::IntoFuture;
+use std::time::Duration;
+
+use futures::future::BoxFuture;
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::command::Command;
+use crate::error::{json_type_name, KvError};
+use crate::handle::{unshare, KvHandle};
+
+/// The limit of [`KvHandle::purge_expired`] when none is given, as in the reference.
+pub const DEFAULT_PURGE_LIMIT: usize = 1000;
+
+/// The id field of [`KvHandle::list_append_unique`] when none is given, as in the reference.
+pub const DEFAULT_ID_KEY: &str = "id";
+
+/// Refuses a zero TTL, naming `key`.
+pub(crate) fn check_ttl(key: &str, ttl: Option<Duration>) -> Result<(), KvError> {
+    match ttl {
+        Some(ttl) if ttl.is_zero() => Err(KvError::InvalidTtl {
+            key: key.to_owned(),
+            ttl,
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// Serializes a value meant for `key`.
+fn to_json<T: Serialize>(key: &str, value: T) -> Result<Value, KvError> {
+    serde_json::to_value(value).map_err(|source| KvError::Serialize {
+        key: key.to_owned(),
+        source,
+    })
+}
+
+/// A pending [`KvHandle::set`]. Await it to write.
+///
+/// ```
+/// use std::time::Duration;
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), ephemeral_kv::KvError> {
+/// let kv = ephemeral_kv::KvHandle::spawn();
+/// let call: ephemeral_kv::Set<'_> = kv.set("k", 1);
+/// call.ttl(Duration::from_secs(5)).await?;
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Debug)]
+#[must_use = "a call does nothing until it is awaited"]
+pub struct Set<'a> {
+    handle: &'a KvHandle,
+    key: String,
+    value: Result<Value, KvError>,
+    ttl: Option<Duration>,
+}
+
+impl<'a> Set<'a> {
+    pub(crate) fn new<T: Serialize>(handle: &'a KvHandle, key: String, value: T) -> Self {
+        let value = to_json(&key, value);
+        Set {
+            handle,
+            key,
+            value,
+            ttl: None,
+        }
+    }
+
+    /// Makes the key expire `ttl` from now (the reference's `ttl_s`). Must be greater than zero.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), ephemeral_kv::KvError> {
+    /// let kv = ephemeral_kv::KvHandle::spawn();
+    /// kv.set("user_id", 42).ttl(Duration::from_secs(600)).await?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn ttl(mut self, ttl: Duration) -> Self {
+        self.ttl = Some(ttl);
+        self
+    }
+}
+
+impl<'a> IntoFuture for Set<'a> {
+    type Output = Result<(), KvError>;
+    type IntoFuture = BoxFuture<'a, Self::Output>;
+
+    fn into_future(self) -> Self::IntoFuture {
+        Box::pin(async move {
+            let Set {
+                handle,
+                key,
+                value,
+                ttl,
+            } = self;
+            let value = value?;
+            check_ttl(&key, ttl)?;
+            handle
+                .call(|reply| Command::Set {
+                    key,
+                    value,
+                    ttl,
+                    reply,
+                })
+                .await
+        })
+    }
+}
+
+/// A pending [`KvHandle::list_append_unique`]. Await it to append and get the whole list.
+///
+/// ```
+/// use serde_json::json;
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), ephemeral_kv::KvError> {
+/// let kv = ephemeral_kv::KvHandle::spawn();
+/// let list = kv.list_append_unique("l", [json!({"id": 1})]).await?;
+/// assert_eq!(list, vec![json!({"id": 1})]);
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Debug)]
+#[must_use = "a call does nothing until it is awaited"]
+pub struct ListAppendUnique<'a> {
+    handle: &'a KvHandle,
+    key: String,
+    items: Result<Vec<Value>, KvError>,
+    id_key: String,
+    ttl: Option<Duration>,
+}
+
+impl<'a> ListAppendUnique<'a> {
+    pub(crate) fn new<I>(handle: &'a KvHandle, key: String, items: I) -> Self
+    where
+        I: IntoIterator,
+        I::Item: Serialize,
+    {
+        let items = items.into_iter().map(|item| to_json(&key, item)).collect();
+        ListAppendUnique {
+            handle,
+            key,
+            items,
+            id_key: DEFAULT_ID_KEY.to_owned(),
+            ttl: None,
+        }
+    }
+
+    /// The field that identifies an item (default `"id"`).
+    ///
+    /// ```
+    /// use serde_json::json;
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), ephemeral_kv::KvError> {
+    /// let kv = ephemeral_kv::KvHandle::spawn();
+    /// let tasks = kv
+    ///     .list_append_unique("tasks", vec![json!({"task_id": 42, "desc": "Review PR"})])
+    ///     .id_key("task_id")
+    ///     .await?;
+    /// assert_eq!(tasks.len(), 1);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn id_key(mut self, id_key: impl Into<String>) -> Self {
+        self.id_key = id_key.into();
+        self
+    }
+
+    /// Makes the list expire `ttl` from now (the reference's `ttl_s`). Must be greater than zero.
+    /// Without it the list never expires, even if it had a TTL before.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use serde_json::json;
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), ephemeral_kv::KvError> {
+    /// let kv = ephemeral_kv::KvHandle::spawn();
+    /// kv.list_append_unique("l", [json!({"id": 1})]).ttl(Duration::from_secs(3600)).await?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn ttl(mut self, ttl: Duration) -> Self {
+        self.ttl = Some(ttl);
+        self
+    }
+}
+
+/// Checks that every item is an object holding `id_key`, naming the first that is not.
+fn check_items(key: &str, items: &[Value], id_key: &str) -> Result<(), KvError> {
+    for (index, item) in items.iter().enumerate() {
+        let reason = match item {
+            Value::Object(fields) if fields.contains_key(id_key) => continue,
+            Value::Object(_) => format!("it has no `{id_key}` field"),
+            other => format!("it is {}, not a JSON object", json_type_name(other)),
+        };
+        return Err(KvError::InvalidItem {
+            key: key.to_owned(),
+            index,
+            reason,
+        });
+    }
+    Ok(())
+}
+
+impl<'a> IntoFuture for ListAppendUnique<'a> {
+    type Output = Result<Vec<Value>, KvError>;
+    type IntoFuture = BoxFuture<'a, Self::Output>;
+
+    fn into_future(self) -> Self::IntoFuture {
+        Box::pin(async move {
+            let ListAppendUnique {
+                handle,
+                key,
+                items,
+                id_key,
+                ttl,
+            } = self;
+            let items = items?;
+            check_items(&key, &items, &id_key)?;
+            check_ttl(&key, ttl)?;
+            let list = handle
+                .call(|reply| Command::ListAppendUnique {
+                    key,
+                    items,
+                    id_key,
+                    ttl,
+                    reply,
+                })
+                .await??;
+            Ok(match unshare(list) {
+                Value::Array(items) => items,
+                _ => Vec::new(),
+            })
+        })
+    }
+}
+
+/// A pending [`KvHandle::mset`]. Await it to write every pair at once.
+///
+/// ```
+/// use serde_json::json;
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), ephemeral_kv::KvError> {
+/// let kv = ephemeral_kv::KvHandle::spawn();
+/// kv.mset([("a", json!(1)), ("b", json!(2))]).await?;
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Debug)]
+#[must_use = "a call does nothing until it is awaited"]
+pub struct Mset<'a> {
+    handle: &'a KvHandle,
+    /// The first key, to name in a TTL error.
+    first_key: String,
+    entries: Result<Vec<(String, Value)>, KvError>,
+    ttl: Option<Duration>,
+}
+
+impl<'a> Mset<'a> {
+    pub(crate) fn new<V: Serialize>(
+        handle: &'a KvHandle,
+        entries: impl Iterator<Item = (String, V)>,
+    ) -> Self {
+        let entries: Result<Vec<_>, _> = entries
+            .map(|(key, value)| to_json(&key, value).map(|value| (key, value)))
+            .collect();
+        let first_key = match &entries {
+            Ok(entries) => entries.first().map(|(key, _)| key.clone()),
+            Err(_) => None,
+        };
+        Mset {
+            handle,
+            first_key: first_key.unwrap_or_default(),
+            entries,
+            ttl: None,
+        }
+    }
+
+    /// Makes every key of the batch expire `ttl` from now (the reference's `ttl_s`). Must be
+    /// greater than zero.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use serde_json::json;
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), ephemeral_kv::KvError> {
+    /// let kv = ephemeral_kv::KvHandle::spawn();
+    /// kv.mset([("session", json!("abc")), ("count", json!(42))])
+    ///     .ttl(Duration::from_secs(60))
+    ///     .await?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn ttl(mut self, ttl: Duration) -> Self {
+        self.ttl = Some(ttl);
+        self
+    }
+}
+
+impl<'a> IntoFuture for Mset<'a> {
+    type Output = Result<(), KvError>;
+    type IntoFuture = BoxFuture<'a, Self::Output>;
+
+    fn into_future(self) -> Self::IntoFuture {
+        Box::pin(async move {
+            let Mset {
+                handle,
+                first_key,
+                entries,
+                ttl,
+            } = self;
+            let entries = entries?;
+            check_ttl(&first_key, ttl)?;
+            handle
+                .call(|reply| Command::Mset {
+                    entries,
+                    ttl,
+                    reply,
+                })
+                .await
+        })
+    }
+}
+
+/// A pending [`KvHandle::purge_expired`]. Await it to get how many entries were removed.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), ephemeral_kv::KvError> {
+/// let kv = ephemeral_kv::KvHandle::spawn();
+/// assert_eq!(kv.purge_expired().await?, 0);
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Debug)]
+#[must_use = "a call does nothing until it is awaited"]
+pub struct PurgeExpired<'a> {
+    handle: &'a KvHandle,
+    limit: usize,
+}
+
+impl<'a> PurgeExpired<'a> {
+    pub(crate) fn new(handle: &'a KvHandle) -> Self {
+        PurgeExpired {
+            handle,
+            limit: DEFAULT_PURGE_LIMIT,
+        }
+    }
+
+    /// The most entries to remove in this call (default 1000).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), ephemeral_kv::KvError> {
+    /// let kv = ephemeral_kv::KvHandle::spawn();
+    /// assert_eq!(kv.purge_expired().limit(500).await?, 0);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn limit(mut self, limit: usize) -> Self {
+        self.limit = limit;
+        self
+    }
+}
+
+impl<'a> IntoFuture for PurgeExpired<'a> {
+    type Output = Result<usize, KvError>;
+    type IntoFuture = BoxFuture<'a, Self::Output>;
+
+    fn into_future(self) -> Self::IntoFuture {
+        let PurgeExpired { handle, limit } = self;
+        Box::pin(handle.call(move |reply| Command::PurgeExpired { limit, reply }))
+    }
+}

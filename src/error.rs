@@ -1,0 +1,106 @@
+//! [`KvError`]: everything a call can fail with.
+//!
+//! Every error is returned *before* the store changes: a call that fails leaves the store exactly as
+//! it was. Keys named in errors are the full stored keys, prefix included, so that they match what
+//! `tracing` logs.
+
+use std::time::Duration;
+
+/// The error type of every fallible call on a [`KvHandle`](crate::KvHandle).
+///
+/// A call that returns an error has changed nothing in the store. The enum is `#[non_exhaustive]`:
+/// match the variants you handle and keep a `_` arm.
+///
+/// ```
+/// use ephemeral_kv::{KvError, KvHandle};
+/// use serde_json::json;
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let kv = KvHandle::spawn();
+/// kv.set("name", "Alice").await.unwrap();
+///
+/// // "name" holds a string, not a list: the append is refused and the string is kept.
+/// let err = kv.list_append_unique("name", vec![json!({"id": 1})]).await.unwrap_err();
+/// assert!(matches!(err, KvError::WrongType { .. }));
+/// assert_eq!(err.to_string(), "key `name` holds a string, but this call needs a list");
+/// assert_eq!(kv.get("name").await.unwrap(), Some(json!("Alice")));
+/// # }
+/// ```
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum KvError {
+    /// The store has stopped: [`KvHandle::shutdown`](crate::KvHandle::shutdown) was called, or its
+    /// owner task ended with its runtime.
+    #[error("the store is closed")]
+    Closed,
+
+    /// A value could not be turned into JSON (for example a map with non-string keys).
+    #[error("value for key `{key}` cannot be serialized to JSON: {source}")]
+    Serialize {
+        /// The key the value was meant for.
+        key: String,
+        /// What serde_json reported.
+        #[source]
+        source: serde_json::Error,
+    },
+
+    /// A stored value does not have the shape asked for by a typed read such as
+    /// [`KvHandle::get_as`](crate::KvHandle::get_as).
+    #[error("value at key `{key}` cannot be deserialized into the requested type: {source}")]
+    Deserialize {
+        /// The key that was read.
+        key: String,
+        /// What serde_json reported.
+        #[source]
+        source: serde_json::Error,
+    },
+
+    /// The existing value has the wrong JSON type for this call, for example appending to a key that
+    /// holds a string. The existing value is kept.
+    #[error("key `{key}` holds {found}, but this call needs {expected}")]
+    WrongType {
+        /// The key whose value has the wrong type.
+        key: String,
+        /// What the call needs, such as `"a list"`.
+        expected: &'static str,
+        /// What the key holds, such as `"a string"`.
+        found: &'static str,
+    },
+
+    /// An item given to [`KvHandle::list_append_unique`](crate::KvHandle::list_append_unique) is not
+    /// a JSON object holding the id field. Nothing was appended.
+    #[error("item {index} for key `{key}` is invalid: {reason}")]
+    InvalidItem {
+        /// The key of the list.
+        key: String,
+        /// The item's position in the call's `items`, from 0.
+        index: usize,
+        /// What is wrong with it.
+        reason: String,
+    },
+
+    /// A time-to-live of zero. A key that expires the instant it is written is almost always a bug
+    /// (a TTL computed from a clock that went past its deadline, a unit mistake), so it is refused
+    /// rather than silently deleting the key.
+    #[error("TTL for key `{key}` must be greater than zero, got {ttl:?}")]
+    InvalidTtl {
+        /// The key the TTL was for (for `mset`, the batch's first key).
+        key: String,
+        /// The TTL that was given.
+        ttl: Duration,
+    },
+}
+
+/// The JSON type of a value, in words, for [`KvError::WrongType`].
+pub(crate) fn json_type_name(value: &serde_json::Value) -> &'static str {
+    use serde_json::Value;
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "a list",
+        Value::Object(_) => "an object",
+    }
+}

@@ -1,0 +1,667 @@
+//! [`KvHandle`] and [`KvBuilder`]: turn a call into a command, send it, await the answer.
+//!
+//! A handle is a sender to the owner task's mailbox plus a key prefix. Everything a call does on the
+//! caller's side happens here or in [`calls`](crate::calls): prefixing the key, serializing the
+//! value, checking the TTL and list items, and turning the owner's shared `Arc<Value>` answer into
+//! an owned `Value`. The owner task only ever sees well-formed commands.
+
+use std::fmt;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use serde_json::Value;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::calls::{check_ttl, ListAppendUnique, Mset, PurgeExpired, Set};
+use crate::command::{Command, Reply};
+use crate::error::KvError;
+use crate::owner::{self, OwnerConfig};
+
+/// The default number of commands that may wait in the mailbox before callers wait for room.
+const DEFAULT_MAILBOX_CAPACITY: usize = 1024;
+
+/// A cloneable handle to an ephemeral key-value store run by its own owner task.
+///
+/// # Guarantees
+/// - **Atomic, linearizable calls.** Each call is one command that the owner task applies whole
+///   before it looks at the next, so no caller ever sees half of a call (not even of an
+///   [`mset`](KvHandle::mset)), and all calls on all handles of one store take effect in one order.
+/// - **No lock on the data path.** Only the owner task touches the map.
+/// - **Expired keys are invisible.** A key is expired from the instant its TTL runs out; no call
+///   returns it, appends to it or revives it, whether or not it has been removed yet.
+/// - **Failed calls change nothing.** A call that returns an error has not touched the store.
+/// - **Cancellation is harmless.** Dropping a call's future before it completes never corrupts the
+///   store; a command that already reached the owner task is applied whole.
+///
+/// # Lifetime
+/// Clones share one store. The owner task ends, and frees the store, when the last handle is
+/// dropped or when [`shutdown`](KvHandle::shutdown) is called; every call after that returns
+/// [`KvError::Closed`]. Handles made by [`with_prefix`](KvHandle::with_prefix) count as clones.
+///
+/// # Time
+/// TTLs are measured on tokio's clock ([`tokio::time::Instant`]), so a test that pauses and advances
+/// tokio's time sees keys expire without waiting.
+///
+/// # Example
+/// ```
+/// use std::time::Duration;
+/// use ephemeral_kv::KvHandle;
+/// use serde_json::json;
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), ephemeral_kv::KvError> {
+/// let kv = KvHandle::spawn();
+/// kv.set("session_token", "abc123").await?;
+/// kv.set("user_id", 42).ttl(Duration::from_secs(600)).await?;
+/// assert_eq!(kv.get("session_token").await?, Some(json!("abc123")));
+/// assert_eq!(kv.get_as::<u64>("user_id").await?, Some(42));
+///
+/// // Handles are cheap to clone and can move to other tasks.
+/// let kv2 = kv.clone();
+/// tokio::spawn(async move { kv2.delete("session_token").await }).await.unwrap()?;
+/// assert_eq!(kv.get("session_token").await?, None);
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct KvHandle {
+    sender: mpsc::Sender<Command>,
+    prefix: Arc<str>,
+}
+
+impl fmt::Debug for KvHandle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("KvHandle")
+            .field("prefix", &&*self.prefix)
+            .field("closed", &self.is_closed())
+            .finish()
+    }
+}
+
+impl KvHandle {
+    /// Starts a store with default settings (no prefix, active expiry on) and returns a handle to
+    /// it.
+    ///
+    /// # Panics
+    /// Like [`tokio::spawn`], panics when called outside a tokio runtime.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let kv = ephemeral_kv::KvHandle::spawn();
+    /// assert!(!kv.is_closed());
+    /// # }
+    /// ```
+    pub fn spawn() -> KvHandle {
+        KvBuilder::new().spawn()
+    }
+
+    /// Returns a [`KvBuilder`] to configure a store before starting it.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let kv = ephemeral_kv::KvHandle::builder().prefix("app:").active_expiry(true).spawn();
+    /// assert_eq!(kv.prefix(), "app:");
+    /// # }
+    /// ```
+    pub fn builder() -> KvBuilder {
+        KvBuilder::new()
+    }
+
+    /// Returns a handle to the same store whose keys all start with this handle's prefix followed by
+    /// `prefix`. Prefixes stack: `kv.with_prefix("a:").with_prefix("b:")` uses `a:b:`.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), ephemeral_kv::KvError> {
+    /// let kv = ephemeral_kv::KvHandle::spawn();
+    /// let run = kv.with_prefix("run:42:");
+    /// run.set("step", 3).await?;
+    /// assert_eq!(kv.get_as::<u32>("run:42:step").await?, Some(3));
+    /// assert_eq!(run.prefix(), "run:42:");
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn with_prefix(&self, prefix: impl AsRef<str>) -> KvHandle {
+        KvHandle {
+            sender: self.sender.clone(),
+            prefix: format!("{}{}", self.prefix, prefix.as_ref()).into(),
+        }
+    }
+
+    /// The prefix this handle puts before every key (empty by default).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let kv = ephemeral_kv::KvHandle::spawn();
+    /// assert_eq!(kv.prefix(), "");
+    /// # }
+    /// ```
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    /// Whether the store has stopped, so that every call would return [`KvError::Closed`].
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let kv = ephemeral_kv::KvHandle::spawn();
+    /// assert!(!kv.is_closed());
+    /// kv.shutdown().await;
+    /// assert!(kv.is_closed());
+    /// # }
+    /// ```
+    pub fn is_closed(&self) -> bool {
+        self.sender.is_closed()
+    }
+
+    /// Stores `value` at `key`, replacing any earlier value **and TTL**.
+    ///
+    /// The returned [`Set`] is awaited directly; [`Set::ttl`] makes the key expire. Without it the
+    /// key never expires, even if it had a TTL before (as the reference's `ttl_s=None` says).
+    ///
+    /// # Errors
+    /// [`KvError::Serialize`] if `value` cannot become JSON, [`KvError::InvalidTtl`] for a zero TTL,
+    /// [`KvError::Closed`] if the store has stopped. Nothing is written on error.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), ephemeral_kv::KvError> {
+    /// let kv = ephemeral_kv::KvHandle::spawn();
+    /// kv.set("session_token", "abc123").await?;
+    /// kv.set("user_id", 42).ttl(Duration::from_secs(600)).await?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn set<T: Serialize>(&self, key: impl AsRef<str>, value: T) -> Set<'_> {
+        Set::new(self, self.key(key), value)
+    }
+
+    /// The value at `key`, or `None` if it is missing or expired.
+    ///
+    /// The reference's `get(key, default)` is `kv.get(key).await?.unwrap_or(default)`. An expired key
+    /// found here is removed.
+    ///
+    /// # Errors
+    /// [`KvError::Closed`] if the store has stopped.
+    ///
+    /// ```
+    /// use serde_json::json;
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), ephemeral_kv::KvError> {
+    /// let kv = ephemeral_kv::KvHandle::spawn();
+    /// kv.set("session_token", "abc123").await?;
+    /// assert_eq!(kv.get("session_token").await?, Some(json!("abc123")));
+    /// let user_id = kv.get("user_id").await?.unwrap_or(json!(null));
+    /// assert_eq!(user_id, json!(null));
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn get(
+        &self,
+        key: impl AsRef<str>,
+    ) -> impl Future<Output = Result<Option<Value>, KvError>> + Send + '_ {
+        let key = self.key(key);
+        async move {
+            let value = self.call(|reply| Command::Get { key, reply }).await?;
+            Ok(value.map(unshare))
+        }
+    }
+
+    /// The value at `key` deserialized into `T`, or `None` if it is missing or expired.
+    ///
+    /// # Errors
+    /// [`KvError::Deserialize`] if the stored value does not fit `T` (the value is kept),
+    /// [`KvError::Closed`] if the store has stopped.
+    ///
+    /// ```
+    /// use serde::{Deserialize, Serialize};
+    ///
+    /// #[derive(Serialize, Deserialize, Debug, PartialEq)]
+    /// struct Profile { name: String, age: u8 }
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), ephemeral_kv::KvError> {
+    /// let kv = ephemeral_kv::KvHandle::spawn();
+    /// kv.set("profile", Profile { name: "Ada".into(), age: 36 }).await?;
+    /// let profile: Option<Profile> = kv.get_as("profile").await?;
+    /// assert_eq!(profile, Some(Profile { name: "Ada".into(), age: 36 }));
+    /// assert!(kv.get_as::<u64>("profile").await.is_err());
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn get_as<T: DeserializeOwned>(
+        &self,
+        key: impl AsRef<str>,
+    ) -> impl Future<Output = Result<Option<T>, KvError>> + Send + '_ {
+        let key = self.key(key);
+        async move {
+            let Some(value) = self
+                .call(|reply| Command::Get {
+                    key: key.clone(),
+                    reply,
+                })
+                .await?
+            else {
+                return Ok(None);
+            };
+            T::deserialize(&*value)
+                .map(Some)
+                .map_err(|source| KvError::Deserialize { key, source })
+        }
+    }
+
+    /// Removes `key`. A missing key is a no-op, not an error.
+    ///
+    /// # Errors
+    /// [`KvError::Closed`] if the store has stopped.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), ephemeral_kv::KvError> {
+    /// let kv = ephemeral_kv::KvHandle::spawn();
+    /// kv.set("session_token", "abc123").await?;
+    /// kv.delete("session_token").await?;
+    /// kv.delete("session_token").await?; // already gone: still Ok
+    /// assert_eq!(kv.get("session_token").await?, None);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn delete(
+        &self,
+        key: impl AsRef<str>,
+    ) -> impl Future<Output = Result<(), KvError>> + Send + '_ {
+        let key = self.key(key);
+        self.call(|reply| Command::Delete { key, reply })
+    }
+
+    /// Appends to the list at `key` each item whose id (its `"id"` field, or the field named by
+    /// [`ListAppendUnique::id_key`]) is not already there, and returns the whole list.
+    ///
+    /// Rules, where the reference is silent:
+    /// - Every item must be a JSON object holding the id field, or the call fails and appends
+    ///   nothing.
+    /// - An item is skipped if its id is already in the list or earlier in the same call: the first
+    ///   one wins.
+    /// - A missing or expired key starts a new list (an empty one if every item was skipped).
+    /// - Existing elements that are not objects, or lack the id field, stay and never match.
+    /// - Like [`set`](KvHandle::set), the call sets the list's TTL: without
+    ///   [`ListAppendUnique::ttl`] the list never expires.
+    ///
+    /// # Errors
+    /// [`KvError::InvalidItem`] for an item that is not an object with the id field,
+    /// [`KvError::WrongType`] if the key holds something other than a list (it is kept),
+    /// [`KvError::Serialize`], [`KvError::InvalidTtl`], [`KvError::Closed`].
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use serde_json::json;
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), ephemeral_kv::KvError> {
+    /// let kv = ephemeral_kv::KvHandle::spawn();
+    /// kv.list_append_unique("recent_users", vec![json!({"id": 1, "name": "Alice"})]).await?;
+    /// let users = kv
+    ///     .list_append_unique("recent_users", vec![
+    ///         json!({"id": 1, "name": "Alice again"}),
+    ///         json!({"id": 2, "name": "Bob"}),
+    ///     ])
+    ///     .await?;
+    /// assert_eq!(users, vec![json!({"id": 1, "name": "Alice"}), json!({"id": 2, "name": "Bob"})]);
+    ///
+    /// let tasks = kv
+    ///     .list_append_unique("tasks", vec![json!({"task_id": 42, "desc": "Review PR"})])
+    ///     .id_key("task_id")
+    ///     .ttl(Duration::from_secs(3600))
+    ///     .await?;
+    /// assert_eq!(tasks.len(), 1);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn list_append_unique<I>(&self, key: impl AsRef<str>, items: I) -> ListAppendUnique<'_>
+    where
+        I: IntoIterator,
+        I::Item: Serialize,
+    {
+        ListAppendUnique::new(self, self.key(key), items)
+    }
+
+    /// Removes the list at `key` and returns its items, atomically: no item is lost or returned
+    /// twice, however many tasks pop at once.
+    ///
+    /// A missing or expired key gives an empty `Vec`. So does a key holding something other than a
+    /// list, and that value is left untouched (the reference returns `[]` there; deleting a value
+    /// the call cannot return would lose data). A list stored with [`set`](KvHandle::set) counts.
+    ///
+    /// # Errors
+    /// [`KvError::Closed`] if the store has stopped.
+    ///
+    /// ```
+    /// use serde_json::json;
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), ephemeral_kv::KvError> {
+    /// let kv = ephemeral_kv::KvHandle::spawn();
+    /// kv.set("recent_events", json!(["a", "b"])).await?;
+    /// assert_eq!(kv.list_pop_all("recent_events").await?, vec![json!("a"), json!("b")]);
+    /// assert_eq!(kv.list_pop_all("logs").await?, Vec::<serde_json::Value>::new());
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn list_pop_all(
+        &self,
+        key: impl AsRef<str>,
+    ) -> impl Future<Output = Result<Vec<Value>, KvError>> + Send + '_ {
+        let key = self.key(key);
+        async move {
+            let list = self
+                .call(|reply| Command::ListPopAll { key, reply })
+                .await?;
+            Ok(match list.map(unshare) {
+                Some(Value::Array(items)) => items,
+                _ => Vec::new(),
+            })
+        }
+    }
+
+    /// Stores several key-value pairs in one atomic command, all with the same TTL.
+    ///
+    /// All or nothing: if any value fails to serialize, or the TTL is zero, nothing is written, and
+    /// no reader ever sees some of the pairs without the others. The last of duplicate keys wins.
+    /// Without [`Mset::ttl`] the keys never expire.
+    ///
+    /// # Errors
+    /// [`KvError::Serialize`], [`KvError::InvalidTtl`], [`KvError::Closed`].
+    ///
+    /// ```
+    /// use std::collections::HashMap;
+    /// use std::time::Duration;
+    /// use serde_json::json;
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), ephemeral_kv::KvError> {
+    /// let kv = ephemeral_kv::KvHandle::spawn();
+    /// kv.mset([("foo", json!(1)), ("bar", json!("baz"))]).await?;
+    /// kv.mset([("session", json!("abc")), ("count", json!(42))])
+    ///     .ttl(Duration::from_secs(60))
+    ///     .await?;
+    /// let from_map: HashMap<String, u32> = HashMap::from([("x".to_string(), 7)]);
+    /// kv.mset(from_map).await?;
+    /// assert_eq!(kv.mget(["foo", "x"]).await?, vec![Some(json!(1)), Some(json!(7))]);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn mset<I, K, V>(&self, entries: I) -> Mset<'_>
+    where
+        I: IntoIterator<Item = (K, V)>,
+        K: AsRef<str>,
+        V: Serialize,
+    {
+        let entries = entries
+            .into_iter()
+            .map(|(key, value)| (self.key(key), value));
+        Mset::new(self, entries)
+    }
+
+    /// The values of several keys in one atomic command, in the order given (duplicates included),
+    /// with `None` for each missing or expired key.
+    ///
+    /// # Errors
+    /// [`KvError::Closed`] if the store has stopped.
+    ///
+    /// ```
+    /// use serde_json::json;
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), ephemeral_kv::KvError> {
+    /// let kv = ephemeral_kv::KvHandle::spawn();
+    /// kv.set("bar", "bar_value").await?;
+    /// assert_eq!(kv.mget(["foo", "bar"]).await?, vec![None, Some(json!("bar_value"))]);
+    /// let keys = vec!["bar".to_string(), "bar".to_string()];
+    /// assert_eq!(kv.mget(&keys).await?.len(), 2);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn mget<I>(
+        &self,
+        keys: I,
+    ) -> impl Future<Output = Result<Vec<Option<Value>>, KvError>> + Send + '_
+    where
+        I: IntoIterator,
+        I::Item: AsRef<str>,
+    {
+        let keys: Vec<String> = keys.into_iter().map(|key| self.key(key)).collect();
+        async move {
+            let values = self.call(|reply| Command::Mget { keys, reply }).await?;
+            Ok(values.into_iter().map(|value| value.map(unshare)).collect())
+        }
+    }
+
+    /// Gives `key` a new TTL, counted from now. Returns `true` if the key was live and got it,
+    /// `false` if it is missing or expired (an expired key is not revived).
+    ///
+    /// A TTL too large to represent means the key no longer expires.
+    ///
+    /// # Errors
+    /// [`KvError::InvalidTtl`] for a zero TTL (the key keeps its old TTL), [`KvError::Closed`].
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), ephemeral_kv::KvError> {
+    /// let kv = ephemeral_kv::KvHandle::spawn();
+    /// kv.set("session_token", "abc123").await?;
+    /// assert!(kv.expire("session_token", Duration::from_secs(300)).await?);
+    /// assert!(!kv.expire("missing", Duration::from_secs(300)).await?);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn expire(
+        &self,
+        key: impl AsRef<str>,
+        ttl: Duration,
+    ) -> impl Future<Output = Result<bool, KvError>> + Send + '_ {
+        let key = self.key(key);
+        async move {
+            check_ttl(&key, Some(ttl))?;
+            self.call(|reply| Command::Expire { key, ttl, reply }).await
+        }
+    }
+
+    /// Removes expired entries, up to [`PurgeExpired::limit`] (1000 by default), and returns how
+    /// many it removed.
+    ///
+    /// It works on the whole store, not only on this handle's prefix. Its cost grows with the
+    /// number it removes, not with the size of the store. With active expiry on (the default) the
+    /// owner task already does this on its own, so calling it is rarely needed.
+    ///
+    /// # Errors
+    /// [`KvError::Closed`] if the store has stopped.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() -> Result<(), ephemeral_kv::KvError> {
+    /// let kv = ephemeral_kv::KvHandle::builder().active_expiry(false).spawn();
+    /// kv.set("a", 1).ttl(Duration::from_secs(1)).await?;
+    /// kv.set("b", 2).ttl(Duration::from_secs(1)).await?;
+    /// tokio::time::advance(Duration::from_secs(2)).await;
+    /// assert_eq!(kv.purge_expired().limit(1).await?, 1);
+    /// assert_eq!(kv.purge_expired().await?, 1);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn purge_expired(&self) -> PurgeExpired<'_> {
+        PurgeExpired::new(self)
+    }
+
+    /// Stops the store: the owner task answers every command queued before this one, then ends and
+    /// frees the store. Every later call, on any handle, returns [`KvError::Closed`]. Returns once
+    /// the owner task has stopped; calling it on a stopped store returns at once.
+    ///
+    /// ```
+    /// use ephemeral_kv::KvError;
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let kv = ephemeral_kv::KvHandle::spawn();
+    /// let other = kv.clone();
+    /// kv.shutdown().await;
+    /// assert!(matches!(other.get("k").await, Err(KvError::Closed)));
+    /// # }
+    /// ```
+    pub fn shutdown(&self) -> impl Future<Output = ()> + Send + '_ {
+        async move {
+            let _ = self.call(|reply| Command::Shutdown { reply }).await;
+        }
+    }
+
+    /// The full key for `key`: this handle's prefix followed by `key`.
+    pub(crate) fn key(&self, key: impl AsRef<str>) -> String {
+        let key = key.as_ref();
+        let mut full = String::with_capacity(self.prefix.len() + key.len());
+        full.push_str(&self.prefix);
+        full.push_str(key);
+        full
+    }
+
+    /// Sends the command built by `command` and awaits its answer.
+    ///
+    /// Both ways the owner task can be gone (the mailbox is closed, or it dropped the command
+    /// unanswered while stopping) are [`KvError::Closed`].
+    pub(crate) async fn call<T>(
+        &self,
+        command: impl FnOnce(Reply<T>) -> Command,
+    ) -> Result<T, KvError> {
+        let (reply, answer) = oneshot::channel();
+        self.sender
+            .send(command(reply))
+            .await
+            .map_err(|_| KvError::Closed)?;
+        answer.await.map_err(|_| KvError::Closed)
+    }
+}
+
+/// Turns the owner task's shared value into the caller's own, copying only if the store still
+/// holds it too. The copy happens here, on the caller's task, not on the owner task.
+pub(crate) fn unshare(value: Arc<Value>) -> Value {
+    Arc::try_unwrap(value).unwrap_or_else(|shared| (*shared).clone())
+}
+
+/// Configures a store before starting it. Made by [`KvHandle::builder`].
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let kv = ephemeral_kv::KvBuilder::new()
+///     .prefix("app:")
+///     .active_expiry(false)
+///     .mailbox_capacity(256)
+///     .spawn();
+/// assert_eq!(kv.prefix(), "app:");
+/// # }
+/// ```
+#[derive(Debug, Clone)]
+pub struct KvBuilder {
+    prefix: String,
+    active_expiry: bool,
+    mailbox_capacity: usize,
+}
+
+impl Default for KvBuilder {
+    fn default() -> Self {
+        KvBuilder::new()
+    }
+}
+
+impl KvBuilder {
+    /// Default settings: no prefix, active expiry on, a mailbox of 1024 commands.
+    ///
+    /// ```
+    /// let builder = ephemeral_kv::KvBuilder::new();
+    /// # let _ = builder;
+    /// ```
+    pub fn new() -> KvBuilder {
+        KvBuilder {
+            prefix: String::new(),
+            active_expiry: true,
+            mailbox_capacity: DEFAULT_MAILBOX_CAPACITY,
+        }
+    }
+
+    /// A prefix put before every key of the returned handle (and of handles made from it by
+    /// [`KvHandle::with_prefix`]), for namespacing.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let kv = ephemeral_kv::KvHandle::builder().prefix("app:").spawn();
+    /// assert_eq!(kv.with_prefix("run:").prefix(), "app:run:");
+    /// # }
+    /// ```
+    pub fn prefix(mut self, prefix: impl Into<String>) -> KvBuilder {
+        self.prefix = prefix.into();
+        self
+    }
+
+    /// Whether the owner task removes expired entries on its own, soon after their deadline
+    /// (default `true`). It does so in slices of a few hundred entries between batches of commands,
+    /// so a mass expiry never starves callers.
+    ///
+    /// With `false`, expired entries are removed only when a call touches them or by
+    /// [`KvHandle::purge_expired`], as in the reference; they are invisible either way.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let kv = ephemeral_kv::KvHandle::builder().active_expiry(false).spawn();
+    /// # let _ = kv;
+    /// # }
+    /// ```
+    pub fn active_expiry(mut self, on: bool) -> KvBuilder {
+        self.active_expiry = on;
+        self
+    }
+
+    /// How many commands may wait in the owner task's mailbox before callers wait for room
+    /// (default 1024; 0 is taken as 1). A bounded mailbox gives backpressure instead of unbounded
+    /// memory growth when callers outrun the owner task.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let kv = ephemeral_kv::KvHandle::builder().mailbox_capacity(16).spawn();
+    /// # let _ = kv;
+    /// # }
+    /// ```
+    pub fn mailbox_capacity(mut self, capacity: usize) -> KvBuilder {
+        self.mailbox_capacity = capacity.max(1);
+        self
+    }
+
+    /// Starts the owner task on the current tokio runtime and returns the first handle.
+    ///
+    /// # Panics
+    /// Like [`tokio::spawn`], panics when called outside a tokio runtime.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let kv = ephemeral_kv::KvBuilder::new().spawn();
+    /// # let _ = kv;
+    /// # }
+    /// ```
+    pub fn spawn(self) -> KvHandle {
+        let (sender, mailbox) = mpsc::channel(self.mailbox_capacity);
+        let config = OwnerConfig {
+            active_expiry: self.active_expiry,
+        };
+        tokio::spawn(owner::run(mailbox, config));
+        KvHandle {
+            sender,
+            prefix: self.prefix.into(),
+        }
+    }
+}

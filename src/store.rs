@@ -1,0 +1,274 @@
+//! The map and its rules, as plain synchronous code.
+//!
+//! Nothing here knows about channels or tasks: every method takes the current instant and returns
+//! its answer. The owner task ([`owner`](crate::owner)) calls these methods one command at a time,
+//! which is what makes each command atomic; tests can drive them directly.
+//!
+//! Values are kept behind `Arc` so that answering a read only bumps a reference count on the owner
+//! task; the deep copy into the caller's owned `Value` happens on the caller's side, off the single
+//! owner task that every caller shares.
+//!
+//! Expiry is checked lazily on every access (an expired entry is removed when it is touched and
+//! treated as missing) and eagerly through [`Store::purge_expired`], which the owner task also calls
+//! for active expiry.
+
+use std::collections::hash_map::{Entry as MapEntry, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::Value;
+use tokio::time::Instant;
+
+use crate::error::{json_type_name, KvError};
+use crate::expiry::ExpiryIndex;
+
+/// One stored value and when it stops being visible.
+#[derive(Debug)]
+struct Entry {
+    value: Arc<Value>,
+    /// `None`: never expires.
+    deadline: Option<Instant>,
+}
+
+impl Entry {
+    /// An entry is expired from its deadline on: a 1 s TTL set at `t` is gone at `t + 1 s`.
+    fn is_expired(&self, now: Instant) -> bool {
+        self.deadline.is_some_and(|deadline| deadline <= now)
+    }
+}
+
+/// Turns a TTL into a deadline. A TTL too large to represent as an instant means "never expires"
+/// rather than a panic on overflow.
+fn deadline_after(now: Instant, ttl: Option<Duration>) -> Option<Instant> {
+    ttl.and_then(|ttl| now.checked_add(ttl))
+}
+
+/// The map of keys to values with their deadlines, and the index of those deadlines.
+#[derive(Debug, Default)]
+pub(crate) struct Store {
+    map: HashMap<String, Entry>,
+    expiry: ExpiryIndex,
+}
+
+impl Store {
+    /// The live value at `key`, or `None` if it is missing or expired.
+    pub(crate) fn get(&mut self, key: &str, now: Instant) -> Option<Arc<Value>> {
+        self.live(key, now).map(|entry| Arc::clone(&entry.value))
+    }
+
+    /// Stores `value` at `key`, replacing any earlier value and TTL. `ttl: None` never expires.
+    pub(crate) fn set(&mut self, key: String, value: Value, ttl: Option<Duration>, now: Instant) {
+        self.put(key, Arc::new(value), deadline_after(now, ttl));
+    }
+
+    /// Removes `key`; a missing key is a no-op.
+    pub(crate) fn delete(&mut self, key: &str) {
+        self.remove(key);
+    }
+
+    /// Appends to the list at `key` each item whose `id_key` field is in neither the list nor an
+    /// earlier item of this call, then sets the entry's TTL to `ttl` (`None`: never expires).
+    ///
+    /// The items must already be JSON objects holding `id_key` (the handle checks that before the
+    /// command is sent). A missing or expired key starts a new, possibly empty, list. An existing
+    /// value that is not a list is an error and is kept. Existing elements that are not objects, or
+    /// lack `id_key`, stay where they are and never match an item.
+    ///
+    /// Returns the whole list after the append.
+    pub(crate) fn list_append_unique(
+        &mut self,
+        key: String,
+        items: Vec<Value>,
+        id_key: &str,
+        ttl: Option<Duration>,
+        now: Instant,
+    ) -> Result<Arc<Value>, KvError> {
+        let deadline = deadline_after(now, ttl);
+        let Some(entry) = self.live(&key, now) else {
+            let mut list = Vec::with_capacity(items.len());
+            append_unique(&mut list, items, id_key);
+            let list = Arc::new(Value::Array(list));
+            self.put(key, Arc::clone(&list), deadline);
+            return Ok(list);
+        };
+        if !entry.value.is_array() {
+            return Err(KvError::WrongType {
+                key,
+                expected: "a list",
+                found: json_type_name(&entry.value),
+            });
+        }
+        // `make_mut` copies only if a caller still holds the previous reply's `Arc`.
+        if let Value::Array(list) = Arc::make_mut(&mut entry.value) {
+            append_unique(list, items, id_key);
+        }
+        let list = Arc::clone(&entry.value);
+        self.set_deadline(&key, deadline);
+        Ok(list)
+    }
+
+    /// Removes the list at `key` and returns it. A missing, expired or non-list key gives `None`,
+    /// and a non-list value stays where it is.
+    pub(crate) fn list_pop_all(&mut self, key: &str, now: Instant) -> Option<Arc<Value>> {
+        if !self.live(key, now)?.value.is_array() {
+            return None;
+        }
+        self.remove(key).map(|entry| entry.value)
+    }
+
+    /// Stores every pair, in order (so the last of duplicate keys wins), all with the same TTL.
+    pub(crate) fn mset(
+        &mut self,
+        entries: Vec<(String, Value)>,
+        ttl: Option<Duration>,
+        now: Instant,
+    ) {
+        let deadline = deadline_after(now, ttl);
+        for (key, value) in entries {
+            self.put(key, Arc::new(value), deadline);
+        }
+    }
+
+    /// The live value of each key, in the order given, duplicates included.
+    pub(crate) fn mget(&mut self, keys: &[String], now: Instant) -> Vec<Option<Arc<Value>>> {
+        keys.iter().map(|key| self.get(key, now)).collect()
+    }
+
+    /// Gives a live key a new TTL and returns `true`; a missing or expired key returns `false` and
+    /// is not revived.
+    pub(crate) fn expire(&mut self, key: &str, ttl: Duration, now: Instant) -> bool {
+        if self.live(key, now).is_none() {
+            return false;
+        }
+        self.set_deadline(key, deadline_after(now, Some(ttl)));
+        true
+    }
+
+    /// Removes up to `limit` expired entries, earliest deadline first, and returns how many. Costs
+    /// what it removes, not the size of the store.
+    pub(crate) fn purge_expired(&mut self, limit: usize, now: Instant) -> usize {
+        let keys = self.expiry.pop_expired(now, limit);
+        for key in &keys {
+            self.map.remove(key);
+        }
+        keys.len()
+    }
+
+    /// The earliest deadline of any entry, for the owner task's expiry timer.
+    pub(crate) fn next_deadline(&self) -> Option<Instant> {
+        self.expiry.next_deadline()
+    }
+
+    /// The live entry at `key`. An expired entry is removed here, so that no command ever sees it.
+    fn live(&mut self, key: &str, now: Instant) -> Option<&mut Entry> {
+        if self.map.get(key)?.is_expired(now) {
+            self.remove(key);
+            return None;
+        }
+        self.map.get_mut(key)
+    }
+
+    /// Inserts or replaces an entry, keeping the expiry index in step.
+    fn put(&mut self, key: String, value: Arc<Value>, deadline: Option<Instant>) {
+        let entry = Entry { value, deadline };
+        match self.map.entry(key) {
+            MapEntry::Occupied(mut slot) => {
+                // The old deadline must leave the index before the new one goes in, or a stale
+                // `(deadline, key)` pair would later expire the fresh value.
+                if let Some(old) = slot.get().deadline {
+                    self.expiry.remove(old, slot.key());
+                }
+                if let Some(new) = deadline {
+                    self.expiry.insert(new, slot.key().clone());
+                }
+                slot.insert(entry);
+            }
+            MapEntry::Vacant(slot) => {
+                if let Some(new) = deadline {
+                    self.expiry.insert(new, slot.key().clone());
+                }
+                slot.insert(entry);
+            }
+        }
+    }
+
+    /// Changes the deadline of an existing entry, keeping the expiry index in step.
+    fn set_deadline(&mut self, key: &str, deadline: Option<Instant>) {
+        let Some(entry) = self.map.get_mut(key) else {
+            return;
+        };
+        if entry.deadline == deadline {
+            return;
+        }
+        if let Some(old) = entry.deadline {
+            self.expiry.remove(old, key);
+        }
+        if let Some(new) = deadline {
+            self.expiry.insert(new, key.to_owned());
+        }
+        entry.deadline = deadline;
+    }
+
+    /// Removes an entry and its place in the expiry index.
+    fn remove(&mut self, key: &str) -> Option<Entry> {
+        let entry = self.map.remove(key)?;
+        if let Some(deadline) = entry.deadline {
+            self.expiry.remove(deadline, key);
+        }
+        Some(entry)
+    }
+}
+
+/// Pushes each item whose `id_key` value is not already in `list`. Items pushed earlier in the same
+/// call count, so the first of two items with one id wins. `O(len · items)`: lists here are small.
+fn append_unique(list: &mut Vec<Value>, items: Vec<Value>, id_key: &str) {
+    for item in items {
+        let duplicate = match item.get(id_key) {
+            Some(id) => list.iter().any(|existing| existing.get(id_key) == Some(id)),
+            // Unreachable through the handle, which refuses such items; kept total for safety.
+            None => true,
+        };
+        if !duplicate {
+            list.push(item);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    const SEC: Duration = Duration::from_secs(1);
+
+    #[test]
+    fn overwriting_a_key_drops_its_old_deadline_from_the_index() {
+        let t0 = Instant::now();
+        let mut store = Store::default();
+        store.set("k".into(), json!(1), Some(SEC), t0);
+        store.set("k".into(), json!(2), None, t0);
+        assert_eq!(store.expiry.len(), 0);
+        assert_eq!(store.purge_expired(10, t0 + 2 * SEC), 0);
+        assert_eq!(store.get("k", t0 + 2 * SEC).as_deref(), Some(&json!(2)));
+    }
+
+    #[test]
+    fn lazy_expiry_removes_the_entry_and_its_index_slot() {
+        let t0 = Instant::now();
+        let mut store = Store::default();
+        store.set("k".into(), json!(1), Some(SEC), t0);
+        assert_eq!(store.get("k", t0 + SEC), None);
+        assert_eq!(store.map.len(), 0);
+        assert_eq!(store.expiry.len(), 0);
+    }
+
+    #[test]
+    fn a_ttl_too_large_for_an_instant_never_expires() {
+        let t0 = Instant::now();
+        let mut store = Store::default();
+        store.set("k".into(), json!(1), Some(Duration::MAX), t0);
+        assert_eq!(store.next_deadline(), None);
+        assert!(store.expire("k", Duration::MAX, t0));
+        assert_eq!(store.get("k", t0 + 1000 * SEC).as_deref(), Some(&json!(1)));
+    }
+}
