@@ -16,6 +16,7 @@ use tokio::sync::oneshot;
 use tokio::time::Instant;
 
 use crate::error::KvError;
+use crate::stats::Stats;
 use crate::store::Store;
 
 /// Where the owner task sends a command's answer. A caller that stopped waiting has dropped the
@@ -70,6 +71,8 @@ pub(crate) enum Command {
     },
     /// Remove up to `limit` expired entries.
     PurgeExpired { limit: usize, reply: Reply<usize> },
+    /// Count what the store holds.
+    Stats { reply: Reply<Stats> },
     /// Answer everything queued before this, then stop. Handled by the owner task, not the store.
     Shutdown { reply: Reply<()> },
 }
@@ -126,6 +129,9 @@ impl Command {
             Command::PurgeExpired { limit, reply } => {
                 let _ = reply.send(store.purge_expired(limit, now));
             }
+            Command::Stats { reply } => {
+                let _ = reply.send(store.stats());
+            }
             Command::Shutdown { reply } => {
                 let _ = reply.send(());
             }
@@ -146,7 +152,7 @@ impl Command {
             }
             Command::Mget { keys, .. } => tracing::debug!(op = self.name(), keys = keys.len()),
             Command::PurgeExpired { limit, .. } => tracing::debug!(op = self.name(), limit),
-            Command::Shutdown { .. } => tracing::debug!(op = self.name()),
+            Command::Stats { .. } | Command::Shutdown { .. } => tracing::debug!(op = self.name()),
         }
     }
 
@@ -162,6 +168,7 @@ impl Command {
             Command::Mget { .. } => "mget",
             Command::Expire { .. } => "expire",
             Command::PurgeExpired { .. } => "purge_expired",
+            Command::Stats { .. } => "stats",
             Command::Shutdown { .. } => "shutdown",
         }
     }

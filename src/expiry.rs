@@ -54,7 +54,6 @@ impl ExpiryIndex {
     }
 
     /// How many keys have a deadline.
-    #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
         self.by_deadline.len()
     }

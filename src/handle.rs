@@ -19,6 +19,7 @@ use crate::calls::{check_ttl, ListAppendUnique, Mset, PurgeExpired, Set};
 use crate::command::{Command, Reply};
 use crate::error::KvError;
 use crate::owner::{self, OwnerConfig};
+use crate::stats::Stats;
 
 /// The default number of commands that may wait in the mailbox before callers wait for room.
 const DEFAULT_MAILBOX_CAPACITY: usize = 1024;
@@ -496,6 +497,24 @@ impl KvHandle {
     /// ```
     pub fn purge_expired(&self) -> PurgeExpired<'_> {
         PurgeExpired::new(self)
+    }
+
+    /// A snapshot of what the store holds (the whole store, not only this handle's prefix).
+    ///
+    /// # Errors
+    /// [`KvError::Closed`] if the store has stopped.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), ephemeral_kv::KvError> {
+    /// let kv = ephemeral_kv::KvHandle::spawn();
+    /// kv.set("a", 1).await?;
+    /// assert_eq!(kv.stats().await?.entries, 1);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn stats(&self) -> impl Future<Output = Result<Stats, KvError>> + Send + '_ {
+        self.call(|reply| Command::Stats { reply })
     }
 
     /// Stops the store: the owner task answers every command queued before this one, then ends and

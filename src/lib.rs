@@ -55,6 +55,7 @@
 //! - `command`: the command enum, the single list of what the store can do.
 //! - `owner`: the owner task; receives commands in batches, applies them, runs active expiry, stops.
 //! - `store`: the map and its rules, plain synchronous code.
+//! - `stats`: [`Stats`], a snapshot of what the store holds.
 //! - `expiry`: the index of deadlines that makes purging cost what it removes.
 //! - `error`: [`KvError`].
 
@@ -66,8 +67,10 @@ mod error;
 mod expiry;
 mod handle;
 mod owner;
+mod stats;
 mod store;
 
 pub use calls::{ListAppendUnique, Mset, PurgeExpired, Set, DEFAULT_ID_KEY, DEFAULT_PURGE_LIMIT};
 pub use error::KvError;
 pub use handle::{KvBuilder, KvHandle};
+pub use stats::Stats;

@@ -21,6 +21,7 @@ use tokio::time::Instant;
 
 use crate::error::{json_type_name, KvError};
 use crate::expiry::ExpiryIndex;
+use crate::stats::Stats;
 
 /// One stored value and when it stops being visible.
 #[derive(Debug)]
@@ -152,6 +153,14 @@ impl Store {
             self.map.remove(key);
         }
         keys.len()
+    }
+
+    /// How many entries are held, and how many of them have a deadline.
+    pub(crate) fn stats(&self) -> Stats {
+        Stats {
+            entries: self.map.len(),
+            expiring: self.expiry.len(),
+        }
     }
 
     /// The earliest deadline of any entry, for the owner task's expiry timer.
