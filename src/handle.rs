@@ -531,10 +531,9 @@ impl KvHandle {
     /// assert!(matches!(other.get("k").await, Err(KvError::Closed)));
     /// # }
     /// ```
-    pub fn shutdown(&self) -> impl Future<Output = ()> + Send + '_ {
-        async move {
-            let _ = self.call(|reply| Command::Shutdown { reply }).await;
-        }
+    pub async fn shutdown(&self) {
+        // An error here means the store had already stopped, which is what was asked for.
+        let _ = self.call(|reply| Command::Shutdown { reply }).await;
     }
 
     /// The full key for `key`: this handle's prefix followed by `key`.
