@@ -74,3 +74,8 @@ pub use calls::{ListAppendUnique, Mset, PurgeExpired, Set, DEFAULT_ID_KEY, DEFAU
 pub use error::KvError;
 pub use handle::{KvBuilder, KvHandle};
 pub use stats::Stats;
+
+/// The README's code blocks, compiled and run as doctests so that it stays true.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
