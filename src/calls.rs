@@ -21,9 +21,26 @@ use crate::error::{json_type_name, KvError};
 use crate::handle::{unshare, KvHandle};
 
 /// The limit of [`KvHandle::purge_expired`] when none is given, as in the reference.
+///
+/// ```
+/// assert_eq!(ephemeral_kv::DEFAULT_PURGE_LIMIT, 1000);
+/// ```
 pub const DEFAULT_PURGE_LIMIT: usize = 1000;
 
 /// The id field of [`KvHandle::list_append_unique`] when none is given, as in the reference.
+///
+/// ```
+/// use serde_json::json;
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), ephemeral_kv::KvError> {
+/// let kv = ephemeral_kv::KvHandle::spawn();
+/// let id_key = ephemeral_kv::DEFAULT_ID_KEY;
+/// assert_eq!(id_key, "id");
+/// let list = kv.list_append_unique("l", [json!({ id_key: 1 })]).await?;
+/// assert_eq!(list, vec![json!({"id": 1})]);
+/// # Ok(())
+/// # }
+/// ```
 pub const DEFAULT_ID_KEY: &str = "id";
 
 /// Refuses a zero TTL, naming `key`.
