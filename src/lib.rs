@@ -62,15 +62,27 @@
 #![warn(missing_docs)]
 
 mod calls;
+mod changes;
 mod command;
+mod coordination;
 mod error;
 mod expiry;
 mod handle;
 mod owner;
 mod stats;
 mod store;
+mod ttl;
+mod txn;
+mod watch;
+mod watchers;
 
-pub use calls::{ListAppendUnique, Mset, PurgeExpired, Set, DEFAULT_ID_KEY, DEFAULT_PURGE_LIMIT};
+pub use calls::{
+    CompareAndSet, Incr, ListAppendUnique, Mset, PurgeExpired, ScanPrefix, Set, SetIfAbsent,
+    DEFAULT_ID_KEY, DEFAULT_PURGE_LIMIT,
+};
 pub use error::KvError;
 pub use handle::{KvBuilder, KvHandle};
 pub use stats::Stats;
+pub use ttl::Ttl;
+pub use txn::Txn;
+pub use watch::{Watch, WatchEvent, WatchStream, DEFAULT_WATCH_CAPACITY, MAX_WATCH_CAPACITY};
