@@ -515,9 +515,11 @@ impl KvHandle {
     /// # }
     /// ```
     pub async fn stats(&self) -> Result<Stats, KvError> {
+        // The mailbox is the channel's business, not the store's: measure it here, as the call
+        // joins the queue.
+        let mailbox_depth = self.sender.max_capacity() - self.sender.capacity();
         let mut stats = self.call(|reply| Command::Stats { reply }).await?;
-        // The mailbox is the channel's business, not the store's: measure it here.
-        stats.mailbox_depth = self.sender.max_capacity() - self.sender.capacity();
+        stats.mailbox_depth = mailbox_depth;
         Ok(stats)
     }
 

@@ -36,8 +36,9 @@ pub struct Stats {
     pub expirations: u64,
     /// Commands the owner task has applied, since the store started (this `stats` call included).
     pub commands: u64,
-    /// Commands waiting in the owner task's mailbox when the answer came back, a measure of how far
-    /// behind the owner task is.
+    /// Commands waiting in the owner task's mailbox when this `stats` call joined it (all of them
+    /// ahead of it): how far behind the owner task is. Near 0 when the store keeps up; near the
+    /// mailbox capacity when callers outrun it and wait for room.
     pub mailbox_depth: usize,
     /// Watch streams and pending `wait_for` calls the owner task is serving.
     pub watchers: usize,
