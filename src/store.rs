@@ -197,17 +197,22 @@ impl Store {
             return None;
         };
         if entry.is_expired(now) {
-            if let Some(entry) = self.map.remove(key) {
-                if let Some(deadline) = entry.deadline {
-                    self.expiry.remove(deadline, key);
-                }
-            }
-            self.note_expired(key);
+            self.remove_expired(key);
             self.counters.misses += 1;
             return None;
         }
         self.counters.hits += 1;
         self.map.get_mut(key)
+    }
+
+    /// Removes an entry found expired, and its place in the expiry index, as an expiry.
+    fn remove_expired(&mut self, key: &str) {
+        if let Some(entry) = self.map.remove(key) {
+            if let Some(deadline) = entry.deadline {
+                self.expiry.remove(deadline, key);
+            }
+        }
+        self.note_expired(key);
     }
 
     /// Counts one expired entry as removed and tells watchers.

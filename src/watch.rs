@@ -30,7 +30,8 @@ pub const MAX_WATCH_CAPACITY: usize = 1 << 20;
 /// A change to one key under a watched prefix.
 ///
 /// Keys are relative to the prefix of the handle that opened the stream (not to the watched
-/// prefix), so `kv.get(event.key())` reads the key the event is about.
+/// prefix), so `kv.get(event.key())` reads the key the event is about. Only changes to values are
+/// events: a TTL change (`expire`, `persist`) is not, nor is a call that failed or changed nothing.
 ///
 /// ```
 /// use ephemeral_kv::WatchEvent;

@@ -78,6 +78,12 @@ impl Watchers {
                 store.changes.set_listeners(self.listeners());
                 command.apply(store, now);
             }
+            Command::Delete { ref key, .. } if store.changes.listeners() > 0 => {
+                // `Store::delete` takes no `now`; settle an expired key first, so that watchers
+                // see it expire rather than see a deletion of a value no call could read.
+                store.expire_if_due(key, now);
+                command.apply(store, now);
+            }
             command => command.apply(store, now),
         }
         self.publish(store);

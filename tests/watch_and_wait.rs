@@ -156,6 +156,16 @@ mod watch {
             ]
         );
 
+        // Deleting a key whose TTL ran out (but that is still held) reports the expiry.
+        lazy.set("deleted", 3).ttl(SEC).await.unwrap();
+        tokio::time::advance(SEC).await;
+        lazy.delete("deleted").await.unwrap();
+        assert_eq!(
+            next_events(&mut events, 2).await,
+            vec![set("deleted", json!(3)), expired("deleted")]
+        );
+        assert!(nothing_ready(&mut events));
+
         let active = KvHandle::spawn();
         let mut events = active.watch("").await.unwrap();
         active.set("lease", "w1").ttl(SEC).await.unwrap();

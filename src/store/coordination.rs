@@ -212,6 +212,14 @@ impl Store {
             .map(|entry| (&entry.value, entry.deadline))
     }
 
+    /// Removes `key` as expired if its deadline has passed, so that a command about to remove it
+    /// reports an expiry to watchers, not a deletion of a value nobody could see.
+    pub(crate) fn expire_if_due(&mut self, key: &str, now: Instant) {
+        if self.map.get(key).is_some_and(|entry| entry.is_expired(now)) {
+            self.remove_expired(key);
+        }
+    }
+
     /// Replaces the value of an existing entry and keeps its deadline.
     fn replace_value(&mut self, key: &str, value: Arc<Value>) {
         if let Some(entry) = self.map.get_mut(key) {
