@@ -7,6 +7,7 @@
 //! code fails halfway.
 
 use std::collections::HashMap;
+use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -62,7 +63,6 @@ type Staged = Option<(Arc<Value>, Option<Instant>)>;
 /// # Ok(())
 /// # }
 /// ```
-#[derive(Debug)]
 pub struct Txn<'a> {
     store: &'a Store,
     prefix: &'a str,
@@ -70,6 +70,17 @@ pub struct Txn<'a> {
     staged: HashMap<String, Staged>,
     ops: Vec<Op>,
     aborted: bool,
+}
+
+impl fmt::Debug for Txn<'_> {
+    // Not derived: that would print the whole store.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Txn")
+            .field("prefix", &self.prefix)
+            .field("staged_writes", &self.ops.len())
+            .field("aborted", &self.aborted)
+            .finish_non_exhaustive()
+    }
 }
 
 impl<'a> Txn<'a> {
