@@ -1,5 +1,6 @@
-//! The awaitable call values for calls with options: [`Set`], [`ListAppendUnique`], [`Mset`] and
-//! [`PurgeExpired`].
+//! The awaitable call values for calls with options: [`Set`], [`ListAppendUnique`], [`Mset`],
+//! [`PurgeExpired`], and for the coordination calls [`Incr`], [`SetIfAbsent`], [`CompareAndSet`]
+//! and [`ScanPrefix`].
 //!
 //! The reference's keyword arguments (`ttl_s`, `id_key`, `limit`) become methods on these values,
 //! which are then awaited directly (they implement [`IntoFuture`]):
@@ -17,6 +18,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::command::Command;
+use crate::coordination::relative_key;
 use crate::error::{json_type_name, KvError};
 use crate::handle::{unshare, KvHandle};
 
@@ -399,5 +401,329 @@ impl<'a> IntoFuture for PurgeExpired<'a> {
     fn into_future(self) -> Self::IntoFuture {
         let PurgeExpired { handle, limit } = self;
         Box::pin(handle.call(move |reply| Command::PurgeExpired { limit, reply }))
+    }
+}
+
+/// A pending [`KvHandle::incr`]. Await it to get the counter's new value.
+///
+/// ```
+/// use std::time::Duration;
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), ephemeral_kv::KvError> {
+/// let kv = ephemeral_kv::KvHandle::spawn();
+/// assert_eq!(kv.incr("hits", 1).ttl(Duration::from_secs(60)).await?, 1);
+/// assert_eq!(kv.incr("hits", 5).await?, 6);
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Debug)]
+#[must_use = "a call does nothing until it is awaited"]
+pub struct Incr<'a> {
+    handle: &'a KvHandle,
+    key: String,
+    by: i64,
+    ttl: Option<Duration>,
+}
+
+impl<'a> Incr<'a> {
+    pub(crate) fn new(handle: &'a KvHandle, key: String, by: i64) -> Self {
+        Incr {
+            handle,
+            key,
+            by,
+            ttl: None,
+        }
+    }
+
+    /// The TTL the counter gets **if this call creates it**. A counter that already exists keeps
+    /// its TTL (or lack of one), which is what a fixed-window rate limiter needs: the window starts
+    /// with the first hit and is not pushed back by later ones. Must be greater than zero.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use ephemeral_kv::Ttl;
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() -> Result<(), ephemeral_kv::KvError> {
+    /// let kv = ephemeral_kv::KvHandle::spawn();
+    /// kv.incr("window", 1).ttl(Duration::from_secs(60)).await?;
+    /// tokio::time::advance(Duration::from_secs(10)).await;
+    /// kv.incr("window", 1).ttl(Duration::from_secs(60)).await?;
+    /// assert_eq!(kv.ttl("window").await?, Ttl::Expires(Duration::from_secs(50)));
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn ttl(mut self, ttl: Duration) -> Self {
+        self.ttl = Some(ttl);
+        self
+    }
+}
+
+impl<'a> IntoFuture for Incr<'a> {
+    type Output = Result<i64, KvError>;
+    type IntoFuture = BoxFuture<'a, Self::Output>;
+
+    fn into_future(self) -> Self::IntoFuture {
+        Box::pin(async move {
+            let Incr {
+                handle,
+                key,
+                by,
+                ttl,
+            } = self;
+            check_ttl(&key, ttl)?;
+            handle
+                .call(|reply| Command::Incr {
+                    key,
+                    by,
+                    ttl,
+                    reply,
+                })
+                .await?
+        })
+    }
+}
+
+/// A pending [`KvHandle::set_if_absent`]. Await it to learn whether the value was stored.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), ephemeral_kv::KvError> {
+/// let kv = ephemeral_kv::KvHandle::spawn();
+/// assert!(kv.set_if_absent("lock", "worker-1").await?);
+/// assert!(!kv.set_if_absent("lock", "worker-2").await?);
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Debug)]
+#[must_use = "a call does nothing until it is awaited"]
+pub struct SetIfAbsent<'a> {
+    handle: &'a KvHandle,
+    key: String,
+    value: Result<Value, KvError>,
+    ttl: Option<Duration>,
+}
+
+impl<'a> SetIfAbsent<'a> {
+    pub(crate) fn new<T: Serialize>(handle: &'a KvHandle, key: String, value: T) -> Self {
+        let value = to_json(&key, value);
+        SetIfAbsent {
+            handle,
+            key,
+            value,
+            ttl: None,
+        }
+    }
+
+    /// Makes the key, if this call stores it, expire `ttl` from now: a lease that frees itself if
+    /// its holder dies. Must be greater than zero.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() -> Result<(), ephemeral_kv::KvError> {
+    /// let kv = ephemeral_kv::KvHandle::spawn();
+    /// assert!(kv.set_if_absent("lock", "w1").ttl(Duration::from_secs(30)).await?);
+    /// tokio::time::advance(Duration::from_secs(30)).await;
+    /// assert!(kv.set_if_absent("lock", "w2").ttl(Duration::from_secs(30)).await?);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn ttl(mut self, ttl: Duration) -> Self {
+        self.ttl = Some(ttl);
+        self
+    }
+}
+
+impl<'a> IntoFuture for SetIfAbsent<'a> {
+    type Output = Result<bool, KvError>;
+    type IntoFuture = BoxFuture<'a, Self::Output>;
+
+    fn into_future(self) -> Self::IntoFuture {
+        Box::pin(async move {
+            let SetIfAbsent {
+                handle,
+                key,
+                value,
+                ttl,
+            } = self;
+            let value = value?;
+            check_ttl(&key, ttl)?;
+            handle
+                .call(|reply| Command::SetIfAbsent {
+                    key,
+                    value,
+                    ttl,
+                    reply,
+                })
+                .await
+        })
+    }
+}
+
+/// A pending [`KvHandle::compare_and_set`]. Await it to learn whether the swap happened.
+///
+/// ```
+/// use serde_json::json;
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), ephemeral_kv::KvError> {
+/// let kv = ephemeral_kv::KvHandle::spawn();
+/// assert!(kv.compare_and_set("state", None, "idle").await?);
+/// assert!(kv.compare_and_set("state", Some(json!("idle")), "busy").await?);
+/// assert!(!kv.compare_and_set("state", Some(json!("idle")), "busy").await?);
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Debug)]
+#[must_use = "a call does nothing until it is awaited"]
+pub struct CompareAndSet<'a> {
+    handle: &'a KvHandle,
+    key: String,
+    expected: Option<Value>,
+    new: Result<Value, KvError>,
+    ttl: Option<Duration>,
+}
+
+impl<'a> CompareAndSet<'a> {
+    pub(crate) fn new<T: Serialize>(
+        handle: &'a KvHandle,
+        key: String,
+        expected: Option<Value>,
+        new: T,
+    ) -> Self {
+        let new = to_json(&key, new);
+        CompareAndSet {
+            handle,
+            key,
+            expected,
+            new,
+            ttl: None,
+        }
+    }
+
+    /// If the swap happens, the key expires `ttl` from now (instead of keeping its TTL). Swapping a
+    /// lease for itself with a TTL renews it, but only while the caller still holds it. Must be
+    /// greater than zero.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use serde_json::json;
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() -> Result<(), ephemeral_kv::KvError> {
+    /// let kv = ephemeral_kv::KvHandle::spawn();
+    /// let lease = Duration::from_secs(10);
+    /// kv.set_if_absent("lock", "w1").ttl(lease).await?;
+    /// tokio::time::advance(Duration::from_secs(8)).await;
+    /// let renewed = kv.compare_and_set("lock", Some(json!("w1")), "w1").ttl(lease).await?;
+    /// assert!(renewed);
+    /// tokio::time::advance(Duration::from_secs(8)).await;
+    /// assert_eq!(kv.get("lock").await?, Some(json!("w1")));
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn ttl(mut self, ttl: Duration) -> Self {
+        self.ttl = Some(ttl);
+        self
+    }
+}
+
+impl<'a> IntoFuture for CompareAndSet<'a> {
+    type Output = Result<bool, KvError>;
+    type IntoFuture = BoxFuture<'a, Self::Output>;
+
+    fn into_future(self) -> Self::IntoFuture {
+        Box::pin(async move {
+            let CompareAndSet {
+                handle,
+                key,
+                expected,
+                new,
+                ttl,
+            } = self;
+            let new = new?;
+            check_ttl(&key, ttl)?;
+            handle
+                .call(|reply| Command::CompareAndSet {
+                    key,
+                    expected,
+                    new,
+                    ttl,
+                    reply,
+                })
+                .await
+        })
+    }
+}
+
+/// A pending [`KvHandle::scan_prefix`]. Await it to get the keys.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), ephemeral_kv::KvError> {
+/// let kv = ephemeral_kv::KvHandle::spawn();
+/// kv.set("run:1:b", 0).await?;
+/// kv.set("run:1:a", 0).await?;
+/// assert_eq!(kv.scan_prefix("run:1:").await?, vec!["run:1:a", "run:1:b"]);
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Debug)]
+#[must_use = "a call does nothing until it is awaited"]
+pub struct ScanPrefix<'a> {
+    handle: &'a KvHandle,
+    prefix: String,
+    limit: usize,
+}
+
+impl<'a> ScanPrefix<'a> {
+    pub(crate) fn new(handle: &'a KvHandle, prefix: String) -> Self {
+        ScanPrefix {
+            handle,
+            prefix,
+            limit: usize::MAX,
+        }
+    }
+
+    /// The most keys to return: the first `limit` in sorted order (default: all).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), ephemeral_kv::KvError> {
+    /// let kv = ephemeral_kv::KvHandle::spawn();
+    /// kv.mset([("job:3", 0), ("job:1", 0), ("job:2", 0)]).await?;
+    /// assert_eq!(kv.scan_prefix("job:").limit(2).await?, vec!["job:1", "job:2"]);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn limit(mut self, limit: usize) -> Self {
+        self.limit = limit;
+        self
+    }
+}
+
+impl<'a> IntoFuture for ScanPrefix<'a> {
+    type Output = Result<Vec<String>, KvError>;
+    type IntoFuture = BoxFuture<'a, Self::Output>;
+
+    fn into_future(self) -> Self::IntoFuture {
+        Box::pin(async move {
+            let ScanPrefix {
+                handle,
+                prefix,
+                limit,
+            } = self;
+            let keys = handle
+                .call(|reply| Command::ScanPrefix {
+                    prefix,
+                    limit,
+                    reply,
+                })
+                .await?;
+            // Keys come back full; strip the handle's prefix here, off the owner task.
+            let strip = handle.prefix().len();
+            Ok(keys
+                .into_iter()
+                .map(|key| relative_key(key, strip))
+                .collect())
+        })
     }
 }

@@ -12,12 +12,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::Value;
-use tokio::sync::oneshot;
+use tokio::sync::{broadcast, oneshot};
 use tokio::time::Instant;
 
 use crate::error::KvError;
 use crate::stats::Stats;
-use crate::store::Store;
+use crate::store::{Store, TxnFn, UpdateFn};
+use crate::ttl::Ttl;
+use crate::watchers::Delivery;
 
 /// Where the owner task sends a command's answer. A caller that stopped waiting has dropped the
 /// receiving end; the answer is then discarded, which is normal and not an error.
@@ -75,6 +77,70 @@ pub(crate) enum Command {
     Stats { reply: Reply<Stats> },
     /// Answer everything queued before this, then stop. Handled by the owner task, not the store.
     Shutdown { reply: Reply<()> },
+    /// Add to an integer; a missing key counts as 0 and is created with `ttl`.
+    Incr {
+        key: String,
+        by: i64,
+        ttl: Option<Duration>,
+        reply: Reply<Result<i64, KvError>>,
+    },
+    /// Write a key only if it is missing.
+    SetIfAbsent {
+        key: String,
+        value: Value,
+        ttl: Option<Duration>,
+        reply: Reply<bool>,
+    },
+    /// Write a key only if it holds `expected` (`None`: only if it is missing).
+    CompareAndSet {
+        key: String,
+        expected: Option<Value>,
+        new: Value,
+        ttl: Option<Duration>,
+        reply: Reply<bool>,
+    },
+    /// Replace a key's value with what a closure makes of it.
+    Update {
+        key: String,
+        f: UpdateFn,
+        reply: Reply<Result<Option<Arc<Value>>, KvError>>,
+    },
+    /// Run a closure over several keys; apply all of its writes or none.
+    Transaction {
+        prefix: String,
+        f: TxnFn,
+        reply: Reply<Result<(), KvError>>,
+    },
+    /// Remove a key and answer with its value.
+    GetDel {
+        key: String,
+        reply: Reply<Option<Arc<Value>>>,
+    },
+    /// Whether a key is live.
+    Exists { key: String, reply: Reply<bool> },
+    /// How long a key has left.
+    Ttl { key: String, reply: Reply<Ttl> },
+    /// Remove a key's TTL.
+    Persist { key: String, reply: Reply<bool> },
+    /// The live keys under a prefix, sorted.
+    ScanPrefix {
+        prefix: String,
+        limit: usize,
+        reply: Reply<Vec<String>>,
+    },
+    /// Send every later change under `prefix` to `sender`. Handled by the owner task's
+    /// [`Watchers`](crate::watchers::Watchers), not the store.
+    Watch {
+        prefix: String,
+        sender: broadcast::Sender<Delivery>,
+        reply: Reply<()>,
+    },
+    /// Answer with the key's value now if it has one, else as soon as it gets one. Handled by the
+    /// owner task's [`Watchers`](crate::watchers::Watchers) with the store's help.
+    WaitFor {
+        key: String,
+        reply: Reply<Arc<Value>>,
+    },
 }
 
 impl Command {
@@ -82,6 +148,7 @@ impl Command {
     ///
     /// [`Command::Shutdown`] is the owner task's business; here it only acknowledges.
     pub(crate) fn apply(self, store: &mut Store, now: Instant) {
+        store.note_command();
         // `let _ =`: the caller may have dropped its future; the command is applied regardless.
         match self {
             Command::Get { key, reply } => {
@@ -135,6 +202,60 @@ impl Command {
             Command::Shutdown { reply } => {
                 let _ = reply.send(());
             }
+            Command::Incr {
+                key,
+                by,
+                ttl,
+                reply,
+            } => {
+                let _ = reply.send(store.incr(key, by, ttl, now));
+            }
+            Command::SetIfAbsent {
+                key,
+                value,
+                ttl,
+                reply,
+            } => {
+                let _ = reply.send(store.set_if_absent(key, value, ttl, now));
+            }
+            Command::CompareAndSet {
+                key,
+                expected,
+                new,
+                ttl,
+                reply,
+            } => {
+                let _ = reply.send(store.compare_and_set(key, expected, new, ttl, now));
+            }
+            Command::Update { key, f, reply } => {
+                let _ = reply.send(store.update(key, f, now));
+            }
+            Command::Transaction { prefix, f, reply } => {
+                let _ = reply.send(store.transaction(&prefix, f, now));
+            }
+            Command::GetDel { key, reply } => {
+                let _ = reply.send(store.get_del(&key, now));
+            }
+            Command::Exists { key, reply } => {
+                let _ = reply.send(store.exists(&key, now));
+            }
+            Command::Ttl { key, reply } => {
+                let _ = reply.send(store.ttl(&key, now));
+            }
+            Command::Persist { key, reply } => {
+                let _ = reply.send(store.persist(&key, now));
+            }
+            Command::ScanPrefix {
+                prefix,
+                limit,
+                reply,
+            } => {
+                let _ = reply.send(store.scan_prefix(&prefix, limit, now));
+            }
+            // The owner task's `Watchers` take these two before they get here (they need channels,
+            // which the store has none of). Applied without watchers, there is no one to deliver
+            // to: dropping the reply ends the caller's stream or wait with `KvError::Closed`.
+            Command::Watch { .. } | Command::WaitFor { .. } => {}
         }
     }
 
@@ -146,7 +267,21 @@ impl Command {
             | Command::Delete { key, .. }
             | Command::ListAppendUnique { key, .. }
             | Command::ListPopAll { key, .. }
-            | Command::Expire { key, .. } => tracing::debug!(op = self.name(), key = %key),
+            | Command::Expire { key, .. }
+            | Command::Incr { key, .. }
+            | Command::SetIfAbsent { key, .. }
+            | Command::CompareAndSet { key, .. }
+            | Command::Update { key, .. }
+            | Command::GetDel { key, .. }
+            | Command::Exists { key, .. }
+            | Command::Ttl { key, .. }
+            | Command::Persist { key, .. }
+            | Command::WaitFor { key, .. } => tracing::debug!(op = self.name(), key = %key),
+            Command::Transaction { prefix, .. }
+            | Command::ScanPrefix { prefix, .. }
+            | Command::Watch { prefix, .. } => {
+                tracing::debug!(op = self.name(), prefix = %prefix)
+            }
             Command::Mset { entries, .. } => {
                 tracing::debug!(op = self.name(), keys = entries.len())
             }
@@ -156,7 +291,8 @@ impl Command {
         }
     }
 
-    /// The operation's name, as the reference API spells it.
+    /// The operation's name, as the reference API (or, for the coordination commands, the
+    /// [`KvHandle`](crate::KvHandle) method) spells it.
     pub(crate) fn name(&self) -> &'static str {
         match self {
             Command::Get { .. } => "get",
@@ -170,6 +306,18 @@ impl Command {
             Command::PurgeExpired { .. } => "purge_expired",
             Command::Stats { .. } => "stats",
             Command::Shutdown { .. } => "shutdown",
+            Command::Incr { .. } => "incr",
+            Command::SetIfAbsent { .. } => "set_if_absent",
+            Command::CompareAndSet { .. } => "compare_and_set",
+            Command::Update { .. } => "update",
+            Command::Transaction { .. } => "transaction",
+            Command::GetDel { .. } => "get_del",
+            Command::Exists { .. } => "exists",
+            Command::Ttl { .. } => "ttl",
+            Command::Persist { .. } => "persist",
+            Command::ScanPrefix { .. } => "scan_prefix",
+            Command::Watch { .. } => "watch",
+            Command::WaitFor { .. } => "wait_for",
         }
     }
 }

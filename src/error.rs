@@ -90,6 +90,60 @@ pub enum KvError {
         /// The TTL that was given.
         ttl: Duration,
     },
+
+    /// [`KvHandle::incr`](crate::KvHandle::incr) would take the counter past the bounds of `i64`.
+    /// The counter is kept as it was.
+    #[error("incrementing key `{key}` (holding {current}) by {by} would overflow an i64")]
+    Overflow {
+        /// The counter's key.
+        key: String,
+        /// The counter's value, unchanged.
+        current: i64,
+        /// The increment that was refused.
+        by: i64,
+    },
+
+    /// The closure given to [`KvHandle::update`](crate::KvHandle::update) panicked. The key is
+    /// exactly as it was before the call, and the store keeps serving.
+    #[error("the update closure for key `{key}` panicked: {message}")]
+    UpdatePanicked {
+        /// The key being updated.
+        key: String,
+        /// The panic's message, when it was a string.
+        message: String,
+    },
+
+    /// The closure given to [`KvHandle::transaction`](crate::KvHandle::transaction) panicked. None
+    /// of its writes were applied, and the store keeps serving.
+    #[error("the transaction closure on handle prefix `{prefix}` panicked: {message}")]
+    TransactionPanicked {
+        /// The prefix of the handle the transaction ran on (its keys are relative to it).
+        prefix: String,
+        /// The panic's message, when it was a string.
+        message: String,
+    },
+
+    /// A [`WatchStream`](crate::WatchStream) fell behind: its buffer was full, so `missed` events
+    /// under `prefix` were dropped for it (the store never waits for a slow watcher). The stream
+    /// goes on with the events that came after.
+    #[error("watcher of prefix `{prefix}` fell behind and missed {missed} events")]
+    Lagged {
+        /// The full prefix being watched.
+        prefix: String,
+        /// How many events were dropped, in a row, just before the next item.
+        missed: u64,
+    },
+}
+
+/// The message of a caught panic: the text of `panic!("...")`, or a placeholder.
+pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    if let Some(text) = payload.downcast_ref::<&str>() {
+        (*text).to_owned()
+    } else if let Some(text) = payload.downcast_ref::<String>() {
+        text.clone()
+    } else {
+        "a panic with a non-string payload".to_owned()
+    }
 }
 
 /// The JSON type of a value, in words, for [`KvError::WrongType`].

@@ -499,7 +499,8 @@ impl KvHandle {
         PurgeExpired::new(self)
     }
 
-    /// A snapshot of what the store holds (the whole store, not only this handle's prefix).
+    /// A snapshot of what the store holds and how it has been used (the whole store, not only
+    /// this handle's prefix).
     ///
     /// # Errors
     /// [`KvError::Closed`] if the store has stopped.
@@ -513,8 +514,13 @@ impl KvHandle {
     /// # Ok(())
     /// # }
     /// ```
-    pub fn stats(&self) -> impl Future<Output = Result<Stats, KvError>> + Send + '_ {
-        self.call(|reply| Command::Stats { reply })
+    pub async fn stats(&self) -> Result<Stats, KvError> {
+        // The mailbox is the channel's business, not the store's: measure it here, as the call
+        // joins the queue.
+        let mailbox_depth = self.sender.max_capacity() - self.sender.capacity();
+        let mut stats = self.call(|reply| Command::Stats { reply }).await?;
+        stats.mailbox_depth = mailbox_depth;
+        Ok(stats)
     }
 
     /// Stops the store: the owner task answers every command queued before this one, then ends and

@@ -33,6 +33,37 @@
 //! library's): `set`, `get`, `delete`, `list_append_unique`, `list_pop_all`, `mset`, `mget`,
 //! `expire`, `purge_expired`, with the same meanings.
 //!
+//! # Coordination
+//! Beyond the reference, it has the toolkit that locks, counters and hand-offs need, each call one
+//! atomic command: [`incr`](KvHandle::incr) with a create-only TTL,
+//! [`set_if_absent`](KvHandle::set_if_absent) (leases), [`compare_and_set`](KvHandle::compare_and_set),
+//! [`update`](KvHandle::update) and [`transaction`](KvHandle::transaction) (short closures run on
+//! the owner task, all or nothing, panics caught), [`get_del`](KvHandle::get_del),
+//! [`exists`](KvHandle::exists), [`ttl`](KvHandle::ttl), [`persist`](KvHandle::persist),
+//! [`scan_prefix`](KvHandle::scan_prefix), a change feed [`watch`](KvHandle::watch) and
+//! [`wait_for`](KvHandle::wait_for).
+//!
+//! ```
+//! use std::time::Duration;
+//! use ephemeral_kv::KvHandle;
+//! use serde_json::json;
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), ephemeral_kv::KvError> {
+//! let kv = KvHandle::spawn();
+//! // A lease: exactly one worker gets it; it frees itself if the holder dies.
+//! assert!(kv.set_if_absent("lock:job:7", "worker-1").ttl(Duration::from_secs(30)).await?);
+//! // A rate limiter's counter: the window starts with the first hit.
+//! assert_eq!(kv.incr("rate:1.2.3.4", 1).ttl(Duration::from_secs(60)).await?, 1);
+//! // A hand-off: the waiter gets the value as soon as it is there.
+//! let waiter = kv.clone();
+//! let result = tokio::spawn(async move { waiter.wait_for("job:7:result").await });
+//! kv.set("job:7:result", json!({"rows": 3})).await?;
+//! assert_eq!(result.await.unwrap()?, json!({"rows": 3}));
+//! # Ok(())
+//! # }
+//! ```
+//!
 //! # When not to
 //! It is cleared when the process ends, not replicated, and meant for small values: not a database,
 //! not a blob store, not a cache with size-based eviction (reach for `moka` for that).
@@ -50,30 +81,52 @@
 //! A call flows in one direction through these modules (`ARCHITECTURE.md` draws it):
 //! - `handle`: [`KvHandle`] and [`KvBuilder`]; turns a call into a command, sends it, awaits the
 //!   answer.
+//! - `coordination`: the coordination calls of [`KvHandle`] (counters, leases, closures, scans,
+//!   change feeds).
 //! - `calls`: the awaitable values of calls with options ([`Set`], [`ListAppendUnique`], [`Mset`],
-//!   [`PurgeExpired`]) and the input checks.
+//!   [`PurgeExpired`], [`Incr`], [`SetIfAbsent`], [`CompareAndSet`], [`ScanPrefix`]) and the input
+//!   checks.
+//! - `watch`: the caller's side of a change feed: [`Watch`], [`WatchStream`], [`WatchEvent`].
+//! - `txn`: [`Txn`], what a transaction closure reads and stages writes through.
+//! - `ttl`: [`Ttl`], a key's time left.
 //! - `command`: the command enum, the single list of what the store can do.
 //! - `owner`: the owner task; receives commands in batches, applies them, runs active expiry, stops.
-//! - `store`: the map and its rules, plain synchronous code.
-//! - `stats`: [`Stats`], a snapshot of what the store holds.
+//! - `watchers`: on the owner task, the open watch streams and pending `wait_for` calls, and the
+//!   fan-out of changes to them.
+//! - `store`: the map and its rules, plain synchronous code (`store/coordination.rs`: the rules of
+//!   the coordination commands).
+//! - `changes`: the log of changes the store made, kept for watchers while anyone listens.
+//! - `stats`: [`Stats`], a snapshot of what the store holds and how it has been used.
 //! - `expiry`: the index of deadlines that makes purging cost what it removes.
 //! - `error`: [`KvError`].
 
 #![warn(missing_docs)]
 
 mod calls;
+mod changes;
 mod command;
+mod coordination;
 mod error;
 mod expiry;
 mod handle;
 mod owner;
 mod stats;
 mod store;
+mod ttl;
+mod txn;
+mod watch;
+mod watchers;
 
-pub use calls::{ListAppendUnique, Mset, PurgeExpired, Set, DEFAULT_ID_KEY, DEFAULT_PURGE_LIMIT};
+pub use calls::{
+    CompareAndSet, Incr, ListAppendUnique, Mset, PurgeExpired, ScanPrefix, Set, SetIfAbsent,
+    DEFAULT_ID_KEY, DEFAULT_PURGE_LIMIT,
+};
 pub use error::KvError;
 pub use handle::{KvBuilder, KvHandle};
 pub use stats::Stats;
+pub use ttl::Ttl;
+pub use txn::Txn;
+pub use watch::{Watch, WatchEvent, WatchStream, DEFAULT_WATCH_CAPACITY, MAX_WATCH_CAPACITY};
 
 /// The README's code blocks, compiled and run as doctests so that it stays true.
 #[cfg(doctest)]

@@ -14,6 +14,7 @@ use tokio::time::{sleep_until, Instant};
 
 use crate::command::{Command, Reply};
 use crate::store::Store;
+use crate::watchers::Watchers;
 
 /// How many commands the owner takes from the mailbox at once. Draining in batches saves a trip
 /// through the channel's wake-up machinery per command when many callers are busy.
@@ -37,6 +38,7 @@ pub(crate) async fn run(mut mailbox: mpsc::Receiver<Command>, config: OwnerConfi
         "ephemeral-kv owner task started"
     );
     let mut store = Store::default();
+    let mut watchers = Watchers::default();
     let mut batch = Vec::with_capacity(BATCH);
     // One timer, re-armed only when the earliest deadline changes, wakes the task for active
     // expiry while no commands arrive.
@@ -69,7 +71,7 @@ pub(crate) async fn run(mut mailbox: mpsc::Receiver<Command>, config: OwnerConfi
                         shutdown = Some(reply);
                         break;
                     }
-                    command.apply(&mut store, Instant::now());
+                    watchers.apply(command, &mut store, Instant::now());
                 }
                 if shutdown.is_some() {
                     // Commands queued after the shutdown are dropped unanswered: their callers get
@@ -83,6 +85,7 @@ pub(crate) async fn run(mut mailbox: mpsc::Receiver<Command>, config: OwnerConfi
 
         if config.active_expiry {
             store.purge_expired(EXPIRY_SLICE, Instant::now());
+            watchers.publish(&mut store);
         }
     }
 

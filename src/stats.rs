@@ -1,4 +1,4 @@
-//! [`Stats`]: what the store holds, for monitoring and tests.
+//! [`Stats`]: what the store holds and how it has been used, for monitoring and tests.
 
 /// A snapshot of the store, taken by [`KvHandle::stats`](crate::KvHandle::stats) in one command.
 ///
@@ -25,4 +25,30 @@ pub struct Stats {
     pub entries: usize,
     /// Entries that have a deadline (the size of the expiry index).
     pub expiring: usize,
+    /// Key lookups that found a live value, since the store started. Every command that reads a
+    /// key before acting on it (`get`, `mget`, `expire`, `incr`, `compare_and_set`, ...) counts one
+    /// lookup per key; writes that replace a key unseen (`set`, `mset`) count none.
+    pub hits: u64,
+    /// Key lookups that found the key missing or expired, since the store started.
+    pub misses: u64,
+    /// Entries removed because their TTL ran out (lazily, by a purge or by active expiry), since
+    /// the store started.
+    pub expirations: u64,
+    /// Commands the owner task has applied, since the store started (this `stats` call included).
+    pub commands: u64,
+    /// Commands waiting in the owner task's mailbox when this `stats` call joined it (all of them
+    /// ahead of it): how far behind the owner task is. Near 0 when the store keeps up; near the
+    /// mailbox capacity when callers outrun it and wait for room.
+    pub mailbox_depth: usize,
+    /// Watch streams and pending `wait_for` calls the owner task is serving.
+    pub watchers: usize,
+}
+
+/// The running counters behind [`Stats`], kept by the store.
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    pub(crate) hits: u64,
+    pub(crate) misses: u64,
+    pub(crate) expirations: u64,
+    pub(crate) commands: u64,
 }

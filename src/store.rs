@@ -11,6 +11,11 @@
 //! Expiry is checked lazily on every access (an expired entry is removed when it is touched and
 //! treated as missing) and eagerly through [`Store::purge_expired`], which the owner task also calls
 //! for active expiry.
+//!
+//! The coordination commands (counters, compare-and-set, closures, transactions, scans) live in
+//! the child module `coordination`, with the same access to the map. Every change a command makes
+//! is also written to a [`ChangeLog`] for watchers, and every lookup and expiry is counted for
+//! [`Stats`].
 
 use std::collections::hash_map::{Entry as MapEntry, HashMap};
 use std::sync::Arc;
@@ -19,9 +24,14 @@ use std::time::Duration;
 use serde_json::Value;
 use tokio::time::Instant;
 
+use crate::changes::ChangeLog;
 use crate::error::{json_type_name, KvError};
 use crate::expiry::ExpiryIndex;
-use crate::stats::Stats;
+use crate::stats::{Counters, Stats};
+
+mod coordination;
+
+pub(crate) use coordination::{TxnFn, UpdateFn};
 
 /// One stored value and when it stops being visible.
 #[derive(Debug)]
@@ -49,6 +59,9 @@ fn deadline_after(now: Instant, ttl: Option<Duration>) -> Option<Instant> {
 pub(crate) struct Store {
     map: HashMap<String, Entry>,
     expiry: ExpiryIndex,
+    /// Changes made by the current command, for the owner task's watchers.
+    pub(crate) changes: ChangeLog,
+    counters: Counters,
 }
 
 impl Store {
@@ -104,6 +117,7 @@ impl Store {
             append_unique(list, items, id_key);
         }
         let list = Arc::clone(&entry.value);
+        self.changes.set(&key, &list);
         self.set_deadline(&key, deadline);
         Ok(list)
     }
@@ -151,6 +165,7 @@ impl Store {
         let keys = self.expiry.pop_expired(now, limit);
         for key in &keys {
             self.map.remove(key);
+            self.note_expired(key);
         }
         keys.len()
     }
@@ -160,6 +175,12 @@ impl Store {
         Stats {
             entries: self.map.len(),
             expiring: self.expiry.len(),
+            hits: self.counters.hits,
+            misses: self.counters.misses,
+            expirations: self.counters.expirations,
+            commands: self.counters.commands,
+            watchers: self.changes.listeners(),
+            ..Stats::default()
         }
     }
 
@@ -169,16 +190,45 @@ impl Store {
     }
 
     /// The live entry at `key`. An expired entry is removed here, so that no command ever sees it.
+    /// Counts a hit or a miss.
     fn live(&mut self, key: &str, now: Instant) -> Option<&mut Entry> {
-        if self.map.get(key)?.is_expired(now) {
-            self.remove(key);
+        let Some(entry) = self.map.get(key) else {
+            self.counters.misses += 1;
+            return None;
+        };
+        if entry.is_expired(now) {
+            self.remove_expired(key);
+            self.counters.misses += 1;
             return None;
         }
+        self.counters.hits += 1;
         self.map.get_mut(key)
+    }
+
+    /// Removes an entry found expired, and its place in the expiry index, as an expiry.
+    fn remove_expired(&mut self, key: &str) {
+        if let Some(entry) = self.map.remove(key) {
+            if let Some(deadline) = entry.deadline {
+                self.expiry.remove(deadline, key);
+            }
+        }
+        self.note_expired(key);
+    }
+
+    /// Counts one expired entry as removed and tells watchers.
+    fn note_expired(&mut self, key: &str) {
+        self.counters.expirations += 1;
+        self.changes.expired(key);
+    }
+
+    /// Counts one command applied, for [`Stats::commands`].
+    pub(crate) fn note_command(&mut self) {
+        self.counters.commands += 1;
     }
 
     /// Inserts or replaces an entry, keeping the expiry index in step.
     fn put(&mut self, key: String, value: Arc<Value>, deadline: Option<Instant>) {
+        self.changes.set(&key, &value);
         let entry = Entry { value, deadline };
         match self.map.entry(key) {
             MapEntry::Occupied(mut slot) => {
@@ -224,6 +274,7 @@ impl Store {
         if let Some(deadline) = entry.deadline {
             self.expiry.remove(deadline, key);
         }
+        self.changes.deleted(key);
         Some(entry)
     }
 }

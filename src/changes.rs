@@ -1,0 +1,81 @@
+//! The change log: what the store changed during one command, kept for watchers and waiters.
+//!
+//! The store is synchronous and knows nothing of channels, so it cannot tell subscribers anything
+//! itself. Instead it writes each change (a key set, deleted or expired) here, and the owner task's
+//! [`Watchers`](crate::watchers::Watchers) drains the log after every command and fans the changes
+//! out. While nobody listens the log is off and recording costs one branch per change, so a store
+//! without watchers pays nothing for this.
+
+use std::sync::Arc;
+
+use serde_json::Value;
+
+/// What happened to a key.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum ChangeKind {
+    /// The key now holds this value.
+    Set(Arc<Value>),
+    /// The key was removed by a command.
+    Deleted,
+    /// The key's TTL ran out and the store removed it (lazily, by a purge, or by active expiry).
+    Expired,
+}
+
+/// One change to one key, with the full (prefixed) key.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Change {
+    pub(crate) key: String,
+    pub(crate) kind: ChangeKind,
+}
+
+/// The changes not yet handed to watchers, recorded only while someone listens.
+#[derive(Debug, Default)]
+pub(crate) struct ChangeLog {
+    /// How many watch streams and `wait_for` calls want changes; the log records while it is > 0.
+    listeners: usize,
+    pending: Vec<Change>,
+}
+
+impl ChangeLog {
+    /// Tells the log how many listeners there are; with none it stops recording.
+    pub(crate) fn set_listeners(&mut self, listeners: usize) {
+        self.listeners = listeners;
+        if listeners == 0 {
+            self.pending.clear();
+        }
+    }
+
+    /// How many listeners the log records for.
+    pub(crate) fn listeners(&self) -> usize {
+        self.listeners
+    }
+
+    /// Records that `key` now holds `value`.
+    pub(crate) fn set(&mut self, key: &str, value: &Arc<Value>) {
+        self.record(key, || ChangeKind::Set(Arc::clone(value)));
+    }
+
+    /// Records that a command removed `key`.
+    pub(crate) fn deleted(&mut self, key: &str) {
+        self.record(key, || ChangeKind::Deleted);
+    }
+
+    /// Records that `key` expired and was removed.
+    pub(crate) fn expired(&mut self, key: &str) {
+        self.record(key, || ChangeKind::Expired);
+    }
+
+    /// Takes the recorded changes, oldest first.
+    pub(crate) fn drain(&mut self) -> std::vec::Drain<'_, Change> {
+        self.pending.drain(..)
+    }
+
+    fn record(&mut self, key: &str, kind: impl FnOnce() -> ChangeKind) {
+        if self.listeners > 0 {
+            self.pending.push(Change {
+                key: key.to_owned(),
+                kind: kind(),
+            });
+        }
+    }
+}

@@ -1,0 +1,272 @@
+//! The store's rules for the coordination commands: counters, conditional writes, closures,
+//! transactions, scans and TTL queries.
+//!
+//! Each runs whole on the owner task, so each read-modify-write is atomic by construction. Like the
+//! rest of the store, this is synchronous code that takes `now`. It lives beside `store.rs`, as a
+//! child module with the same access to the map, so that the core rules and these stay easy to
+//! tell apart.
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::Value;
+use tokio::time::Instant;
+
+use super::{deadline_after, Store};
+use crate::error::{json_type_name, panic_message, KvError};
+use crate::ttl::Ttl;
+use crate::txn::{Op, Txn};
+
+/// The closure of an `update`: the current value in, the new value (or `None` to delete) out.
+pub(crate) type UpdateFn = Box<dyn FnOnce(Option<&Value>) -> Option<Value> + Send>;
+
+/// The closure of a `transaction`, its result already wired to the caller.
+pub(crate) type TxnFn = Box<dyn FnOnce(&mut Txn<'_>) + Send>;
+
+impl Store {
+    /// Adds `by` to the integer at `key` and returns the new value. A missing or expired key counts
+    /// as 0 and is created with `ttl`; an existing key keeps its TTL. A value that is not an `i64`,
+    /// or a sum past `i64`'s bounds, is an error and changes nothing.
+    pub(crate) fn incr(
+        &mut self,
+        key: String,
+        by: i64,
+        ttl: Option<Duration>,
+        now: Instant,
+    ) -> Result<i64, KvError> {
+        let Some(entry) = self.live(&key, now) else {
+            self.put(key, Arc::new(Value::from(by)), deadline_after(now, ttl));
+            return Ok(by);
+        };
+        let Some(current) = entry.value.as_i64() else {
+            return Err(KvError::WrongType {
+                key,
+                expected: "an integer (i64)",
+                found: json_type_name(&entry.value),
+            });
+        };
+        let Some(next) = current.checked_add(by) else {
+            return Err(KvError::Overflow { key, current, by });
+        };
+        self.replace_value(&key, Arc::new(Value::from(next)));
+        Ok(next)
+    }
+
+    /// Stores `value` with `ttl` only if `key` is missing or expired. Returns whether it did.
+    pub(crate) fn set_if_absent(
+        &mut self,
+        key: String,
+        value: Value,
+        ttl: Option<Duration>,
+        now: Instant,
+    ) -> bool {
+        if self.live(&key, now).is_some() {
+            return false;
+        }
+        self.put(key, Arc::new(value), deadline_after(now, ttl));
+        true
+    }
+
+    /// Stores `new` at `key` only if the key's live value equals `expected` (`None`: only if the key
+    /// is missing or expired). Returns whether it did. With `ttl` the key gets that TTL; without,
+    /// an existing key keeps its TTL and a created one never expires.
+    pub(crate) fn compare_and_set(
+        &mut self,
+        key: String,
+        expected: Option<Value>,
+        new: Value,
+        ttl: Option<Duration>,
+        now: Instant,
+    ) -> bool {
+        let current = self
+            .live(&key, now)
+            .map(|entry| (&*entry.value, entry.deadline));
+        let deadline = match (current, expected.as_ref()) {
+            (Some((value, deadline)), Some(expected)) if value == expected => {
+                ttl.map_or(deadline, |ttl| deadline_after(now, Some(ttl)))
+            }
+            (None, None) => deadline_after(now, ttl),
+            _ => return false,
+        };
+        self.put(key, Arc::new(new), deadline);
+        true
+    }
+
+    /// Runs `f` on the live value at `key` and stores what it returns (`None` deletes the key);
+    /// returns the new value. An existing key keeps its TTL; a created one never expires.
+    ///
+    /// `f` only ever sees a shared reference, so if it panics the store is exactly as before: the
+    /// panic is caught and reported as [`KvError::UpdatePanicked`].
+    pub(crate) fn update(
+        &mut self,
+        key: String,
+        f: UpdateFn,
+        now: Instant,
+    ) -> Result<Option<Arc<Value>>, KvError> {
+        let current = self.live(&key, now).map(|entry| Arc::clone(&entry.value));
+        let existed = current.is_some();
+        let new = catch_unwind(AssertUnwindSafe(|| f(current.as_deref())))
+            .map_err(|payload| KvError::UpdatePanicked {
+                key: key.clone(),
+                message: panic_message(&*payload),
+            })?
+            .map(Arc::new);
+        // Let go of our reference first, so a value held nowhere else can be handed out unshared.
+        drop(current);
+        match &new {
+            Some(value) if existed => self.replace_value(&key, Arc::clone(value)),
+            Some(value) => self.put(key, Arc::clone(value), None),
+            None if existed => {
+                self.remove(&key);
+            }
+            None => {}
+        }
+        Ok(new)
+    }
+
+    /// Runs `f` on a [`Txn`] over this store, then applies every write it staged, in order, or none
+    /// if it panicked (reported as [`KvError::TransactionPanicked`]) or aborted.
+    pub(crate) fn transaction(
+        &mut self,
+        prefix: &str,
+        f: TxnFn,
+        now: Instant,
+    ) -> Result<(), KvError> {
+        let mut txn = Txn::new(self, prefix, now);
+        catch_unwind(AssertUnwindSafe(|| f(&mut txn))).map_err(|payload| {
+            KvError::TransactionPanicked {
+                prefix: prefix.to_owned(),
+                message: panic_message(&*payload),
+            }
+        })?;
+        for op in txn.into_ops() {
+            match op {
+                Op::Set { key, value } => self.put(key, value, None),
+                Op::Delete { key } => {
+                    self.remove(&key);
+                }
+                Op::Expire { key, deadline } => self.set_deadline(&key, deadline),
+            }
+        }
+        Ok(())
+    }
+
+    /// Removes the live value at `key` and returns it.
+    pub(crate) fn get_del(&mut self, key: &str, now: Instant) -> Option<Arc<Value>> {
+        self.live(key, now)?;
+        self.remove(key).map(|entry| entry.value)
+    }
+
+    /// Whether `key` holds a live value.
+    pub(crate) fn exists(&mut self, key: &str, now: Instant) -> bool {
+        self.live(key, now).is_some()
+    }
+
+    /// How long `key` has left.
+    pub(crate) fn ttl(&mut self, key: &str, now: Instant) -> Ttl {
+        match self.live(key, now).map(|entry| entry.deadline) {
+            None => Ttl::Missing,
+            Some(None) => Ttl::NoExpiry,
+            Some(Some(deadline)) => Ttl::Expires(deadline - now),
+        }
+    }
+
+    /// Makes a live key never expire. Returns whether it had a TTL to remove.
+    pub(crate) fn persist(&mut self, key: &str, now: Instant) -> bool {
+        match self.live(key, now) {
+            Some(entry) if entry.deadline.is_some() => {
+                self.set_deadline(key, None);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// The live keys starting with `prefix`, sorted, at most `limit` of them.
+    ///
+    /// Costs a pass over the whole map: the map is a hash map, kept for the speed of the point
+    /// commands that make up most of the traffic; scans are meant for small stores or rare use.
+    pub(crate) fn scan_prefix(&self, prefix: &str, limit: usize, now: Instant) -> Vec<String> {
+        let mut keys: Vec<String> = self
+            .map
+            .iter()
+            .filter(|(key, entry)| key.starts_with(prefix) && !entry.is_expired(now))
+            .map(|(key, _)| key.clone())
+            .collect();
+        if keys.len() > limit {
+            // Only the first `limit` in order are wanted: partition around them, then sort those.
+            keys.select_nth_unstable(limit);
+            keys.truncate(limit);
+        }
+        keys.sort_unstable();
+        keys
+    }
+
+    /// The live value and deadline at `key`, without removing an expired entry (for [`Txn`],
+    /// which reads through a shared reference).
+    pub(crate) fn peek(&self, key: &str, now: Instant) -> Option<(&Arc<Value>, Option<Instant>)> {
+        self.map
+            .get(key)
+            .filter(|entry| !entry.is_expired(now))
+            .map(|entry| (&entry.value, entry.deadline))
+    }
+
+    /// Removes `key` as expired if its deadline has passed, so that a command about to remove it
+    /// reports an expiry to watchers, not a deletion of a value nobody could see.
+    pub(crate) fn expire_if_due(&mut self, key: &str, now: Instant) {
+        if self.map.get(key).is_some_and(|entry| entry.is_expired(now)) {
+            self.remove_expired(key);
+        }
+    }
+
+    /// Replaces the value of an existing entry and keeps its deadline.
+    fn replace_value(&mut self, key: &str, value: Arc<Value>) {
+        if let Some(entry) = self.map.get_mut(key) {
+            self.changes.set(key, &value);
+            entry.value = value;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    const SEC: Duration = Duration::from_secs(1);
+
+    #[test]
+    fn a_panicking_transaction_leaves_map_index_and_change_log_untouched() {
+        let t0 = Instant::now();
+        let mut store = Store::default();
+        store.changes.set_listeners(1);
+        store.set("a".into(), json!(1), Some(SEC), t0);
+        let _ = store.changes.drain().count();
+        let result = store.transaction(
+            "",
+            Box::new(|txn| {
+                txn.set("a", 2);
+                txn.delete("a");
+                panic!("boom");
+            }),
+            t0,
+        );
+        assert!(matches!(result, Err(KvError::TransactionPanicked { .. })));
+        assert_eq!(store.get("a", t0).as_deref(), Some(&json!(1)));
+        assert_eq!(store.next_deadline(), Some(t0 + SEC));
+        assert_eq!(store.changes.drain().count(), 0);
+    }
+
+    #[test]
+    fn scan_prefix_with_a_limit_keeps_the_first_keys_in_order() {
+        let t0 = Instant::now();
+        let mut store = Store::default();
+        for key in ["p:d", "p:b", "q:a", "p:a", "p:c"] {
+            store.set(key.into(), json!(0), None, t0);
+        }
+        assert_eq!(store.scan_prefix("p:", 2, t0), vec!["p:a", "p:b"]);
+        assert_eq!(store.scan_prefix("p:", 10, t0).len(), 4);
+        assert_eq!(store.scan_prefix("p:", 0, t0), Vec::<String>::new());
+    }
+}

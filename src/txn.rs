@@ -1,0 +1,242 @@
+//! [`Txn`]: the view a [`KvHandle::transaction`](crate::KvHandle::transaction) closure works on.
+//!
+//! The closure never touches the store. It reads through a `Txn` (its own staged writes first, then
+//! the store's live values) and its writes are only recorded. The store applies the recorded writes
+//! after the closure returns, all in a row on the owner task; if the closure panics or calls
+//! [`Txn::abort`], they are dropped. That is what makes a transaction all-or-nothing even when user
+//! code fails halfway.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::Value;
+use tokio::time::Instant;
+
+use crate::error::KvError;
+use crate::store::Store;
+
+/// A write a transaction recorded, to apply on commit. Keys are full (prefixed).
+#[derive(Debug)]
+pub(crate) enum Op {
+    Set {
+        key: String,
+        value: Arc<Value>,
+    },
+    Delete {
+        key: String,
+    },
+    Expire {
+        key: String,
+        deadline: Option<Instant>,
+    },
+}
+
+/// What a transaction sees of one key it has written: `None` for deleted.
+type Staged = Option<(Arc<Value>, Option<Instant>)>;
+
+/// Reads and staged writes over several keys, inside a
+/// [`KvHandle::transaction`](crate::KvHandle::transaction) closure.
+///
+/// Keys are relative to the handle's prefix, as in every call. Reads see the transaction's own
+/// earlier writes. Writes take effect, all together, only when the closure returns; no other call
+/// runs in between, so nothing can change under the transaction. Expired keys are invisible here
+/// too.
+///
+/// ```
+/// use serde_json::json;
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), ephemeral_kv::KvError> {
+/// let kv = ephemeral_kv::KvHandle::spawn();
+/// kv.set("from", 10).await?;
+/// let moved = kv
+///     .transaction(|txn| {
+///         let from = txn.get("from").and_then(|v| v.as_i64()).unwrap_or(0);
+///         txn.set("from", 0);
+///         txn.set("to", from);
+///         from
+///     })
+///     .await?;
+/// assert_eq!(moved, 10);
+/// assert_eq!(kv.mget(["from", "to"]).await?, vec![Some(json!(0)), Some(json!(10))]);
+/// # Ok(())
+/// # }
+/// ```
+pub struct Txn<'a> {
+    store: &'a Store,
+    prefix: &'a str,
+    now: Instant,
+    staged: HashMap<String, Staged>,
+    ops: Vec<Op>,
+    aborted: bool,
+}
+
+impl fmt::Debug for Txn<'_> {
+    // Not derived: that would print the whole store.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Txn")
+            .field("prefix", &self.prefix)
+            .field("staged_writes", &self.ops.len())
+            .field("aborted", &self.aborted)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<'a> Txn<'a> {
+    pub(crate) fn new(store: &'a Store, prefix: &'a str, now: Instant) -> Self {
+        Txn {
+            store,
+            prefix,
+            now,
+            staged: HashMap::new(),
+            ops: Vec::new(),
+            aborted: false,
+        }
+    }
+
+    /// The value at `key` as this transaction sees it: its own writes first, then the store.
+    ///
+    /// ```
+    /// use serde_json::json;
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), ephemeral_kv::KvError> {
+    /// let kv = ephemeral_kv::KvHandle::spawn();
+    /// let seen = kv.transaction(|txn| {
+    ///     let before = txn.get("k").cloned();
+    ///     txn.set("k", 1);
+    ///     (before, txn.get("k").cloned())
+    /// }).await?;
+    /// assert_eq!(seen, (None, Some(json!(1))));
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn get(&self, key: impl AsRef<str>) -> Option<&Value> {
+        let key = self.full_key(key);
+        self.view(&key).map(|(value, _)| &**value)
+    }
+
+    /// Stages `value` at `key`, replacing any value and TTL (like [`KvHandle::set`](crate::KvHandle::set)
+    /// without a TTL; follow with [`Txn::expire`] to give it one).
+    ///
+    /// ```
+    /// use serde_json::json;
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), ephemeral_kv::KvError> {
+    /// let kv = ephemeral_kv::KvHandle::spawn();
+    /// kv.transaction(|txn| txn.set("greeting", "hi")).await?;
+    /// assert_eq!(kv.get("greeting").await?, Some(json!("hi")));
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn set(&mut self, key: impl AsRef<str>, value: impl Into<Value>) {
+        let key = self.full_key(key);
+        let value = Arc::new(value.into());
+        self.staged
+            .insert(key.clone(), Some((Arc::clone(&value), None)));
+        self.ops.push(Op::Set { key, value });
+    }
+
+    /// Stages the removal of `key`. Returns whether it was there to remove.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), ephemeral_kv::KvError> {
+    /// let kv = ephemeral_kv::KvHandle::spawn();
+    /// kv.set("k", 1).await?;
+    /// assert_eq!(kv.transaction(|txn| (txn.delete("k"), txn.delete("k"))).await?, (true, false));
+    /// assert_eq!(kv.exists("k").await?, false);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn delete(&mut self, key: impl AsRef<str>) -> bool {
+        let key = self.full_key(key);
+        if self.view(&key).is_none() {
+            return false;
+        }
+        self.staged.insert(key.clone(), None);
+        self.ops.push(Op::Delete { key });
+        true
+    }
+
+    /// Stages a new TTL for `key`, counted from the instant the transaction runs. Returns whether
+    /// the key was there to get it (a missing key is not created).
+    ///
+    /// # Errors
+    /// [`KvError::InvalidTtl`] for a zero TTL; nothing is staged, and the closure may go on.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use ephemeral_kv::Ttl;
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() -> Result<(), ephemeral_kv::KvError> {
+    /// let kv = ephemeral_kv::KvHandle::spawn();
+    /// let staged = kv.transaction(|txn| {
+    ///     txn.set("lease", "me");
+    ///     txn.expire("lease", Duration::from_secs(5))
+    /// }).await?;
+    /// assert_eq!(staged?, true);
+    /// assert_eq!(kv.ttl("lease").await?, Ttl::Expires(Duration::from_secs(5)));
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn expire(&mut self, key: impl AsRef<str>, ttl: Duration) -> Result<bool, KvError> {
+        let key = self.full_key(key);
+        crate::calls::check_ttl(&key, Some(ttl))?;
+        let Some((value, _)) = self.view(&key) else {
+            return Ok(false);
+        };
+        let value = Arc::clone(value);
+        let deadline = self.now.checked_add(ttl);
+        self.staged.insert(key.clone(), Some((value, deadline)));
+        self.ops.push(Op::Expire { key, deadline });
+        Ok(true)
+    }
+
+    /// Drops every write staged so far and any made after: the transaction will change nothing.
+    /// The closure's return value is still handed back.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), ephemeral_kv::KvError> {
+    /// let kv = ephemeral_kv::KvHandle::spawn();
+    /// kv.set("balance", 5).await?;
+    /// let done = kv.transaction(|txn| {
+    ///     let balance = txn.get("balance").and_then(|v| v.as_i64()).unwrap_or(0);
+    ///     txn.set("balance", balance - 8);
+    ///     if balance < 8 {
+    ///         txn.abort();
+    ///         return false;
+    ///     }
+    ///     true
+    /// }).await?;
+    /// assert!(!done);
+    /// assert_eq!(kv.get_as::<i64>("balance").await?, Some(5));
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn abort(&mut self) {
+        self.aborted = true;
+    }
+
+    /// The writes to apply: none if the transaction was aborted.
+    pub(crate) fn into_ops(self) -> Vec<Op> {
+        if self.aborted {
+            Vec::new()
+        } else {
+            self.ops
+        }
+    }
+
+    fn full_key(&self, key: impl AsRef<str>) -> String {
+        format!("{}{}", self.prefix, key.as_ref())
+    }
+
+    /// The key as this transaction sees it: staged state first, then the store's live entry.
+    fn view(&self, key: &str) -> Option<(&Arc<Value>, Option<Instant>)> {
+        match self.staged.get(key) {
+            Some(staged) => staged.as_ref().map(|(value, deadline)| (value, *deadline)),
+            None => self.store.peek(key, self.now),
+        }
+    }
+}

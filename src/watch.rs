@@ -1,0 +1,265 @@
+//! The caller's side of [`KvHandle::watch`](crate::KvHandle::watch): the [`Watch`] call value, the
+//! [`WatchStream`] it opens and the [`WatchEvent`]s it yields.
+//!
+//! Registration is a command like any other, so a stream sees exactly the changes applied after it
+//! was opened, in the order the owner task applied them. The owner side is
+//! [`watchers`](crate::watchers).
+
+use std::fmt;
+use std::future::IntoFuture;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use futures::future::BoxFuture;
+use futures::stream::{BoxStream, Stream};
+use serde_json::Value;
+use tokio::sync::broadcast::{self, error::RecvError};
+
+use crate::changes::{Change, ChangeKind};
+use crate::command::Command;
+use crate::coordination::relative_key;
+use crate::error::KvError;
+use crate::handle::{unshare, KvHandle};
+
+/// How many events a [`WatchStream`] buffers by default before it starts losing the oldest.
+pub const DEFAULT_WATCH_CAPACITY: usize = 1024;
+
+/// The largest buffer a [`WatchStream`] may ask for; larger requests are lowered to it.
+pub const MAX_WATCH_CAPACITY: usize = 1 << 20;
+
+/// A change to one key under a watched prefix.
+///
+/// Keys are relative to the prefix of the handle that opened the stream (not to the watched
+/// prefix), so `kv.get(event.key())` reads the key the event is about. Only changes to values are
+/// events: a TTL change (`expire`, `persist`) is not, nor is a call that failed or changed nothing.
+///
+/// ```
+/// use ephemeral_kv::WatchEvent;
+/// use futures::StreamExt;
+/// use serde_json::json;
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), ephemeral_kv::KvError> {
+/// let kv = ephemeral_kv::KvHandle::spawn();
+/// let mut events = kv.watch("job:").await?;
+/// kv.set("job:1", "queued").await?;
+/// kv.delete("job:1").await?;
+/// assert_eq!(
+///     events.next().await.transpose()?,
+///     Some(WatchEvent::Set { key: "job:1".into(), value: json!("queued") })
+/// );
+/// assert_eq!(events.next().await.transpose()?.map(|e| e.key().to_owned()), Some("job:1".into()));
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum WatchEvent {
+    /// The key now holds `value` (written by any call: `set`, `mset`, a list append, `incr`,
+    /// `update`, a transaction...).
+    Set {
+        /// The key, relative to the watching handle's prefix.
+        key: String,
+        /// The value it holds.
+        value: Value,
+    },
+    /// A call removed the key (`delete`, `get_del`, `list_pop_all`, `update` returning `None`, a
+    /// transaction).
+    Deleted {
+        /// The key, relative to the watching handle's prefix.
+        key: String,
+    },
+    /// The key's TTL ran out and the store removed it. Reported when the removal happens: at once
+    /// with active expiry (the default), else when a call touches the key or a purge runs.
+    Expired {
+        /// The key, relative to the watching handle's prefix.
+        key: String,
+    },
+}
+
+impl WatchEvent {
+    /// The key the event is about, relative to the watching handle's prefix.
+    ///
+    /// ```
+    /// let event = ephemeral_kv::WatchEvent::Deleted { key: "k".into() };
+    /// assert_eq!(event.key(), "k");
+    /// ```
+    pub fn key(&self) -> &str {
+        match self {
+            WatchEvent::Set { key, .. }
+            | WatchEvent::Deleted { key }
+            | WatchEvent::Expired { key } => key,
+        }
+    }
+
+    /// Turns the owner task's change into the caller's event, on the caller's task.
+    fn from_change(change: Change, strip: usize) -> WatchEvent {
+        let key = relative_key(change.key, strip);
+        match change.kind {
+            ChangeKind::Set(value) => WatchEvent::Set {
+                key,
+                value: unshare(value),
+            },
+            ChangeKind::Deleted => WatchEvent::Deleted { key },
+            ChangeKind::Expired => WatchEvent::Expired { key },
+        }
+    }
+}
+
+/// A pending [`KvHandle::watch`](crate::KvHandle::watch). Await it to open the stream.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), ephemeral_kv::KvError> {
+/// let kv = ephemeral_kv::KvHandle::spawn();
+/// let call: ephemeral_kv::Watch<'_> = kv.watch("inbox:");
+/// let events = call.capacity(64).await?;
+/// # drop(events);
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Debug)]
+#[must_use = "a call does nothing until it is awaited"]
+pub struct Watch<'a> {
+    handle: &'a KvHandle,
+    prefix: String,
+    capacity: usize,
+}
+
+impl<'a> Watch<'a> {
+    pub(crate) fn new(handle: &'a KvHandle, prefix: String) -> Self {
+        Watch {
+            handle,
+            prefix,
+            capacity: DEFAULT_WATCH_CAPACITY,
+        }
+    }
+
+    /// How many events the stream holds for its reader (default 1024, at least 1, at most
+    /// [`MAX_WATCH_CAPACITY`]; the buffer may be rounded up to a power of two). When the reader
+    /// falls further behind, the oldest events are dropped and the stream yields
+    /// [`KvError::Lagged`] with their number; the store itself never waits.
+    ///
+    /// ```
+    /// use ephemeral_kv::KvError;
+    /// use futures::StreamExt;
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), KvError> {
+    /// let kv = ephemeral_kv::KvHandle::spawn();
+    /// let mut events = kv.watch("n:").capacity(2).await?;
+    /// for i in 0..5 {
+    ///     kv.set(format!("n:{i}"), i).await?;
+    /// }
+    /// assert!(matches!(events.next().await, Some(Err(KvError::Lagged { missed: 3, .. }))));
+    /// assert_eq!(events.next().await.transpose()?.map(|e| e.key().to_owned()), Some("n:3".into()));
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn capacity(mut self, capacity: usize) -> Self {
+        self.capacity = capacity;
+        self
+    }
+}
+
+impl<'a> IntoFuture for Watch<'a> {
+    type Output = Result<WatchStream, KvError>;
+    type IntoFuture = BoxFuture<'a, Self::Output>;
+
+    fn into_future(self) -> Self::IntoFuture {
+        Box::pin(async move {
+            let Watch {
+                handle,
+                prefix,
+                capacity,
+            } = self;
+            let (sender, receiver) = broadcast::channel(capacity.clamp(1, MAX_WATCH_CAPACITY));
+            handle
+                .call(|reply| Command::Watch {
+                    prefix: prefix.clone(),
+                    sender,
+                    reply,
+                })
+                .await?;
+            Ok(WatchStream::new(receiver, handle.prefix().len(), prefix))
+        })
+    }
+}
+
+/// The changes under a prefix, as a [`Stream`], in the order the owner task applied them. Made by
+/// [`KvHandle::watch`](crate::KvHandle::watch).
+///
+/// Each item is a [`WatchEvent`], or [`KvError::Lagged`] when the reader fell behind and events
+/// were dropped for it (the stream then goes on). The stream ends when the store stops. Dropping
+/// it unsubscribes.
+///
+/// ```
+/// use futures::StreamExt;
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), ephemeral_kv::KvError> {
+/// let kv = ephemeral_kv::KvHandle::spawn();
+/// let mut events = kv.watch("").await?;
+/// kv.set("k", 1).await?;
+/// kv.shutdown().await;
+/// assert_eq!(events.next().await.transpose()?.map(|e| e.key().to_owned()), Some("k".into()));
+/// assert!(events.next().await.is_none());
+/// # Ok(())
+/// # }
+/// ```
+pub struct WatchStream {
+    /// The full watched prefix, for [`KvError::Lagged`].
+    prefix: String,
+    inner: BoxStream<'static, Result<WatchEvent, KvError>>,
+}
+
+impl WatchStream {
+    fn new(receiver: broadcast::Receiver<Change>, strip: usize, prefix: String) -> WatchStream {
+        let lag_prefix = prefix.clone();
+        let inner = futures::stream::unfold(receiver, move |mut receiver| {
+            let lag_prefix = lag_prefix.clone();
+            async move {
+                let item = match receiver.recv().await {
+                    Ok(change) => Ok(WatchEvent::from_change(change, strip)),
+                    Err(RecvError::Lagged(missed)) => Err(KvError::Lagged {
+                        prefix: lag_prefix,
+                        missed,
+                    }),
+                    Err(RecvError::Closed) => return None,
+                };
+                Some((item, receiver))
+            }
+        });
+        WatchStream {
+            prefix,
+            inner: Box::pin(inner),
+        }
+    }
+
+    /// The full prefix this stream watches.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), ephemeral_kv::KvError> {
+    /// let kv = ephemeral_kv::KvHandle::spawn().with_prefix("app:");
+    /// assert_eq!(kv.watch("inbox:").await?.prefix(), "app:inbox:");
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+}
+
+impl fmt::Debug for WatchStream {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WatchStream")
+            .field("prefix", &self.prefix)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Stream for WatchStream {
+    type Item = Result<WatchEvent, KvError>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        self.inner.as_mut().poll_next(cx)
+    }
+}
