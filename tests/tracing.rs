@@ -1,6 +1,7 @@
-//! One debug event per coordination command, with operation and key (or prefix), never the value.
+//! Rule 14 of the core store, and its coordination commands: one debug event per command, with
+//! operation and key (or prefix), never the value; the owner task logs its start and stop.
 //!
-//! Alone in its own test binary: `tracing`'s scoped subscriber is per thread, and its callsite
+//! One test, alone in its own test binary: `tracing`'s scoped subscriber is per thread, and its callsite
 //! interest cache can miss events when other tests run on other threads at the same time.
 
 use ephemeral_kv::KvHandle;
@@ -22,7 +23,7 @@ impl Write for Captured {
 }
 
 #[tokio::test(flavor = "current_thread")]
-async fn one_debug_event_per_coordination_command_without_values() {
+async fn one_debug_event_per_command_with_its_key_never_its_value() {
     let captured = Captured::default();
     let writer = captured.clone();
     let subscriber = tracing_subscriber::fmt()
@@ -33,6 +34,19 @@ async fn one_debug_event_per_coordination_command_without_values() {
     let _guard = tracing::subscriber::set_default(subscriber);
 
     let kv = KvHandle::builder().prefix("app:").spawn();
+    kv.set("session_token", "secret-abc123").await.unwrap();
+    kv.get("session_token").await.unwrap();
+    kv.mset([("a", "secret-mset")]).await.unwrap();
+    kv.mget(["a", "b"]).await.unwrap();
+    kv.list_append_unique("l", [json!({"id": "secret-item"})])
+        .await
+        .unwrap();
+    kv.list_pop_all("l").await.unwrap();
+    kv.expire("a", std::time::Duration::from_secs(5))
+        .await
+        .unwrap();
+    kv.delete("a").await.unwrap();
+    kv.purge_expired().limit(7).await.unwrap();
     kv.incr("n", 1).await.unwrap();
     kv.set_if_absent("lock", "secret-1").await.unwrap();
     kv.compare_and_set("lock", Some(json!("secret-1")), "secret-2")
@@ -53,7 +67,18 @@ async fn one_debug_event_per_coordination_command_without_values() {
     kv.shutdown().await;
 
     let log = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    assert!(log.contains("owner task started"), "{log}");
+    assert!(log.contains("owner task stopped"), "{log}");
     for (op, field) in [
+        ("set", "key=app:session_token"),
+        ("get", "key=app:session_token"),
+        ("mset", "keys=1"),
+        ("mget", "keys=2"),
+        ("list_append_unique", "key=app:l"),
+        ("list_pop_all", "key=app:l"),
+        ("expire", "key=app:a"),
+        ("delete", "key=app:a"),
+        ("purge_expired", "limit=7"),
         ("incr", "key=app:n"),
         ("set_if_absent", "key=app:lock"),
         ("compare_and_set", "key=app:lock"),
