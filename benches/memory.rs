@@ -1,0 +1,25 @@
+//! Memory per entry of issue 4: a store of 1,000,000 small JSON objects against a plain
+//! `HashMap<String, Value>` of the same data, counted by a counting global allocator. Prints its
+//! numbers; run with `cargo bench --bench memory`.
+
+#[path = "support/mod.rs"]
+mod support;
+
+use support::workloads::{self as w, MEMORY_ENTRIES};
+
+fn main() {
+    let rt = w::runtime();
+    let plain = rt.block_on(w::plain_bytes_per_entry(MEMORY_ENTRIES));
+    let store = rt.block_on(w::store_bytes_per_entry(MEMORY_ENTRIES, false));
+    let with_ttl = rt.block_on(w::store_bytes_per_entry(MEMORY_ENTRIES, true));
+    println!("memory per entry, {MEMORY_ENTRIES} entries of small JSON objects:");
+    println!("  HashMap<String, Value>     {plain:>7.1} B");
+    println!(
+        "  ephemeral-kv, no TTL       {store:>7.1} B  ({:.2}x)",
+        store / plain
+    );
+    println!(
+        "  ephemeral-kv, all with TTL {with_ttl:>7.1} B  ({:.2}x)",
+        with_ttl / plain
+    );
+}

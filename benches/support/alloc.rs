@@ -1,0 +1,59 @@
+//! A global allocator that counts the bytes currently allocated, but only while asked to.
+//!
+//! Why not `stats_alloc` or `cap`: they count every allocation unconditionally, on counters shared
+//! by all threads. The same binaries also measure multi-threaded throughput, where that shared
+//! counter would be bounced between the two cores on every allocation and distort the very numbers
+//! being compared. Here counting is off by default and costs one relaxed load of a flag that is
+//! never written while throughput is measured.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicBool, AtomicIsize, Ordering};
+
+/// The system allocator, counting net bytes while [`measure`] runs.
+pub struct CountingAlloc;
+
+static COUNTING: AtomicBool = AtomicBool::new(false);
+static NET_BYTES: AtomicIsize = AtomicIsize::new(0);
+
+#[global_allocator]
+static GLOBAL: CountingAlloc = CountingAlloc;
+
+fn count(delta: isize) {
+    if COUNTING.load(Ordering::Relaxed) {
+        NET_BYTES.fetch_add(delta, Ordering::Relaxed);
+    }
+}
+
+// SAFETY: every call is passed straight to `System` unchanged; only a counter is updated besides.
+unsafe impl GlobalAlloc for CountingAlloc {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        count(layout.size() as isize);
+        System.alloc(layout)
+    }
+
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        count(layout.size() as isize);
+        System.alloc_zeroed(layout)
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        count(-(layout.size() as isize));
+        System.dealloc(ptr, layout)
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        count(new_size as isize - layout.size() as isize);
+        System.realloc(ptr, layout, new_size)
+    }
+}
+
+/// Runs `f` with counting on and returns its result with the net bytes it left allocated (what it
+/// allocated minus what it freed, on any thread, while it ran). Whatever `f` returns is still
+/// allocated, so returning the structure being measured counts it.
+pub async fn measure<T, F: std::future::Future<Output = T>>(f: F) -> (T, isize) {
+    NET_BYTES.store(0, Ordering::SeqCst);
+    COUNTING.store(true, Ordering::SeqCst);
+    let out = f.await;
+    COUNTING.store(false, Ordering::SeqCst);
+    (out, NET_BYTES.load(Ordering::SeqCst))
+}
