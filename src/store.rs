@@ -17,10 +17,11 @@
 //! is also written to a [`ChangeLog`] for watchers, and every lookup and expiry is counted for
 //! [`Stats`].
 
-use std::collections::hash_map::{Entry as MapEntry, HashMap};
+use std::collections::hash_map::Entry as MapEntry;
 use std::sync::Arc;
 use std::time::Duration;
 
+use foldhash::HashMap;
 use serde_json::Value;
 use tokio::time::Instant;
 
@@ -57,6 +58,8 @@ fn deadline_after(now: Instant, ttl: Option<Duration>) -> Option<Instant> {
 /// The map of keys to values with their deadlines, and the index of those deadlines.
 #[derive(Debug, Default)]
 pub(crate) struct Store {
+    /// Hashed with foldhash rather than std's SipHash: every command hashes its key on the one
+    /// owner task, and foldhash is several times faster on short keys while still seeded per map.
     map: HashMap<String, Entry>,
     expiry: ExpiryIndex,
     /// Changes made by the current command, for the owner task's watchers.
@@ -67,6 +70,14 @@ pub(crate) struct Store {
 impl Store {
     /// The live value at `key`, or `None` if it is missing or expired.
     pub(crate) fn get(&mut self, key: &str, now: Instant) -> Option<Arc<Value>> {
+        // The hottest path: one lookup for a live key, where `live` takes two. A miss or an
+        // expired key goes through `live`, which counts and removes as every command does.
+        if let Some(entry) = self.map.get(key) {
+            if !entry.is_expired(now) {
+                self.counters.hits += 1;
+                return Some(Arc::clone(&entry.value));
+            }
+        }
         self.live(key, now).map(|entry| Arc::clone(&entry.value))
     }
 
