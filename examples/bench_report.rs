@@ -39,6 +39,30 @@ struct Stores {
     moka: MokaKv,
 }
 
+impl Stores {
+    /// The four stores, each holding `small_value(i)` at each `keys[i]`.
+    ///
+    /// Each part of the report starts from fresh stores, as each criterion group does: a store
+    /// that has been through the random writes of the get/set workload reads more slowly (its
+    /// values are scattered in memory; every store shows it), which would make a part's numbers
+    /// depend on which parts ran before it.
+    fn populated(rt: &Runtime, keys: &[String]) -> Stores {
+        rt.block_on(async {
+            let stores = Stores {
+                kv: KvHandle::spawn(),
+                mutex: MutexKv::default(),
+                dash: DashKv::default(),
+                moka: MokaKv::default(),
+            };
+            w::populate(&stores.kv, keys).await;
+            w::populate(&stores.mutex, keys).await;
+            w::populate(&stores.dash, keys).await;
+            w::populate(&stores.moka, keys).await;
+            stores
+        })
+    }
+}
+
 /// The best time of each of the four stores (in the order of [`Stores`]) over [`REPS`] runs of
 /// `$body`, run with `$store` bound to each store in turn.
 macro_rules! best_of_each {
@@ -140,22 +164,10 @@ fn main() {
     let rt = w::runtime();
     let started = std::time::Instant::now();
     let keys = w::keys(KEYS);
-    let stores = rt.block_on(async {
-        let stores = Stores {
-            kv: KvHandle::spawn(),
-            mutex: MutexKv::default(),
-            dash: DashKv::default(),
-            moka: MokaKv::default(),
-        };
-        w::populate(&stores.kv, &keys).await;
-        w::populate(&stores.mutex, &keys).await;
-        w::populate(&stores.dash, &keys).await;
-        w::populate(&stores.moka, &keys).await;
-        stores
-    });
     let mut rows = Vec::new();
 
     // 1, 2: 90/10 get/set from 1, 16 and 256 tasks.
+    let stores = Stores::populated(&rt, &keys);
     let mut mixed = Vec::new();
     for tasks in TASKS {
         let times = best_of_each!(rt, stores, |s| w::mixed(s, &keys, tasks, MIXED_OPS));
@@ -179,6 +191,8 @@ fn main() {
     }
 
     // 3: 100 keys in one call against 100 single calls.
+    drop(stores);
+    let stores = Stores::populated(&rt, &keys);
     let batch_keys = (BATCH as u64) * BATCH_ROUNDS;
     let gets = best_of_each!(rt, stores, |s| w::single_gets(s, &keys, BATCH_ROUNDS));
     let sets = best_of_each!(rt, stores, |s| w::single_sets(s, &keys, BATCH_ROUNDS));
