@@ -564,7 +564,7 @@ impl KvHandle {
             .send(command(reply))
             .await
             .map_err(|_| KvError::Closed)?;
-        answer.await.map_err(|_| KvError::Closed)
+        answer.await.map_err(|_| KvError::Closed)?
     }
 }
 
