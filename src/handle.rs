@@ -542,6 +542,14 @@ impl KvHandle {
         let _ = self.call(|reply| Command::Shutdown { reply }).await;
     }
 
+    /// A handle sending to an owner task's mailbox, whichever executor runs behind it.
+    pub(crate) fn new(sender: mpsc::Sender<Command>, prefix: String) -> KvHandle {
+        KvHandle {
+            sender,
+            prefix: prefix.into(),
+        }
+    }
+
     /// The full key for `key`: this handle's prefix followed by `key`.
     pub(crate) fn key(&self, key: impl AsRef<str>) -> String {
         let key = key.as_ref();
@@ -589,9 +597,9 @@ pub(crate) fn unshare(value: Arc<Value>) -> Value {
 /// ```
 #[derive(Debug, Clone)]
 pub struct KvBuilder {
-    prefix: String,
+    pub(crate) prefix: String,
     active_expiry: bool,
-    mailbox_capacity: usize,
+    pub(crate) mailbox_capacity: usize,
 }
 
 impl Default for KvBuilder {
@@ -683,9 +691,6 @@ impl KvBuilder {
             active_expiry: self.active_expiry,
         };
         tokio::spawn(owner::run(mailbox, config));
-        KvHandle {
-            sender,
-            prefix: self.prefix.into(),
-        }
+        KvHandle::new(sender, self.prefix)
     }
 }

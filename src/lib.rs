@@ -110,6 +110,8 @@ mod error;
 mod expiry;
 mod handle;
 mod owner;
+#[cfg(feature = "redis")]
+mod redis;
 mod stats;
 mod store;
 mod ttl;

@@ -1,0 +1,381 @@
+//! The Redis executor: an owner task that runs the handle's [`Command`]s on a Redis server instead
+//! of a local map. Built by [`KvBuilder::redis`]; only with the `redis` cargo feature.
+//!
+//! Nothing above the command enum knows which executor runs: a [`KvHandle`] from
+//! [`KvBuilder::redis`] is the same type, with the same calls, as one from
+//! [`KvBuilder::spawn`]. This module is the Redis side of that seam:
+//! - the owner loop here drains the mailbox in batches and sends each batch's simple commands as
+//!   **one pipeline** (one round trip for many concurrent callers);
+//! - [`exec`] turns one command into pipeline entries and reads its answer back;
+//! - [`scripts`] holds the Lua scripts that keep compound commands atomic;
+//! - [`optimistic`] runs `update` and `transaction` as `WATCH`/`MULTI`/`EXEC` retries.
+//!
+//! The owner task is the only user of its connection and runs everything on it in order. That is
+//! what `WATCH` needs (a watch belongs to the connection, so no other request may slip in between
+//! `WATCH` and `EXEC`), and it keeps the handle's calls in the order they reached the owner task.
+
+mod exec;
+mod optimistic;
+mod scripts;
+
+use std::time::Duration;
+
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::{Pipeline, RedisError, Value as Reply};
+use tokio::sync::mpsc;
+
+use crate::command::{Command, Reply as Answer};
+use crate::error::KvError;
+use crate::handle::{KvBuilder, KvHandle};
+use crate::stats::Stats;
+use exec::{plan, Pipelined, Step};
+use scripts::Scripts;
+
+/// How many commands the owner takes from the mailbox at once, and so the most one pipeline
+/// carries. Larger than in-process: here each batch costs a network round trip.
+const BATCH: usize = 512;
+
+/// How long a connection attempt may take before the call fails.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// How long the server may take to answer before the call fails, so that no call hangs on a
+/// server that went away without closing the connection.
+const RESPONSE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// The name calls give in [`KvError::Unsupported`].
+const BACKEND: &str = "redis";
+
+/// How many keys one `SCAN` step asks for.
+const SCAN_COUNT: usize = 1000;
+
+impl KvBuilder {
+    /// Connects to the Redis server at `url` (such as `"redis://127.0.0.1:6379"`) and returns a
+    /// handle whose calls run there: the same [`KvHandle`], with the same calls, as
+    /// [`spawn`](KvBuilder::spawn) gives, shared by every process that connects to the same server
+    /// with the same [`prefix`](KvBuilder::prefix). Only with the `redis` cargo feature.
+    ///
+    /// The prefix namespaces the Redis keys: key `k` of a handle with prefix `app:` is the Redis
+    /// key `app:k`. Values are stored as compact JSON text, TTLs in milliseconds.
+    ///
+    /// # What differs from the in-process store
+    /// - Calls cost a network round trip; concurrent calls share one (the owner task sends each
+    ///   batch as one pipeline).
+    /// - Every call can fail with [`KvError::Backend`] when the server is unreachable or slow
+    ///   (after about two seconds); the handle reconnects on its own when the server is back.
+    /// - [`update`](KvHandle::update) and [`transaction`](KvHandle::transaction) are optimistic:
+    ///   their closure may run more than once, and after 16 conflicts in a row they give up with
+    ///   [`KvError::Contended`].
+    /// - [`watch`](KvHandle::watch) and [`wait_for`](KvHandle::wait_for) return
+    ///   [`KvError::Unsupported`]; [`purge_expired`](KvHandle::purge_expired) returns `0` (Redis
+    ///   removes expired keys itself); [`stats`](KvHandle::stats) fills `entries` (the keys under
+    ///   the builder's prefix) and `commands`, the rest is 0.
+    /// - TTLs run on the server's clock, not tokio's: pausing tokio's time does not expire keys.
+    /// - [`list_append_unique`](KvHandle::list_append_unique) compares ids as Lua's `cjson`
+    ///   decodes them: numbers as doubles, so `1` and `1.0` are one id (in-process they are two).
+    /// - The builder's [`active_expiry`](KvBuilder::active_expiry) has no effect.
+    ///
+    /// # Errors
+    /// [`KvError::Backend`] if the URL is invalid, the server cannot be reached, or it refuses to
+    /// load the scripts (Redis 6.2 or newer is needed).
+    ///
+    /// # Panics
+    /// Like [`tokio::spawn`], panics when called outside a tokio runtime.
+    ///
+    /// ```no_run
+    /// use std::time::Duration;
+    /// use serde_json::json;
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), ephemeral_kv::KvError> {
+    /// let kv = ephemeral_kv::KvHandle::builder()
+    ///     .prefix("app:")
+    ///     .redis("redis://127.0.0.1:6379")
+    ///     .await?;
+    /// kv.set("user_id", 42).ttl(Duration::from_secs(600)).await?;
+    /// assert_eq!(kv.get("user_id").await?, Some(json!(42)));
+    /// // A lease that another process, on the same server and prefix, cannot take meanwhile.
+    /// assert!(kv.set_if_absent("lock:job:7", "worker-1").ttl(Duration::from_secs(30)).await?);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn redis(self, url: impl AsRef<str>) -> Result<KvHandle, KvError> {
+        let client = redis::Client::open(url.as_ref())
+            .map_err(|error| connection_error("invalid Redis URL", &error))?;
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(CONNECT_TIMEOUT))
+            .set_response_timeout(Some(RESPONSE_TIMEOUT))
+            // Few, short reconnection retries: a call on a server that is down fails within about
+            // a second instead of waiting out a long backoff; the next call tries again.
+            .set_number_of_retries(1)
+            .set_min_delay(Duration::from_millis(50))
+            .set_max_delay(Duration::from_millis(200));
+        let mut connection = ConnectionManager::new_with_config(client, config)
+            .await
+            .map_err(|error| connection_error("cannot connect to Redis", &error))?;
+        let scripts = Scripts::new();
+        load_scripts(&mut connection, &scripts).await?;
+        let (sender, mailbox) = mpsc::channel(self.mailbox_capacity);
+        let owner = Owner {
+            connection,
+            scripts,
+            prefix: self.prefix.clone(),
+            commands: 0,
+        };
+        tokio::spawn(owner.run(mailbox));
+        Ok(KvHandle::new(sender, self.prefix))
+    }
+}
+
+/// The Redis owner task's state.
+struct Owner {
+    /// Used by this task only (see the module docs for why that matters).
+    connection: ConnectionManager,
+    scripts: Scripts,
+    /// The builder's prefix: the namespace that `stats` counts.
+    prefix: String,
+    /// Commands handled, for [`Stats::commands`].
+    commands: u64,
+}
+
+impl Owner {
+    /// Runs until every handle is gone or a shutdown command arrives.
+    async fn run(mut self, mut mailbox: mpsc::Receiver<Command>) {
+        tracing::debug!("ephemeral-kv redis owner task started");
+        let mut batch = Vec::with_capacity(BATCH);
+        let mut shutdown: Option<Answer<()>> = None;
+        while mailbox.recv_many(&mut batch, BATCH).await > 0 {
+            let mut pipe = redis::pipe();
+            let mut queued = Vec::new();
+            for command in batch.drain(..) {
+                command.trace();
+                self.commands += 1;
+                match plan(command, &mut pipe, &self.scripts) {
+                    Step::Pipelined(pipelined) => queued.push(pipelined),
+                    Step::Alone(Command::Shutdown { reply }) => {
+                        shutdown = Some(reply);
+                        break;
+                    }
+                    Step::Alone(command) => {
+                        // Everything queued before it is answered first, so calls keep their order.
+                        self.flush(&mut pipe, &mut queued).await;
+                        self.alone(command).await;
+                    }
+                }
+            }
+            self.flush(&mut pipe, &mut queued).await;
+            if shutdown.is_some() {
+                // As in-process: commands queued after the shutdown get `KvError::Closed`.
+                mailbox.close();
+                break;
+            }
+        }
+        drop(mailbox);
+        tracing::debug!("ephemeral-kv redis owner task stopped");
+        if let Some(reply) = shutdown {
+            let _ = reply.send(Ok(()));
+        }
+    }
+
+    /// Sends the pipeline and answers every command queued in it.
+    async fn flush(&mut self, pipe: &mut Pipeline, queued: &mut Vec<Pipelined>) {
+        let replies = if pipe.is_empty() {
+            Ok(Vec::new())
+        } else {
+            self.send(pipe).await
+        };
+        pipe.clear();
+        let mut replies = match replies {
+            Ok(replies) => replies.into_iter(),
+            Err(error) => {
+                // `KvError` is not `Clone` (it can carry a serde_json error); every caller of the
+                // batch gets the same message.
+                let message = match error {
+                    KvError::Backend { message } => message,
+                    other => other.to_string(),
+                };
+                for pipelined in queued.drain(..) {
+                    pipelined.finish(Err(KvError::Backend {
+                        message: message.clone(),
+                    }));
+                }
+                return;
+            }
+        };
+        for pipelined in queued.drain(..) {
+            let own: Vec<Reply> = replies.by_ref().take(pipelined.entries).collect();
+            pipelined.finish(Ok(own));
+        }
+    }
+
+    /// Sends a pipeline and returns one reply per entry (server errors among them, in place).
+    /// Entries refused with `NOSCRIPT` (the server restarted and lost its script cache) are sent
+    /// again once the scripts are reloaded; they had not run, and every command of one batch was
+    /// pending at once, so running them after the rest of the batch is still a valid order.
+    async fn send(&mut self, pipe: &Pipeline) -> Result<Vec<Reply>, KvError> {
+        let mut replies: Vec<Reply> = pipe
+            .clone()
+            .ignore_errors()
+            .query_async(&mut self.connection)
+            .await
+            .map_err(|error| connection_error("redis pipeline failed", &error))?;
+        let refused: Vec<usize> = (0..replies.len())
+            .filter(|&index| exec::is_noscript(&replies[index]))
+            .collect();
+        if refused.is_empty() {
+            return Ok(replies);
+        }
+        load_scripts(&mut self.connection, &self.scripts).await?;
+        let mut again = redis::pipe();
+        for (index, command) in pipe.cmd_iter().enumerate() {
+            if refused.contains(&index) {
+                again.add_command(command.clone());
+            }
+        }
+        let retried: Vec<Reply> = again
+            .ignore_errors()
+            .query_async(&mut self.connection)
+            .await
+            .map_err(|error| connection_error("redis pipeline failed", &error))?;
+        for (index, reply) in refused.into_iter().zip(retried) {
+            replies[index] = reply;
+        }
+        Ok(replies)
+    }
+
+    /// Runs a command that needs round trips of its own, or none.
+    async fn alone(&mut self, command: Command) {
+        match command {
+            Command::PurgeExpired { reply, .. } => {
+                // Redis removes expired keys itself; there is nothing left to purge.
+                let _ = reply.send(Ok(0));
+            }
+            Command::Stats { reply } => {
+                let _ = reply.send(self.stats().await);
+            }
+            Command::ScanPrefix {
+                prefix,
+                limit,
+                reply,
+            } => {
+                let keys = self.scan(&prefix).await.map(|mut keys| {
+                    keys.sort_unstable();
+                    keys.dedup(); // SCAN may return a key twice
+                    keys.truncate(limit);
+                    keys
+                });
+                let _ = reply.send(keys);
+            }
+            Command::Update { key, f, reply } => {
+                let _ = reply.send(optimistic::update(&mut self.connection, key, f).await);
+            }
+            Command::Transaction { prefix, f, reply } => {
+                let result = optimistic::transaction(&mut self.connection, &prefix, f).await;
+                let _ = reply.send(result);
+            }
+            Command::Watch { reply, .. } => {
+                let _ = reply.send(Err(unsupported("watch")));
+            }
+            Command::WaitFor { reply, .. } => {
+                let _ = reply.send(Err(unsupported("wait_for")));
+            }
+            // `plan` pipelines every other command, and the loop takes the shutdown itself.
+            other => tracing::error!(op = other.name(), "redis owner task cannot run this alone"),
+        }
+    }
+
+    /// What [`Stats`] can say on Redis: the keys under the builder's prefix, and the commands
+    /// this owner task handled.
+    async fn stats(&mut self) -> Result<Stats, KvError> {
+        let entries = if self.prefix.is_empty() {
+            redis::cmd("DBSIZE")
+                .query_async(&mut self.connection)
+                .await
+                .map_err(|error| connection_error("redis DBSIZE failed", &error))?
+        } else {
+            let prefix = self.prefix.clone();
+            self.scan(&prefix).await?.len()
+        };
+        Ok(Stats {
+            entries,
+            commands: self.commands,
+            ..Stats::default()
+        })
+    }
+
+    /// Every key that starts with `prefix`, unsorted, possibly with duplicates (as `SCAN` gives
+    /// them). Keys that are not UTF-8, written by another client, are skipped.
+    async fn scan(&mut self, prefix: &str) -> Result<Vec<String>, KvError> {
+        let pattern = format!("{}*", glob_escape(prefix));
+        let mut cursor = 0u64;
+        let mut keys = Vec::new();
+        loop {
+            let (next, page): (u64, Vec<Vec<u8>>) = redis::cmd("SCAN")
+                .arg(cursor)
+                .arg("MATCH")
+                .arg(&pattern)
+                .arg("COUNT")
+                .arg(SCAN_COUNT)
+                .query_async(&mut self.connection)
+                .await
+                .map_err(|error| connection_error("redis SCAN failed", &error))?;
+            keys.extend(
+                page.into_iter()
+                    .filter_map(|key| String::from_utf8(key).ok()),
+            );
+            if next == 0 {
+                return Ok(keys);
+            }
+            cursor = next;
+        }
+    }
+}
+
+/// Loads every script into the server's script cache.
+async fn load_scripts(
+    connection: &mut ConnectionManager,
+    scripts: &Scripts,
+) -> Result<(), KvError> {
+    for script in scripts.all() {
+        script
+            .load_async(connection)
+            .await
+            .map_err(|error| connection_error("cannot load the scripts into Redis", &error))?;
+    }
+    Ok(())
+}
+
+/// `prefix` with Redis's glob characters escaped, so that `SCAN MATCH` takes it literally.
+fn glob_escape(prefix: &str) -> String {
+    let mut escaped = String::with_capacity(prefix.len());
+    for c in prefix.chars() {
+        if matches!(c, '*' | '?' | '[' | ']' | '\\') {
+            escaped.push('\\');
+        }
+        escaped.push(c);
+    }
+    escaped
+}
+
+/// A Redis client error (connection lost, timeout, refused command) as [`KvError::Backend`].
+pub(crate) fn connection_error(what: &str, error: &RedisError) -> KvError {
+    KvError::Backend {
+        message: format!("{what}: {error}"),
+    }
+}
+
+fn unsupported(op: &'static str) -> KvError {
+    KvError::Unsupported {
+        op,
+        backend: BACKEND,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn glob_characters_in_a_prefix_are_taken_literally() {
+        assert_eq!(glob_escape("app:"), "app:");
+        assert_eq!(glob_escape("a*b?[c]\\"), "a\\*b\\?\\[c\\]\\\\");
+    }
+}
