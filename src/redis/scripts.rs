@@ -17,16 +17,19 @@
 use redis::Script;
 
 /// Shared by every script: the JSON type of a stored text, in the words of
-/// [`KvError::WrongType`](crate::KvError::WrongType), from its first character.
+/// [`KvError::WrongType`](crate::KvError::WrongType), from its first character (or, for the
+/// literals, the whole text). Text written by another client that only looks like JSON at its start
+/// is taken for what it looks like; it is never parsed as such.
 const PRELUDE: &str = r#"
 local function kind(text)
-  local c = string.match(text, '^%s*(.)')
+  local t = string.match(text, '^%s*(.-)%s*$')
+  local c = string.sub(t, 1, 1)
   if c == '[' then return 'a list'
   elseif c == '{' then return 'an object'
   elseif c == '"' then return 'a string'
-  elseif c == 't' or c == 'f' then return 'a boolean'
-  elseif c == 'n' then return 'null'
-  elseif c ~= nil and string.find('-0123456789', c, 1, true) then return 'a number'
+  elseif t == 'true' or t == 'false' then return 'a boolean'
+  elseif t == 'null' then return 'null'
+  elseif string.match(t, '^-?%d[%d.eE+-]*$') then return 'a number'
   end
   return 'text that is not JSON'
 end
