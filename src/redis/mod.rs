@@ -18,11 +18,15 @@ mod exec;
 mod optimistic;
 mod scripts;
 
+use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{Pipeline, RedisError, Value as Reply};
+use serde_json::Value;
 use tokio::sync::mpsc;
+use tokio::time::MissedTickBehavior;
 
 use crate::command::{Command, Reply as Answer};
 use crate::error::KvError;
@@ -45,6 +49,11 @@ const RESPONSE_TIMEOUT: Duration = Duration::from_secs(2);
 /// The name calls give in [`KvError::Unsupported`].
 const BACKEND: &str = "redis";
 
+/// How often the keys that `wait_for` calls wait on are read again. Redis has no change feed this
+/// executor uses (keyspace notifications are off by default and lossy), so a `wait_for` resolves
+/// within about this long of the write.
+const WAIT_FOR_POLL: Duration = Duration::from_millis(20);
+
 /// How many keys one `SCAN` step asks for.
 const SCAN_COUNT: usize = 1000;
 
@@ -65,10 +74,13 @@ impl KvBuilder {
     /// - [`update`](KvHandle::update) and [`transaction`](KvHandle::transaction) are optimistic:
     ///   their closure may run more than once, and after 16 conflicts in a row they give up with
     ///   [`KvError::Contended`].
-    /// - [`watch`](KvHandle::watch) and [`wait_for`](KvHandle::wait_for) return
-    ///   [`KvError::Unsupported`]; [`purge_expired`](KvHandle::purge_expired) returns `0` (Redis
-    ///   removes expired keys itself); [`stats`](KvHandle::stats) fills `entries` (the keys under
-    ///   the builder's prefix) and `commands`, the rest is 0.
+    /// - [`watch`](KvHandle::watch) returns [`KvError::Unsupported`].
+    ///   [`wait_for`](KvHandle::wait_for) works by polling: it resolves within about 20 ms of the
+    ///   write, from any client.
+    /// - [`purge_expired`](KvHandle::purge_expired) returns `0` (Redis removes expired keys
+    ///   itself); [`stats`](KvHandle::stats) fills `entries` (the keys under the builder's
+    ///   prefix), `commands` (handled by this handle's owner task) and `watchers` (pending
+    ///   `wait_for` calls); the rest is 0.
     /// - TTLs run on the server's clock, not tokio's: pausing tokio's time does not expire keys.
     /// - [`list_append_unique`](KvHandle::list_append_unique) compares ids as Lua's `cjson`
     ///   decodes them: numbers as doubles, so `1` and `1.0` are one id (in-process they are two).
@@ -119,6 +131,7 @@ impl KvBuilder {
             scripts,
             prefix: self.prefix.clone(),
             commands: 0,
+            waiters: HashMap::new(),
         };
         tokio::spawn(owner.run(mailbox));
         Ok(KvHandle::new(sender, self.prefix))
@@ -134,6 +147,8 @@ struct Owner {
     prefix: String,
     /// Commands handled, for [`Stats::commands`].
     commands: u64,
+    /// Pending `wait_for` calls by full key, answered by polling (see [`WAIT_FOR_POLL`]).
+    waiters: HashMap<String, Vec<Answer<Arc<Value>>>>,
 }
 
 impl Owner {
@@ -142,7 +157,23 @@ impl Owner {
         tracing::debug!("ephemeral-kv redis owner task started");
         let mut batch = Vec::with_capacity(BATCH);
         let mut shutdown: Option<Answer<()>> = None;
-        while mailbox.recv_many(&mut batch, BATCH).await > 0 {
+        // One interval for the whole run (not a sleep per turn), so that polling keeps its pace
+        // while commands keep arriving.
+        let mut poll = tokio::time::interval(WAIT_FOR_POLL);
+        poll.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                biased;
+                received = mailbox.recv_many(&mut batch, BATCH) => {
+                    if received == 0 {
+                        break; // every handle is gone
+                    }
+                }
+                _ = poll.tick(), if !self.waiters.is_empty() => {
+                    self.poll_waiters().await;
+                    continue;
+                }
+            }
             let mut pipe = redis::pipe();
             let mut queued = Vec::new();
             for command in batch.drain(..) {
@@ -163,7 +194,8 @@ impl Owner {
             }
             self.flush(&mut pipe, &mut queued).await;
             if shutdown.is_some() {
-                // As in-process: commands queued after the shutdown get `KvError::Closed`.
+                // As in-process: commands queued after the shutdown get `KvError::Closed`, and so
+                // do pending `wait_for` calls, dropped with the owner.
                 mailbox.close();
                 break;
             }
@@ -274,11 +306,57 @@ impl Owner {
             Command::Watch { reply, .. } => {
                 let _ = reply.send(Err(unsupported("watch")));
             }
-            Command::WaitFor { reply, .. } => {
-                let _ = reply.send(Err(unsupported("wait_for")));
+            Command::WaitFor { key, reply } => {
+                let mut get = redis::cmd("GET");
+                get.arg(&key);
+                let found = match get.query_async(&mut self.connection).await {
+                    Ok(reply) => exec::json(&key, reply),
+                    Err(error) => Err(connection_error("redis GET failed", &error)),
+                };
+                match found {
+                    Ok(None) => self.waiters.entry(key).or_default().push(reply),
+                    Ok(Some(value)) => {
+                        let _ = reply.send(Ok(value));
+                    }
+                    Err(error) => {
+                        let _ = reply.send(Err(error));
+                    }
+                }
             }
             // `plan` pipelines every other command, and the loop takes the shutdown itself.
             other => tracing::error!(op = other.name(), "redis owner task cannot run this alone"),
+        }
+    }
+
+    /// Reads every key a `wait_for` waits on (one `MGET`) and answers the waiters of the keys
+    /// that now hold a value. Waiters whose caller gave up are forgotten first. A failed read is
+    /// not an error for the waiters: they keep waiting, and the next poll tries again.
+    async fn poll_waiters(&mut self) {
+        self.waiters.retain(|_, waiters| {
+            waiters.retain(|waiter| !waiter.is_closed());
+            !waiters.is_empty()
+        });
+        if self.waiters.is_empty() {
+            return;
+        }
+        let keys: Vec<String> = self.waiters.keys().cloned().collect();
+        let values: Vec<Reply> = match redis::cmd("MGET")
+            .arg(&keys)
+            .query_async(&mut self.connection)
+            .await
+        {
+            Ok(values) => values,
+            Err(error) => {
+                tracing::debug!(%error, "wait_for poll failed; retrying on the next tick");
+                return;
+            }
+        };
+        for (key, value) in keys.into_iter().zip(values) {
+            if let Ok(Some(value)) = exec::json(&key, value) {
+                for waiter in self.waiters.remove(&key).unwrap_or_default() {
+                    let _ = waiter.send(Ok(Arc::clone(&value)));
+                }
+            }
         }
     }
 
@@ -297,6 +375,7 @@ impl Owner {
         Ok(Stats {
             entries,
             commands: self.commands,
+            watchers: self.waiters.values().map(Vec::len).sum(),
             ..Stats::default()
         })
     }

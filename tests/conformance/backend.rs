@@ -22,7 +22,7 @@ pub trait Backend {
     /// in error messages.
     fn prefix(&self) -> &str;
 
-    /// Whether the backend has change feeds (`watch`, `wait_for`).
+    /// Whether the backend has change feeds (`watch`).
     fn has_watch(&self) -> bool;
 
     /// What `purge_expired` returns after `expired` entries ran out.

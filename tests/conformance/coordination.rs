@@ -5,6 +5,7 @@ use std::time::Duration;
 use ephemeral_kv::{KvError, Ttl};
 use futures::StreamExt;
 use serde_json::{json, Value};
+use tokio::time::timeout;
 
 use crate::backend::Backend;
 
@@ -21,7 +22,8 @@ conformance!(
     get_del_exists_ttl_and_persist,
     scan_prefix_is_sorted_limited_relative_and_literal,
     stats_counts_entries_and_commands,
-    watch_and_wait_for_work_or_say_unsupported,
+    watch_works_or_says_unsupported,
+    wait_for_resolves_at_once_or_on_the_write_and_composes_with_timeout,
     concurrent_callers_lose_nothing,
 );
 
@@ -365,15 +367,14 @@ async fn stats_counts_entries_and_commands(b: &impl Backend) {
     assert_eq!(stats.mailbox_depth, 0);
 }
 
-async fn watch_and_wait_for_work_or_say_unsupported(b: &impl Backend) {
+async fn watch_works_or_says_unsupported(b: &impl Backend) {
     let kv = b.kv().await;
     if b.has_watch() {
         let mut events = kv.watch("inbox:").await.unwrap();
+        kv.set("elsewhere", 1).await.unwrap();
         kv.set("inbox:1", "hi").await.unwrap();
         let event = events.next().await.unwrap().unwrap();
         assert_eq!(event.key(), "inbox:1");
-        kv.set("ready", 1).await.unwrap();
-        assert_eq!(kv.wait_for("ready").await.unwrap(), json!(1));
     } else {
         assert!(matches!(
             kv.watch("inbox:").await,
@@ -382,14 +383,28 @@ async fn watch_and_wait_for_work_or_say_unsupported(b: &impl Backend) {
                 backend: "redis"
             })
         ));
-        assert!(matches!(
-            kv.wait_for("ready").await,
-            Err(KvError::Unsupported {
-                op: "wait_for",
-                backend: "redis"
-            })
-        ));
     }
+}
+
+async fn wait_for_resolves_at_once_or_on_the_write_and_composes_with_timeout(b: &impl Backend) {
+    let kv = b.kv().await;
+    kv.set("ready", 1).await.unwrap();
+    assert_eq!(kv.wait_for("ready").await.unwrap(), json!(1));
+    let waiter = kv.clone();
+    let result = tokio::spawn(async move { waiter.wait_for("job:7:result").await });
+    b.pass(1).await;
+    assert!(!result.is_finished());
+    kv.set("job:7:result", json!({"rows": 3})).await.unwrap();
+    let value = timeout(b.units(10), result)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(value, json!({"rows": 3}));
+    let late = timeout(b.unit(), kv.wait_for("never")).await;
+    assert!(late.is_err());
+    b.pass(1).await;
+    assert_eq!(kv.stats().await.unwrap().watchers, 0); // the abandoned wait is forgotten
 }
 
 async fn concurrent_callers_lose_nothing(b: &impl Backend) {
