@@ -5,14 +5,18 @@
 //! [`KvBuilder::redis`] is the same type, with the same calls, as one from
 //! [`KvBuilder::spawn`]. This module is the Redis side of that seam:
 //! - the owner loop here drains the mailbox in batches and sends each batch's simple commands as
-//!   **one pipeline** (one round trip for many concurrent callers);
+//!   **one pipeline** (one round trip for many concurrent callers), with up to [`IN_FLIGHT`]
+//!   pipelines on the wire at once;
 //! - [`exec`] turns one command into pipeline entries and reads its answer back;
 //! - [`scripts`] holds the Lua scripts that keep compound commands atomic;
 //! - [`optimistic`] runs `update` and `transaction` as `WATCH`/`MULTI`/`EXEC` retries.
 //!
-//! The owner task is the only user of its connection and runs everything on it in order. That is
-//! what `WATCH` needs (a watch belongs to the connection, so no other request may slip in between
-//! `WATCH` and `EXEC`), and it keeps the handle's calls in the order they reached the owner task.
+//! The owner task is the only user of its connection. Pipelines of simple commands may overlap
+//! (their commands were all pending at once, so any order among them is a valid one), but a
+//! command that runs alone (`update`, `transaction`, `scan_prefix`, ...) waits until no pipeline is
+//! in flight and holds the connection to itself until it is done. That is what `WATCH` needs (a
+//! watch belongs to the connection, so no other request may slip in between `WATCH` and `EXEC`),
+//! and it keeps every call after the calls that were answered before it was sent.
 
 mod exec;
 mod optimistic;
@@ -22,6 +26,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures::stream::{FuturesUnordered, StreamExt};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{Pipeline, RedisError, Value as Reply};
 use serde_json::Value;
@@ -38,6 +43,11 @@ use scripts::Scripts;
 /// How many commands the owner takes from the mailbox at once, and so the most one pipeline
 /// carries. Larger than in-process: here each batch costs a network round trip.
 const BATCH: usize = 512;
+
+/// How many batches' pipelines may be in flight at once. While one is on the wire, the next batch
+/// is formed and sent behind it, so the server never idles waiting for the owner task. Commands in
+/// different batches in flight were all pending at once, so any order between them is valid.
+const IN_FLIGHT: usize = 4;
 
 /// How long a connection attempt may take before the call fails.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
@@ -123,7 +133,7 @@ impl KvBuilder {
         let mut connection = ConnectionManager::new_with_config(client, config)
             .await
             .map_err(|error| connection_error("cannot connect to Redis", &error))?;
-        let scripts = Scripts::new();
+        let scripts = Arc::new(Scripts::new());
         load_scripts(&mut connection, &scripts).await?;
         let (sender, mailbox) = mpsc::channel(self.mailbox_capacity);
         let owner = Owner {
@@ -140,9 +150,10 @@ impl KvBuilder {
 
 /// The Redis owner task's state.
 struct Owner {
-    /// Used by this task only (see the module docs for why that matters).
+    /// The owner task's connection. Pipelines in flight use clones of it (the same connection);
+    /// `WATCH` sequences run only when none is in flight (see the module docs).
     connection: ConnectionManager,
-    scripts: Scripts,
+    scripts: Arc<Scripts>,
     /// The builder's prefix: the namespace that `stats` counts.
     prefix: String,
     /// Commands handled, for [`Stats::commands`].
@@ -151,11 +162,31 @@ struct Owner {
     waiters: HashMap<String, Vec<Answer<Arc<Value>>>>,
 }
 
+/// The simple commands of one batch: their entries in one pipeline, and their callers.
+struct Batch {
+    pipe: Pipeline,
+    queued: Vec<Pipelined>,
+}
+
+impl Batch {
+    fn new() -> Batch {
+        let mut pipe = redis::pipe();
+        // One reply per entry, server errors in place: one command's error is its caller's
+        // alone, not the whole batch's.
+        pipe.ignore_errors();
+        Batch {
+            pipe,
+            queued: Vec::new(),
+        }
+    }
+}
+
 impl Owner {
     /// Runs until every handle is gone or a shutdown command arrives.
     async fn run(mut self, mut mailbox: mpsc::Receiver<Command>) {
         tracing::debug!("ephemeral-kv redis owner task started");
-        let mut batch = Vec::with_capacity(BATCH);
+        let mut commands = Vec::with_capacity(BATCH);
+        let mut in_flight = FuturesUnordered::new();
         let mut shutdown: Option<Answer<()>> = None;
         // One interval for the whole run (not a sleep per turn), so that polling keeps its pace
         // while commands keep arriving.
@@ -164,7 +195,8 @@ impl Owner {
         loop {
             tokio::select! {
                 biased;
-                received = mailbox.recv_many(&mut batch, BATCH) => {
+                Some(()) = in_flight.next(), if !in_flight.is_empty() => continue,
+                received = mailbox.recv_many(&mut commands, BATCH), if in_flight.len() < IN_FLIGHT => {
                     if received == 0 {
                         break; // every handle is gone
                     }
@@ -174,25 +206,33 @@ impl Owner {
                     continue;
                 }
             }
-            let mut pipe = redis::pipe();
-            let mut queued = Vec::new();
-            for command in batch.drain(..) {
+            let mut batch = Batch::new();
+            for command in commands.drain(..) {
                 command.trace();
                 self.commands += 1;
-                match plan(command, &mut pipe, &self.scripts) {
-                    Step::Pipelined(pipelined) => queued.push(pipelined),
-                    Step::Alone(Command::Shutdown { reply }) => {
-                        shutdown = Some(reply);
-                        break;
-                    }
+                match plan(command, &mut batch.pipe, &self.scripts) {
+                    Step::Pipelined(pipelined) => batch.queued.push(pipelined),
                     Step::Alone(command) => {
-                        // Everything queued before it is answered first, so calls keep their order.
-                        self.flush(&mut pipe, &mut queued).await;
+                        // Everything received before it is answered first, so calls keep their
+                        // order, and nothing else uses the connection while it runs.
+                        while in_flight.next().await.is_some() {}
+                        let earlier = std::mem::replace(&mut batch, Batch::new());
+                        answer(earlier, self.connection.clone(), Arc::clone(&self.scripts)).await;
+                        if let Command::Shutdown { reply } = command {
+                            shutdown = Some(reply);
+                            break;
+                        }
                         self.alone(command).await;
                     }
                 }
             }
-            self.flush(&mut pipe, &mut queued).await;
+            if !batch.queued.is_empty() {
+                in_flight.push(answer(
+                    batch,
+                    self.connection.clone(),
+                    Arc::clone(&self.scripts),
+                ));
+            }
             if shutdown.is_some() {
                 // As in-process: commands queued after the shutdown get `KvError::Closed`, and so
                 // do pending `wait_for` calls, dropped with the owner.
@@ -200,77 +240,12 @@ impl Owner {
                 break;
             }
         }
+        while in_flight.next().await.is_some() {}
         drop(mailbox);
         tracing::debug!("ephemeral-kv redis owner task stopped");
         if let Some(reply) = shutdown {
             let _ = reply.send(Ok(()));
         }
-    }
-
-    /// Sends the pipeline and answers every command queued in it.
-    async fn flush(&mut self, pipe: &mut Pipeline, queued: &mut Vec<Pipelined>) {
-        let replies = if pipe.is_empty() {
-            Ok(Vec::new())
-        } else {
-            self.send(pipe).await
-        };
-        pipe.clear();
-        let mut replies = match replies {
-            Ok(replies) => replies.into_iter(),
-            Err(error) => {
-                // `KvError` is not `Clone` (it can carry a serde_json error); every caller of the
-                // batch gets the same message.
-                let message = match error {
-                    KvError::Backend { message } => message,
-                    other => other.to_string(),
-                };
-                for pipelined in queued.drain(..) {
-                    pipelined.finish(Err(KvError::Backend {
-                        message: message.clone(),
-                    }));
-                }
-                return;
-            }
-        };
-        for pipelined in queued.drain(..) {
-            let own: Vec<Reply> = replies.by_ref().take(pipelined.entries).collect();
-            pipelined.finish(Ok(own));
-        }
-    }
-
-    /// Sends a pipeline and returns one reply per entry (server errors among them, in place).
-    /// Entries refused with `NOSCRIPT` (the server restarted and lost its script cache) are sent
-    /// again once the scripts are reloaded; they had not run, and every command of one batch was
-    /// pending at once, so running them after the rest of the batch is still a valid order.
-    async fn send(&mut self, pipe: &Pipeline) -> Result<Vec<Reply>, KvError> {
-        let mut replies: Vec<Reply> = pipe
-            .clone()
-            .ignore_errors()
-            .query_async(&mut self.connection)
-            .await
-            .map_err(|error| connection_error("redis pipeline failed", &error))?;
-        let refused: Vec<usize> = (0..replies.len())
-            .filter(|&index| exec::is_noscript(&replies[index]))
-            .collect();
-        if refused.is_empty() {
-            return Ok(replies);
-        }
-        load_scripts(&mut self.connection, &self.scripts).await?;
-        let mut again = redis::pipe();
-        for (index, command) in pipe.cmd_iter().enumerate() {
-            if refused.contains(&index) {
-                again.add_command(command.clone());
-            }
-        }
-        let retried: Vec<Reply> = again
-            .ignore_errors()
-            .query_async(&mut self.connection)
-            .await
-            .map_err(|error| connection_error("redis pipeline failed", &error))?;
-        for (index, reply) in refused.into_iter().zip(retried) {
-            replies[index] = reply;
-        }
-        Ok(replies)
     }
 
     /// Runs a command that needs round trips of its own, or none.
@@ -406,6 +381,79 @@ impl Owner {
             cursor = next;
         }
     }
+}
+
+/// Sends a batch's pipeline and answers every command queued in it.
+async fn answer(batch: Batch, mut connection: ConnectionManager, scripts: Arc<Scripts>) {
+    let Batch { pipe, queued } = batch;
+    if queued.is_empty() {
+        return;
+    }
+    let replies = if pipe.is_empty() {
+        Ok(Vec::new()) // only commands that need no entry (an empty `mget`, say)
+    } else {
+        send(&mut connection, &scripts, &pipe).await
+    };
+    let mut replies = match replies {
+        Ok(replies) => replies.into_iter(),
+        Err(error) => {
+            // `KvError` is not `Clone` (it can carry a serde_json error); every caller of the
+            // batch gets the same message.
+            let message = match error {
+                KvError::Backend { message } => message,
+                other => other.to_string(),
+            };
+            for pipelined in queued {
+                pipelined.finish(Err(KvError::Backend {
+                    message: message.clone(),
+                }));
+            }
+            return;
+        }
+    };
+    for pipelined in queued {
+        let own: Vec<Reply> = replies.by_ref().take(pipelined.entries).collect();
+        pipelined.finish(Ok(own));
+    }
+}
+
+/// Sends a pipeline and returns one reply per entry (server errors among them, in place).
+///
+/// Entries refused with `NOSCRIPT` (the server restarted and lost its script cache) are sent
+/// again once the scripts are reloaded. They had not run, and every command of a batch was pending
+/// at once (none of their callers had an answer yet), so running them after the rest of the batch
+/// is still a valid order.
+async fn send(
+    connection: &mut ConnectionManager,
+    scripts: &Scripts,
+    pipe: &Pipeline,
+) -> Result<Vec<Reply>, KvError> {
+    let mut replies: Vec<Reply> = pipe
+        .query_async(connection)
+        .await
+        .map_err(|error| connection_error("redis pipeline failed", &error))?;
+    let refused: Vec<usize> = (0..replies.len())
+        .filter(|&index| exec::is_noscript(&replies[index]))
+        .collect();
+    if refused.is_empty() {
+        return Ok(replies);
+    }
+    load_scripts(connection, scripts).await?;
+    let mut again = redis::pipe();
+    again.ignore_errors();
+    for (index, command) in pipe.cmd_iter().enumerate() {
+        if refused.contains(&index) {
+            again.add_command(command.clone());
+        }
+    }
+    let retried: Vec<Reply> = again
+        .query_async(connection)
+        .await
+        .map_err(|error| connection_error("redis pipeline failed", &error))?;
+    for (index, reply) in refused.into_iter().zip(retried) {
+        replies[index] = reply;
+    }
+    Ok(replies)
 }
 
 /// Loads every script into the server's script cache.
