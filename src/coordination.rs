@@ -366,7 +366,8 @@ impl KvHandle {
     /// stream unsubscribes; the stream ends when the store stops.
     ///
     /// # Errors
-    /// [`KvError::Closed`] if the store has stopped.
+    /// [`KvError::Closed`] if the store has stopped; [`KvError::Unsupported`] on Redis, which has
+    /// no change feed this crate can make ordered and lossless.
     ///
     /// ```
     /// use ephemeral_kv::WatchEvent;
@@ -391,10 +392,12 @@ impl KvHandle {
     /// any call gives it one.
     ///
     /// It waits for as long as it takes; bound it with [`tokio::time::timeout`]. A wait that is
-    /// dropped (by a timeout or otherwise) is forgotten by the store.
+    /// dropped (by a timeout or otherwise) is forgotten by the store. On Redis the waited keys are
+    /// polled, so it resolves within about 20 ms of the write (by any client).
     ///
     /// # Errors
-    /// [`KvError::Closed`] if the store stops before the key gets a value.
+    /// [`KvError::Closed`] if the store stops before the key gets a value; on Redis,
+    /// [`KvError::Backend`] if the first read fails.
     ///
     /// ```
     /// use std::time::Duration;

@@ -44,7 +44,13 @@ const DEFAULT_MAILBOX_CAPACITY: usize = 1024;
 ///
 /// # Time
 /// TTLs are measured on tokio's clock ([`tokio::time::Instant`]), so a test that pauses and advances
-/// tokio's time sees keys expire without waiting.
+/// tokio's time sees keys expire without waiting. (A handle from
+/// [`KvBuilder::redis`](KvBuilder) is the exception: Redis expires keys on its own clock.)
+///
+/// # Backends
+/// [`KvBuilder::spawn`] runs the store in this process. With the `redis` cargo feature,
+/// `KvBuilder::redis(url)` returns the same type running every call on a Redis server, shared by
+/// every process connected to it; what differs there is listed on that method.
 ///
 /// # Example
 /// ```
@@ -479,6 +485,9 @@ impl KvHandle {
     /// number it removes, not with the size of the store. With active expiry on (the default) the
     /// owner task already does this on its own, so calling it is rarely needed.
     ///
+    /// On Redis it returns `Ok(0)`: Redis removes expired keys itself, and they are invisible
+    /// there too.
+    ///
     /// # Errors
     /// [`KvError::Closed`] if the store has stopped.
     ///
@@ -501,6 +510,10 @@ impl KvHandle {
 
     /// A snapshot of what the store holds and how it has been used (the whole store, not only
     /// this handle's prefix).
+    ///
+    /// On Redis, `entries` counts the keys under the builder's prefix, `commands` the commands
+    /// this handle's owner task handled, `watchers` the pending `wait_for` calls; the other
+    /// counters are 0.
     ///
     /// # Errors
     /// [`KvError::Closed`] if the store has stopped.
