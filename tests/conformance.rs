@@ -10,6 +10,9 @@
 #[path = "support/redis_server.rs"]
 mod redis_server;
 
+#[path = "support/races.rs"]
+mod races;
+
 #[path = "conformance/backend.rs"]
 mod backend;
 

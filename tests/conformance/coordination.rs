@@ -409,44 +409,5 @@ async fn wait_for_resolves_at_once_or_on_the_write_and_composes_with_timeout(b: 
 
 async fn concurrent_callers_lose_nothing(b: &impl Backend) {
     let kv = b.kv().await;
-    let mut tasks = Vec::new();
-    for worker in 0..16 {
-        let kv = kv.clone();
-        tasks.push(tokio::spawn(async move {
-            let mut popped = Vec::new();
-            for i in 0..20 {
-                kv.incr("count", 1).await.unwrap();
-                kv.list_append_unique("inbox", [json!({"id": worker * 100 + i})])
-                    .await
-                    .unwrap();
-                kv.update("sum", |cur| {
-                    Some(json!(cur.and_then(Value::as_i64).unwrap_or(0) + 1))
-                })
-                .await
-                .unwrap();
-                if i % 5 == 0 {
-                    popped.extend(kv.list_pop_all("inbox").await.unwrap());
-                }
-            }
-            popped
-        }));
-    }
-    let mut items = Vec::new();
-    for task in tasks {
-        items.extend(task.await.unwrap());
-    }
-    items.extend(kv.list_pop_all("inbox").await.unwrap());
-    let mut ids: Vec<i64> = items
-        .iter()
-        .map(|item| item["id"].as_i64().unwrap())
-        .collect();
-    ids.sort_unstable();
-    let expected: Vec<i64> = (0..16)
-        .flat_map(|w| (0..20).map(move |i| w * 100 + i))
-        .collect();
-    assert_eq!(ids, expected);
-    assert_eq!(
-        kv.mget(["count", "sum"]).await.unwrap(),
-        vec![Some(json!(320)), Some(json!(320))]
-    );
+    crate::races::inbox_and_counters(&[kv], 16, 20).await;
 }
