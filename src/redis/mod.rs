@@ -76,6 +76,10 @@ impl KvBuilder {
     /// The prefix namespaces the Redis keys: key `k` of a handle with prefix `app:` is the Redis
     /// key `app:k`. Values are stored as compact JSON text, TTLs in milliseconds.
     ///
+    /// One server (or a Redis-compatible one, 6.2 or newer); Redis Cluster is not supported (the
+    /// scripts for `mset` with a TTL touch several keys, which a cluster only allows within one
+    /// hash slot).
+    ///
     /// # What differs from the in-process store
     /// - Calls cost a network round trip; concurrent calls share one (the owner task sends each
     ///   batch as one pipeline).

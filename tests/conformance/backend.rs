@@ -143,8 +143,9 @@ impl Backend for Redis {
 
     fn assert_ttl(&self, ttl: Ttl, units: u32, after: u32) {
         let most = self.units(units - after);
-        // Time spent on the calls of the test itself; generous for a loaded machine.
-        let least = most.saturating_sub(self.unit() / 2);
+        // Time spent on the calls of the test itself: up to a whole unit, for a loaded machine.
+        // The tests that tell "kept" from "renewed" differ by two units, so this still tells.
+        let least = most.saturating_sub(self.unit());
         match ttl {
             Ttl::Expires(left) => assert!(
                 left <= most && left >= least,
