@@ -154,8 +154,9 @@ impl KvBuilder {
 
 /// The Redis owner task's state.
 struct Owner {
-    /// The owner task's connection. Pipelines in flight use clones of it (the same connection);
-    /// `WATCH` sequences run only when none is in flight (see the module docs).
+    /// The owner task's connection. Pipelines in flight (each answered by a task of its own) use
+    /// clones of it, which share the one connection; `WATCH` sequences run only when none is in
+    /// flight (see the module docs).
     connection: ConnectionManager,
     scripts: Arc<Scripts>,
     /// The builder's prefix: the namespace that `stats` counts.
@@ -199,7 +200,7 @@ impl Owner {
         loop {
             tokio::select! {
                 biased;
-                Some(()) = in_flight.next(), if !in_flight.is_empty() => continue,
+                Some(_) = in_flight.next(), if !in_flight.is_empty() => continue,
                 received = mailbox.recv_many(&mut commands, BATCH), if in_flight.len() < IN_FLIGHT => {
                     if received == 0 {
                         break; // every handle is gone
@@ -231,11 +232,13 @@ impl Owner {
                 }
             }
             if !batch.queued.is_empty() {
-                in_flight.push(answer(
+                // A task of its own, so that decoding the replies (JSON parsing) runs beside the
+                // owner task, on another worker thread, while it forms the next batch.
+                in_flight.push(tokio::spawn(answer(
                     batch,
                     self.connection.clone(),
                     Arc::clone(&self.scripts),
-                ));
+                )));
             }
             if shutdown.is_some() {
                 // As in-process: commands queued after the shutdown get `KvError::Closed`, and so
