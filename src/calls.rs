@@ -257,7 +257,7 @@ impl<'a> IntoFuture for ListAppendUnique<'a> {
                     ttl,
                     reply,
                 })
-                .await??;
+                .await?;
             Ok(match unshare(list) {
                 Value::Array(items) => items,
                 _ => Vec::new(),
@@ -478,7 +478,7 @@ impl<'a> IntoFuture for Incr<'a> {
                     ttl,
                     reply,
                 })
-                .await?
+                .await
         })
     }
 }
