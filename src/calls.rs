@@ -266,7 +266,7 @@ impl<'a> IntoFuture for ListAppendUnique<'a> {
                     ttl,
                     reply,
                 })
-                .await??;
+                .await?;
             Ok(match unshare(list) {
                 Value::Array(items) => items,
                 _ => Vec::new(),
@@ -487,7 +487,7 @@ impl<'a> IntoFuture for Incr<'a> {
                     ttl,
                     reply,
                 })
-                .await?
+                .await
         })
     }
 }

@@ -23,7 +23,11 @@ use crate::watchers::Delivery;
 
 /// Where the owner task sends a command's answer. A caller that stopped waiting has dropped the
 /// receiving end; the answer is then discarded, which is normal and not an error.
-pub(crate) type Reply<T> = oneshot::Sender<T>;
+///
+/// Every answer is a `Result`, even for commands the in-process store cannot fail, so that any
+/// executor behind this enum (the Redis one can lose its server) can fail any call with a clear
+/// [`KvError`] instead of dropping it.
+pub(crate) type Reply<T> = oneshot::Sender<Result<T, KvError>>;
 
 /// One request to the owner task, with the channel for its answer.
 pub(crate) enum Command {
@@ -47,7 +51,7 @@ pub(crate) enum Command {
         items: Vec<Value>,
         id_key: String,
         ttl: Option<Duration>,
-        reply: Reply<Result<Arc<Value>, KvError>>,
+        reply: Reply<Arc<Value>>,
     },
     /// Remove a list and answer with it.
     ListPopAll {
@@ -82,7 +86,7 @@ pub(crate) enum Command {
         key: String,
         by: i64,
         ttl: Option<Duration>,
-        reply: Reply<Result<i64, KvError>>,
+        reply: Reply<i64>,
     },
     /// Write a key only if it is missing.
     SetIfAbsent {
@@ -103,13 +107,13 @@ pub(crate) enum Command {
     Update {
         key: String,
         f: UpdateFn,
-        reply: Reply<Result<Option<Arc<Value>>, KvError>>,
+        reply: Reply<Option<Arc<Value>>>,
     },
     /// Run a closure over several keys; apply all of its writes or none.
     Transaction {
         prefix: String,
         f: TxnFn,
-        reply: Reply<Result<(), KvError>>,
+        reply: Reply<()>,
     },
     /// Remove a key and answer with its value.
     GetDel {
@@ -152,7 +156,7 @@ impl Command {
         // `let _ =`: the caller may have dropped its future; the command is applied regardless.
         match self {
             Command::Get { key, reply } => {
-                let _ = reply.send(store.get(&key, now));
+                let _ = reply.send(Ok(store.get(&key, now)));
             }
             Command::Set {
                 key,
@@ -161,11 +165,11 @@ impl Command {
                 reply,
             } => {
                 store.set(key, value, ttl, now);
-                let _ = reply.send(());
+                let _ = reply.send(Ok(()));
             }
             Command::Delete { key, reply } => {
                 store.delete(&key);
-                let _ = reply.send(());
+                let _ = reply.send(Ok(()));
             }
             Command::ListAppendUnique {
                 key,
@@ -177,7 +181,7 @@ impl Command {
                 let _ = reply.send(store.list_append_unique(key, items, &id_key, ttl, now));
             }
             Command::ListPopAll { key, reply } => {
-                let _ = reply.send(store.list_pop_all(&key, now));
+                let _ = reply.send(Ok(store.list_pop_all(&key, now)));
             }
             Command::Mset {
                 entries,
@@ -185,22 +189,22 @@ impl Command {
                 reply,
             } => {
                 store.mset(entries, ttl, now);
-                let _ = reply.send(());
+                let _ = reply.send(Ok(()));
             }
             Command::Mget { keys, reply } => {
-                let _ = reply.send(store.mget(&keys, now));
+                let _ = reply.send(Ok(store.mget(&keys, now)));
             }
             Command::Expire { key, ttl, reply } => {
-                let _ = reply.send(store.expire(&key, ttl, now));
+                let _ = reply.send(Ok(store.expire(&key, ttl, now)));
             }
             Command::PurgeExpired { limit, reply } => {
-                let _ = reply.send(store.purge_expired(limit, now));
+                let _ = reply.send(Ok(store.purge_expired(limit, now)));
             }
             Command::Stats { reply } => {
-                let _ = reply.send(store.stats());
+                let _ = reply.send(Ok(store.stats()));
             }
             Command::Shutdown { reply } => {
-                let _ = reply.send(());
+                let _ = reply.send(Ok(()));
             }
             Command::Incr {
                 key,
@@ -216,7 +220,7 @@ impl Command {
                 ttl,
                 reply,
             } => {
-                let _ = reply.send(store.set_if_absent(key, value, ttl, now));
+                let _ = reply.send(Ok(store.set_if_absent(key, value, ttl, now)));
             }
             Command::CompareAndSet {
                 key,
@@ -225,7 +229,7 @@ impl Command {
                 ttl,
                 reply,
             } => {
-                let _ = reply.send(store.compare_and_set(key, expected, new, ttl, now));
+                let _ = reply.send(Ok(store.compare_and_set(key, expected, new, ttl, now)));
             }
             Command::Update { key, f, reply } => {
                 let _ = reply.send(store.update(key, f, now));
@@ -234,23 +238,23 @@ impl Command {
                 let _ = reply.send(store.transaction(&prefix, f, now));
             }
             Command::GetDel { key, reply } => {
-                let _ = reply.send(store.get_del(&key, now));
+                let _ = reply.send(Ok(store.get_del(&key, now)));
             }
             Command::Exists { key, reply } => {
-                let _ = reply.send(store.exists(&key, now));
+                let _ = reply.send(Ok(store.exists(&key, now)));
             }
             Command::Ttl { key, reply } => {
-                let _ = reply.send(store.ttl(&key, now));
+                let _ = reply.send(Ok(store.ttl(&key, now)));
             }
             Command::Persist { key, reply } => {
-                let _ = reply.send(store.persist(&key, now));
+                let _ = reply.send(Ok(store.persist(&key, now)));
             }
             Command::ScanPrefix {
                 prefix,
                 limit,
                 reply,
             } => {
-                let _ = reply.send(store.scan_prefix(&prefix, limit, now));
+                let _ = reply.send(Ok(store.scan_prefix(&prefix, limit, now)));
             }
             // The owner task's `Watchers` take these two before they get here (they need channels,
             // which the store has none of). Applied without watchers, there is no one to deliver

@@ -6,10 +6,10 @@
 //! store (`store/coordination.rs`); this file only builds the commands and shapes the answers.
 
 use std::future::Future;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use serde::Serialize;
 use serde_json::Value;
-use tokio::sync::oneshot;
 
 use crate::calls::{CompareAndSet, Incr, ScanPrefix, SetIfAbsent};
 use crate::command::Command;
@@ -122,8 +122,14 @@ impl KvHandle {
     /// never block or wait in it. If it panics, the panic is caught, the key is left exactly as it
     /// was, the call returns [`KvError::UpdatePanicked`], and the store keeps serving.
     ///
+    /// `f` is `FnMut` because of the Redis backend: in-process it runs exactly once, but on Redis
+    /// (an optimistic `WATCH`/`MULTI`/`EXEC`) it runs again when another client changed the key
+    /// between the read and the write, up to a bounded number of attempts. Keep it free of side
+    /// effects other than its return value.
+    ///
     /// # Errors
-    /// [`KvError::UpdatePanicked`], [`KvError::Closed`].
+    /// [`KvError::UpdatePanicked`], [`KvError::Closed`]; on Redis also [`KvError::Backend`] and
+    /// [`KvError::Contended`].
     ///
     /// ```
     /// use serde_json::json;
@@ -147,14 +153,12 @@ impl KvHandle {
         f: F,
     ) -> impl Future<Output = Result<Option<Value>, KvError>> + Send + '_
     where
-        F: FnOnce(Option<&Value>) -> Option<Value> + Send + 'static,
+        F: FnMut(Option<&Value>) -> Option<Value> + Send + 'static,
     {
         let key = self.key(key);
         let f: UpdateFn = Box::new(f);
         async move {
-            let new = self
-                .call(|reply| Command::Update { key, f, reply })
-                .await??;
+            let new = self.call(|reply| Command::Update { key, f, reply }).await?;
             Ok(new.map(unshare))
         }
     }
@@ -168,8 +172,16 @@ impl KvHandle {
     /// never block or wait in it. If it panics, the panic is caught, none of its writes are
     /// applied, the call returns [`KvError::TransactionPanicked`], and the store keeps serving.
     ///
+    /// `f` is `FnMut` because of the Redis backend: in-process it runs exactly once, but on Redis
+    /// it runs against the values fetched so far and again after fetching any key it read that was
+    /// not fetched yet, and again from scratch when another client changed a key it read before
+    /// the writes were applied (an optimistic `WATCH`/`MULTI`/`EXEC`, with a bounded number of
+    /// attempts). Only the run whose writes are applied returns its value to the caller. Keep it
+    /// free of side effects other than its return value and its [`Txn`] calls.
+    ///
     /// # Errors
-    /// [`KvError::TransactionPanicked`], [`KvError::Closed`].
+    /// [`KvError::TransactionPanicked`], [`KvError::Closed`]; on Redis also [`KvError::Backend`]
+    /// and [`KvError::Contended`].
     ///
     /// ```
     /// use serde_json::json;
@@ -194,18 +206,24 @@ impl KvHandle {
     /// ```
     pub fn transaction<F, R>(&self, f: F) -> impl Future<Output = Result<R, KvError>> + Send + '_
     where
-        F: FnOnce(&mut Txn<'_>) -> R + Send + 'static,
+        F: FnMut(&mut Txn<'_>) -> R + Send + 'static,
         R: Send + 'static,
     {
-        let (result, answer) = oneshot::channel();
+        // Each run overwrites the slot; the executor stops running `f` once a run's writes are
+        // applied, so what is left in it is the committed run's value.
+        let slot = Arc::new(Mutex::new(None));
+        let writer = Arc::clone(&slot);
+        let mut f = f;
         let f: TxnFn = Box::new(move |txn: &mut Txn<'_>| {
-            let _ = result.send(f(txn));
+            let result = f(txn);
+            *writer.lock().unwrap_or_else(PoisonError::into_inner) = Some(result);
         });
         let prefix = self.prefix().to_owned();
         async move {
             self.call(|reply| Command::Transaction { prefix, f, reply })
-                .await??;
-            answer.await.map_err(|_| KvError::Closed)
+                .await?;
+            let result = slot.lock().unwrap_or_else(PoisonError::into_inner).take();
+            result.ok_or(KvError::Closed)
         }
     }
 
@@ -348,7 +366,8 @@ impl KvHandle {
     /// stream unsubscribes; the stream ends when the store stops.
     ///
     /// # Errors
-    /// [`KvError::Closed`] if the store has stopped.
+    /// [`KvError::Closed`] if the store has stopped; [`KvError::Unsupported`] on Redis, which has
+    /// no change feed this crate can make ordered and lossless.
     ///
     /// ```
     /// use ephemeral_kv::WatchEvent;
@@ -373,10 +392,12 @@ impl KvHandle {
     /// any call gives it one.
     ///
     /// It waits for as long as it takes; bound it with [`tokio::time::timeout`]. A wait that is
-    /// dropped (by a timeout or otherwise) is forgotten by the store.
+    /// dropped (by a timeout or otherwise) is forgotten by the store. On Redis the waited keys are
+    /// polled, so it resolves within about 20 ms of the write (by any client).
     ///
     /// # Errors
-    /// [`KvError::Closed`] if the store stops before the key gets a value.
+    /// [`KvError::Closed`] if the store stops before the key gets a value; on Redis,
+    /// [`KvError::Backend`] if the first read fails.
     ///
     /// ```
     /// use std::time::Duration;

@@ -133,6 +133,40 @@ pub enum KvError {
         /// How many events were dropped, in a row, just before the next item.
         missed: u64,
     },
+
+    /// The backend failed the call: the Redis server answered with an error, could not be
+    /// reached, or did not answer in time (see [`KvBuilder::redis`](crate::KvBuilder)). Never
+    /// returned by the in-process store. The call may or may not have been applied (a lost
+    /// answer says nothing about the write); the handle keeps working and reconnects on its own.
+    #[error("backend error: {message}")]
+    Backend {
+        /// What failed, in words, with the server's or the connection's message.
+        message: String,
+    },
+
+    /// This backend cannot do this call (for example [`KvHandle::watch`](crate::KvHandle::watch)
+    /// on Redis). Nothing was changed.
+    #[error("`{op}` is not supported on the {backend} backend")]
+    Unsupported {
+        /// The call, as the [`KvHandle`](crate::KvHandle) method is named.
+        op: &'static str,
+        /// The backend, such as `"redis"`.
+        backend: &'static str,
+    },
+
+    /// An optimistic [`update`](crate::KvHandle::update) or
+    /// [`transaction`](crate::KvHandle::transaction) on Redis lost the race to other clients
+    /// `attempts` times in a row (each time, a key it read changed before its writes were
+    /// applied), and gave up. Nothing was written; retrying later may succeed.
+    #[error("`{op}` on `{key}` gave up after {attempts} conflicting attempts")]
+    Contended {
+        /// The call: `"update"` or `"transaction"`.
+        op: &'static str,
+        /// The key updated, or the handle's prefix for a transaction.
+        key: String,
+        /// How many attempts were made.
+        attempts: u32,
+    },
 }
 
 /// The message of a caught panic: the text of `panic!("...")`, or a placeholder.

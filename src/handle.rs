@@ -44,7 +44,13 @@ const DEFAULT_MAILBOX_CAPACITY: usize = 1024;
 ///
 /// # Time
 /// TTLs are measured on tokio's clock ([`tokio::time::Instant`]), so a test that pauses and advances
-/// tokio's time sees keys expire without waiting.
+/// tokio's time sees keys expire without waiting. (A handle from
+/// [`KvBuilder::redis`](KvBuilder) is the exception: Redis expires keys on its own clock.)
+///
+/// # Backends
+/// [`KvBuilder::spawn`] runs the store in this process. With the `redis` cargo feature,
+/// `KvBuilder::redis(url)` returns the same type running every call on a Redis server, shared by
+/// every process connected to it; what differs there is listed on that method.
 ///
 /// # Example
 /// ```
@@ -479,6 +485,9 @@ impl KvHandle {
     /// number it removes, not with the size of the store. With active expiry on (the default) the
     /// owner task already does this on its own, so calling it is rarely needed.
     ///
+    /// On Redis it returns `Ok(0)`: Redis removes expired keys itself, and they are invisible
+    /// there too.
+    ///
     /// # Errors
     /// [`KvError::Closed`] if the store has stopped.
     ///
@@ -501,6 +510,10 @@ impl KvHandle {
 
     /// A snapshot of what the store holds and how it has been used (the whole store, not only
     /// this handle's prefix).
+    ///
+    /// On Redis, `entries` counts the keys under the builder's prefix, `commands` the commands
+    /// this handle's owner task handled, `watchers` the pending `wait_for` calls; the other
+    /// counters are 0.
     ///
     /// # Errors
     /// [`KvError::Closed`] if the store has stopped.
@@ -542,6 +555,14 @@ impl KvHandle {
         let _ = self.call(|reply| Command::Shutdown { reply }).await;
     }
 
+    /// A handle sending to an owner task's mailbox, whichever executor runs behind it.
+    pub(crate) fn new(sender: mpsc::Sender<Command>, prefix: String) -> KvHandle {
+        KvHandle {
+            sender,
+            prefix: prefix.into(),
+        }
+    }
+
     /// The full key for `key`: this handle's prefix followed by `key`.
     pub(crate) fn key(&self, key: impl AsRef<str>) -> String {
         let key = key.as_ref();
@@ -564,7 +585,7 @@ impl KvHandle {
             .send(command(reply))
             .await
             .map_err(|_| KvError::Closed)?;
-        answer.await.map_err(|_| KvError::Closed)
+        answer.await.map_err(|_| KvError::Closed)?
     }
 }
 
@@ -589,9 +610,9 @@ pub(crate) fn unshare(value: Arc<Value>) -> Value {
 /// ```
 #[derive(Debug, Clone)]
 pub struct KvBuilder {
-    prefix: String,
+    pub(crate) prefix: String,
     active_expiry: bool,
-    mailbox_capacity: usize,
+    pub(crate) mailbox_capacity: usize,
 }
 
 impl Default for KvBuilder {
@@ -683,9 +704,6 @@ impl KvBuilder {
             active_expiry: self.active_expiry,
         };
         tokio::spawn(owner::run(mailbox, config));
-        KvHandle {
-            sender,
-            prefix: self.prefix.into(),
-        }
+        KvHandle::new(sender, self.prefix)
     }
 }

@@ -64,6 +64,12 @@
 //! # }
 //! ```
 //!
+//! # Beyond one process: Redis
+//! With the `redis` cargo feature, `KvHandle::builder().prefix("app:").redis(url).await?` returns
+//! the same [`KvHandle`], with the same calls, running them on a Redis server: several processes
+//! share one store (leases, inboxes, counters) without changing their code. See `KvBuilder::redis`
+//! for what differs there.
+//!
 //! # When not to
 //! It is cleared when the process ends, not replicated, and meant for small values: not a database,
 //! not a blob store, not a cache with size-based eviction (reach for `moka` for that).
@@ -91,6 +97,10 @@
 //! - `ttl`: [`Ttl`], a key's time left.
 //! - `command`: the command enum, the single list of what the store can do.
 //! - `owner`: the owner task; receives commands in batches, applies them, runs active expiry, stops.
+//! - `redis` (feature `redis`): the other executor behind the command enum; its owner task sends
+//!   each batch to Redis as one pipeline (`redis/exec.rs`: one command's entries and answer;
+//!   `redis/scripts.rs`: the Lua scripts; `redis/optimistic.rs`: `update` and `transaction` as
+//!   `WATCH`/`MULTI`/`EXEC` retries).
 //! - `watchers`: on the owner task, the open watch streams and pending `wait_for` calls, and the
 //!   fan-out of changes to them.
 //! - `store`: the map and its rules, plain synchronous code (`store/coordination.rs`: the rules of
@@ -110,6 +120,8 @@ mod error;
 mod expiry;
 mod handle;
 mod owner;
+#[cfg(feature = "redis")]
+mod redis;
 mod stats;
 mod store;
 mod ttl;

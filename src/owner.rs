@@ -93,6 +93,6 @@ pub(crate) async fn run(mut mailbox: mpsc::Receiver<Command>, config: OwnerConfi
     drop(store);
     tracing::debug!("ephemeral-kv owner task stopped");
     if let Some(reply) = shutdown {
-        let _ = reply.send(());
+        let _ = reply.send(Ok(()));
     }
 }

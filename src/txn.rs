@@ -5,7 +5,12 @@
 //! after the closure returns, all in a row on the owner task; if the closure panics or calls
 //! [`Txn::abort`], they are dropped. That is what makes a transaction all-or-nothing even when user
 //! code fails halfway.
+//!
+//! Where reads come from is a [`Reads`]: the in-process store itself, or (for the Redis executor)
+//! the values fetched so far, with a note of every key read that was not fetched yet so that the
+//! executor can fetch it and run the closure again.
 
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
@@ -27,9 +32,24 @@ pub(crate) enum Op {
     Delete {
         key: String,
     },
+    /// A new TTL, counted from the instant the transaction's writes are applied.
     Expire {
         key: String,
-        deadline: Option<Instant>,
+        ttl: Duration,
+    },
+}
+
+/// Where a [`Txn`] reads the values it has not written itself.
+pub(crate) enum Reads<'a> {
+    /// The in-process store, read directly: every key is there to read.
+    Store(&'a Store),
+    /// Values fetched from elsewhere (by full key; `None`: fetched and missing). A key read that
+    /// is not in `fetched` reads as missing and is noted in `unfetched`: the run is then
+    /// incomplete, and its outcome must not be used.
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    Fetched {
+        fetched: &'a HashMap<String, Option<Arc<Value>>>,
+        unfetched: RefCell<Vec<String>>,
     },
 }
 
@@ -64,7 +84,7 @@ type Staged = Option<(Arc<Value>, Option<Instant>)>;
 /// # }
 /// ```
 pub struct Txn<'a> {
-    store: &'a Store,
+    reads: Reads<'a>,
     prefix: &'a str,
     now: Instant,
     staged: HashMap<String, Staged>,
@@ -84,9 +104,9 @@ impl fmt::Debug for Txn<'_> {
 }
 
 impl<'a> Txn<'a> {
-    pub(crate) fn new(store: &'a Store, prefix: &'a str, now: Instant) -> Self {
+    pub(crate) fn new(reads: Reads<'a>, prefix: &'a str, now: Instant) -> Self {
         Txn {
-            store,
+            reads,
             prefix,
             now,
             staged: HashMap::new(),
@@ -189,7 +209,7 @@ impl<'a> Txn<'a> {
         let value = Arc::clone(value);
         let deadline = self.now.checked_add(ttl);
         self.staged.insert(key.clone(), Some((value, deadline)));
-        self.ops.push(Op::Expire { key, deadline });
+        self.ops.push(Op::Expire { key, ttl });
         Ok(true)
     }
 
@@ -219,6 +239,15 @@ impl<'a> Txn<'a> {
         self.aborted = true;
     }
 
+    /// The keys this run read that were not fetched (always none when reading the store).
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    pub(crate) fn take_unfetched(&mut self) -> Vec<String> {
+        match &mut self.reads {
+            Reads::Store(_) => Vec::new(),
+            Reads::Fetched { unfetched, .. } => std::mem::take(unfetched.get_mut()),
+        }
+    }
+
     /// The writes to apply: none if the transaction was aborted.
     pub(crate) fn into_ops(self) -> Vec<Op> {
         if self.aborted {
@@ -232,11 +261,21 @@ impl<'a> Txn<'a> {
         format!("{}{}", self.prefix, key.as_ref())
     }
 
-    /// The key as this transaction sees it: staged state first, then the store's live entry.
+    /// The key as this transaction sees it: staged state first, then the store's live entry (or
+    /// the fetched value; the deadline of a fetched value is not known, and not needed).
     fn view(&self, key: &str) -> Option<(&Arc<Value>, Option<Instant>)> {
-        match self.staged.get(key) {
-            Some(staged) => staged.as_ref().map(|(value, deadline)| (value, *deadline)),
-            None => self.store.peek(key, self.now),
+        if let Some(staged) = self.staged.get(key) {
+            return staged.as_ref().map(|(value, deadline)| (value, *deadline));
+        }
+        match &self.reads {
+            Reads::Store(store) => store.peek(key, self.now),
+            Reads::Fetched { fetched, unfetched } => match fetched.get(key) {
+                Some(value) => value.as_ref().map(|value| (value, None)),
+                None => {
+                    unfetched.borrow_mut().push(key.to_owned());
+                    None
+                }
+            },
         }
     }
 }

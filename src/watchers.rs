@@ -61,13 +61,13 @@ impl Watchers {
             } => {
                 store.note_command();
                 self.subscribers.push(Subscriber { prefix, sender });
-                let _ = reply.send(());
+                let _ = reply.send(Ok(()));
             }
             Command::WaitFor { key, reply } => {
                 store.note_command();
                 match store.get(&key, now) {
                     Some(value) => {
-                        let _ = reply.send(value);
+                        let _ = reply.send(Ok(value));
                     }
                     None => self.wait(key, reply),
                 }
@@ -99,7 +99,7 @@ impl Watchers {
                 if let Some(waiters) = self.waiters.remove(&change.key) {
                     self.waiting -= waiters.len();
                     for waiter in waiters {
-                        let _ = waiter.send(Arc::clone(value));
+                        let _ = waiter.send(Ok(Arc::clone(value)));
                     }
                 }
             }

@@ -225,7 +225,7 @@ async fn step(kv: &KvHandle, model: &mut Model, op: &Op) -> (String, String) {
             let staged = writes.clone();
             let real = kv
                 .transaction(move |txn| {
-                    for (k, v) in staged {
+                    for &(k, v) in &staged {
                         match v {
                             Some(v) => txn.set(KEYS[k], v),
                             None => {

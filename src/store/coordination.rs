@@ -16,13 +16,16 @@ use tokio::time::Instant;
 use super::{deadline_after, Store};
 use crate::error::{json_type_name, panic_message, KvError};
 use crate::ttl::Ttl;
-use crate::txn::{Op, Txn};
+use crate::txn::{Op, Reads, Txn};
 
 /// The closure of an `update`: the current value in, the new value (or `None` to delete) out.
-pub(crate) type UpdateFn = Box<dyn FnOnce(Option<&Value>) -> Option<Value> + Send>;
+/// `FnMut` so that an optimistic executor (Redis) can run it again after a conflict; the store
+/// here runs it exactly once.
+pub(crate) type UpdateFn = Box<dyn FnMut(Option<&Value>) -> Option<Value> + Send>;
 
-/// The closure of a `transaction`, its result already wired to the caller.
-pub(crate) type TxnFn = Box<dyn FnOnce(&mut Txn<'_>) + Send>;
+/// The closure of a `transaction`, its result already wired to the caller. `FnMut` for the same
+/// reason as [`UpdateFn`]; the store here runs it exactly once.
+pub(crate) type TxnFn = Box<dyn FnMut(&mut Txn<'_>) + Send>;
 
 impl Store {
     /// Adds `by` to the integer at `key` and returns the new value. A missing or expired key counts
@@ -101,7 +104,7 @@ impl Store {
     pub(crate) fn update(
         &mut self,
         key: String,
-        f: UpdateFn,
+        mut f: UpdateFn,
         now: Instant,
     ) -> Result<Option<Arc<Value>>, KvError> {
         let current = self.live(&key, now).map(|entry| Arc::clone(&entry.value));
@@ -130,10 +133,10 @@ impl Store {
     pub(crate) fn transaction(
         &mut self,
         prefix: &str,
-        f: TxnFn,
+        mut f: TxnFn,
         now: Instant,
     ) -> Result<(), KvError> {
-        let mut txn = Txn::new(self, prefix, now);
+        let mut txn = Txn::new(Reads::Store(self), prefix, now);
         catch_unwind(AssertUnwindSafe(|| f(&mut txn))).map_err(|payload| {
             KvError::TransactionPanicked {
                 prefix: prefix.to_owned(),
@@ -146,7 +149,7 @@ impl Store {
                 Op::Delete { key } => {
                     self.remove(&key);
                 }
-                Op::Expire { key, deadline } => self.set_deadline(&key, deadline),
+                Op::Expire { key, ttl } => self.set_deadline(&key, deadline_after(now, Some(ttl))),
             }
         }
         Ok(())

@@ -1,0 +1,368 @@
+//! One [`Command`] on Redis: the pipeline entries it becomes, and how its answer is read back from
+//! their replies.
+//!
+//! Most commands are one Redis command or one script call, so they can share a pipeline with the
+//! rest of their batch: [`plan`] queues their entries and returns a [`Pipelined`] that answers the
+//! caller once the pipeline's replies are in. The few that need round trips of their own (a scan,
+//! the optimistic `update` and `transaction`) or none (`purge_expired`) are handed back whole as
+//! [`Step::Alone`], for the owner task to run in order.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use redis::{Cmd, Pipeline, Script, ServerError, Value as Reply};
+use serde_json::Value;
+
+use super::scripts::Scripts;
+use crate::command::{Command, Reply as Answer};
+use crate::error::KvError;
+use crate::ttl::Ttl;
+
+/// TTLs above this many milliseconds mean "never expires" (as a TTL too large for an instant does
+/// in-process). Redis refuses an expiry that overflows its clock; this is far below that and far
+/// beyond any real TTL (about 146 million years).
+const MAX_TTL_MS: u128 = 1 << 62;
+
+/// What the owner task does with one command.
+pub(crate) enum Step {
+    /// Its entries are in the batch's pipeline; answer it from their replies.
+    Pipelined(Pipelined),
+    /// Run it on its own, after the entries queued before it have been answered.
+    Alone(Command),
+}
+
+/// A command whose entries are queued in a pipeline, waiting for their replies.
+pub(crate) struct Pipelined {
+    /// How many pipeline entries (and so replies) are its.
+    pub(crate) entries: usize,
+    /// Answers the caller from its replies, or with the error that lost them.
+    answer: Box<dyn FnOnce(Result<Vec<Reply>, KvError>) + Send>,
+}
+
+impl Pipelined {
+    /// Answers the caller.
+    pub(crate) fn finish(self, replies: Result<Vec<Reply>, KvError>) {
+        (self.answer)(replies)
+    }
+}
+
+/// A [`Pipelined`] of `entries` replies, decoded by `decode` and sent on `reply`.
+fn pipelined<T: Send + 'static>(
+    entries: usize,
+    reply: Answer<T>,
+    decode: impl FnOnce(Vec<Reply>) -> Result<T, KvError> + Send + 'static,
+) -> Step {
+    Step::Pipelined(Pipelined {
+        entries,
+        answer: Box::new(move |replies| {
+            // `let _ =`: the caller may have stopped waiting.
+            let _ = reply.send(replies.and_then(decode));
+        }),
+    })
+}
+
+/// Queues `command`'s entries in `pipe`, or hands it back to run alone.
+pub(crate) fn plan(command: Command, pipe: &mut Pipeline, scripts: &Scripts) -> Step {
+    match command {
+        Command::Get { key, reply } => {
+            pipe.cmd("GET").arg(&key);
+            pipelined(1, reply, move |replies| json(&key, first(replies)?))
+        }
+        Command::Set {
+            key,
+            value,
+            ttl,
+            reply,
+        } => {
+            pipe.add_command(set(&key, &value, ttl));
+            pipelined(1, reply, |replies| first(replies).map(drop))
+        }
+        Command::Delete { key, reply } => {
+            pipe.cmd("DEL").arg(&key);
+            pipelined(1, reply, |replies| first(replies).map(drop))
+        }
+        Command::ListAppendUnique {
+            key,
+            items,
+            id_key,
+            ttl,
+            reply,
+        } => {
+            let mut call = evalsha(&scripts.list_append_unique, [&key]);
+            call.arg(&id_key).arg(ttl_arg(ttl));
+            for item in &items {
+                call.arg(item.to_string());
+            }
+            pipe.add_command(call);
+            pipelined(1, reply, move |replies| match replies.into_iter().next() {
+                Some(Reply::ServerError(error)) => Err(wrong_type(&key, "a list", &error)),
+                other => {
+                    json(&key, reply_or_error(other)?)?.ok_or_else(|| unexpected(&key, "no list"))
+                }
+            })
+        }
+        Command::ListPopAll { key, reply } => {
+            pipe.add_command(evalsha(&scripts.list_pop_all, [&key]));
+            pipelined(1, reply, move |replies| json(&key, first(replies)?))
+        }
+        Command::Mset {
+            entries,
+            ttl,
+            reply,
+        } => {
+            if entries.is_empty() {
+                return pipelined(0, reply, |_| Ok(()));
+            }
+            match ttl_arg(ttl) {
+                ms if ms.is_empty() => {
+                    let call = pipe.cmd("MSET");
+                    for (key, value) in &entries {
+                        call.arg(key).arg(value.to_string());
+                    }
+                }
+                ms => {
+                    let mut call = evalsha(&scripts.mset_px, entries.iter().map(|(key, _)| key));
+                    call.arg(ms);
+                    for (_, value) in &entries {
+                        call.arg(value.to_string());
+                    }
+                    pipe.add_command(call);
+                }
+            }
+            pipelined(1, reply, |replies| first(replies).map(drop))
+        }
+        Command::Mget { keys, reply } => {
+            if keys.is_empty() {
+                return pipelined(0, reply, |_| Ok(Vec::new()));
+            }
+            pipe.cmd("MGET").arg(&keys);
+            pipelined(1, reply, move |replies| match first(replies)? {
+                Reply::Array(values) if values.len() == keys.len() => keys
+                    .iter()
+                    .zip(values)
+                    .map(|(key, value)| json(key, value))
+                    .collect(),
+                _ => Err(unexpected(
+                    &keys[0],
+                    "a reply to MGET that is not one value per key",
+                )),
+            })
+        }
+        Command::Expire { key, ttl, reply } => {
+            let mut call = evalsha(&scripts.expire, [&key]);
+            call.arg(ttl_arg(Some(ttl)));
+            pipe.add_command(call);
+            pipelined(1, reply, move |replies| flag(&key, first(replies)?))
+        }
+        Command::Incr {
+            key,
+            by,
+            ttl,
+            reply,
+        } => {
+            let mut call = evalsha(&scripts.incr, [&key]);
+            call.arg(by).arg(ttl_arg(ttl));
+            pipe.add_command(call);
+            pipelined(1, reply, move |replies| match replies.into_iter().next() {
+                Some(Reply::ServerError(error)) if error.code() == "KVOVERFLOW" => {
+                    let current = error.details().and_then(|text| text.trim().parse().ok());
+                    match current {
+                        Some(current) => Err(KvError::Overflow { key, current, by }),
+                        None => Err(backend_error(&key, &error)),
+                    }
+                }
+                Some(Reply::ServerError(error)) => {
+                    Err(wrong_type(&key, "an integer (i64)", &error))
+                }
+                other => match reply_or_error(other)? {
+                    Reply::BulkString(text) => std::str::from_utf8(&text)
+                        .ok()
+                        .and_then(|text| text.parse().ok())
+                        .ok_or_else(|| unexpected(&key, "a counter that is not an integer")),
+                    _ => Err(unexpected(&key, "a reply to incr that is not text")),
+                },
+            })
+        }
+        Command::SetIfAbsent {
+            key,
+            value,
+            ttl,
+            reply,
+        } => {
+            let mut call = set(&key, &value, ttl);
+            call.arg("NX");
+            pipe.add_command(call);
+            pipelined(1, reply, |replies| Ok(first(replies)? != Reply::Nil))
+        }
+        Command::CompareAndSet {
+            key,
+            expected,
+            new,
+            ttl,
+            reply,
+        } => {
+            let mut call = evalsha(&scripts.compare_and_set, [&key]);
+            match &expected {
+                Some(expected) => call.arg("1").arg(expected.to_string()),
+                None => call.arg("0").arg(""),
+            };
+            call.arg(new.to_string()).arg(ttl_arg(ttl));
+            pipe.add_command(call);
+            pipelined(1, reply, move |replies| flag(&key, first(replies)?))
+        }
+        Command::GetDel { key, reply } => {
+            pipe.cmd("GETDEL").arg(&key);
+            pipelined(1, reply, move |replies| json(&key, first(replies)?))
+        }
+        Command::Exists { key, reply } => {
+            pipe.cmd("EXISTS").arg(&key);
+            pipelined(1, reply, move |replies| flag(&key, first(replies)?))
+        }
+        Command::Ttl { key, reply } => {
+            pipe.cmd("PTTL").arg(&key);
+            pipelined(1, reply, move |replies| match first(replies)? {
+                Reply::Int(-2) => Ok(Ttl::Missing),
+                Reply::Int(-1) => Ok(Ttl::NoExpiry),
+                // A key with under a millisecond left is still there: never report zero.
+                Reply::Int(ms) => Ok(Ttl::Expires(Duration::from_millis(ms.max(1) as u64))),
+                _ => Err(unexpected(&key, "a reply to PTTL that is not an integer")),
+            })
+        }
+        Command::Persist { key, reply } => {
+            pipe.cmd("PERSIST").arg(&key);
+            pipelined(1, reply, move |replies| flag(&key, first(replies)?))
+        }
+        other => Step::Alone(other),
+    }
+}
+
+/// `SET key value [PX ms]`: replaces value and TTL, as in-process `set` does.
+pub(crate) fn set(key: &str, value: &Value, ttl: Option<Duration>) -> Cmd {
+    let mut call = redis::cmd("SET");
+    call.arg(key).arg(value.to_string());
+    if let Some(ms) = ttl_ms(ttl) {
+        call.arg("PX").arg(ms);
+    }
+    call
+}
+
+/// A TTL in whole milliseconds, rounded up (a TTL under a millisecond must not become the `0`
+/// Redis refuses); `None` for no TTL or one too large to represent.
+pub(crate) fn ttl_ms(ttl: Option<Duration>) -> Option<u64> {
+    let ms = ttl?.as_nanos().div_ceil(1_000_000);
+    (ms <= MAX_TTL_MS).then_some(ms as u64)
+}
+
+/// A TTL as a script argument: milliseconds, or `''` for none.
+fn ttl_arg(ttl: Option<Duration>) -> String {
+    ttl_ms(ttl).map(|ms| ms.to_string()).unwrap_or_default()
+}
+
+/// `EVALSHA` of `script` on `keys`; the caller adds the arguments.
+fn evalsha<K: AsRef<str>>(script: &Script, keys: impl IntoIterator<Item = K>) -> Cmd {
+    let keys: Vec<K> = keys.into_iter().collect();
+    let mut call = redis::cmd("EVALSHA");
+    call.arg(script.get_hash()).arg(keys.len());
+    for key in &keys {
+        call.arg(key.as_ref());
+    }
+    call
+}
+
+/// The one reply of a one-entry command, with a server error turned into [`KvError::Backend`].
+fn first(replies: Vec<Reply>) -> Result<Reply, KvError> {
+    reply_or_error(replies.into_iter().next())
+}
+
+fn reply_or_error(reply: Option<Reply>) -> Result<Reply, KvError> {
+    match reply {
+        Some(Reply::ServerError(error)) => Err(backend_error("", &error)),
+        Some(reply) => Ok(reply),
+        None => Err(KvError::Backend {
+            message: "redis sent fewer replies than commands".to_owned(),
+        }),
+    }
+}
+
+/// A stored value: nil is missing, text is parsed as JSON.
+pub(crate) fn json(key: &str, reply: Reply) -> Result<Option<Arc<Value>>, KvError> {
+    match reply {
+        Reply::Nil => Ok(None),
+        Reply::BulkString(text) => serde_json::from_slice(&text)
+            .map(|value| Some(Arc::new(value)))
+            .map_err(|error| KvError::Backend {
+                message: format!("key `{key}` holds text that is not JSON: {error}"),
+            }),
+        Reply::ServerError(error) => Err(backend_error(key, &error)),
+        _ => Err(unexpected(key, "a reply that is not text")),
+    }
+}
+
+/// An integer reply read as a yes/no.
+fn flag(key: &str, reply: Reply) -> Result<bool, KvError> {
+    match reply {
+        Reply::Int(n) => Ok(n != 0),
+        _ => Err(unexpected(key, "a reply that is not an integer")),
+    }
+}
+
+/// Our scripts' `KVWRONGTYPE <what>` error as [`KvError::WrongType`]; any other server error as
+/// [`KvError::Backend`].
+fn wrong_type(key: &str, expected: &'static str, error: &ServerError) -> KvError {
+    if error.code() != "KVWRONGTYPE" {
+        return backend_error(key, error);
+    }
+    let found = match error.details().unwrap_or("").trim() {
+        "a list" => "a list",
+        "an object" => "an object",
+        "a string" => "a string",
+        "a boolean" => "a boolean",
+        "null" => "null",
+        "a number" => "a number",
+        _ => "text that is not JSON",
+    };
+    KvError::WrongType {
+        key: key.to_owned(),
+        expected,
+        found,
+    }
+}
+
+/// A server error as [`KvError::Backend`].
+pub(crate) fn backend_error(key: &str, error: &ServerError) -> KvError {
+    let on = if key.is_empty() {
+        String::new()
+    } else {
+        format!(" on key `{key}`")
+    };
+    KvError::Backend {
+        message: format!("redis refused the command{on}: {error}"),
+    }
+}
+
+/// A reply of a shape the command never gives.
+fn unexpected(key: &str, what: &str) -> KvError {
+    KvError::Backend {
+        message: format!("redis answered with {what} for key `{key}`"),
+    }
+}
+
+/// Whether a reply is the `NOSCRIPT` of a script cache emptied by a server restart.
+pub(crate) fn is_noscript(reply: &Reply) -> bool {
+    matches!(reply, Reply::ServerError(error) if error.code() == "NOSCRIPT")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ttls_round_up_to_a_millisecond_and_huge_ones_mean_no_expiry() {
+        assert_eq!(ttl_ms(None), None);
+        assert_eq!(ttl_ms(Some(Duration::from_micros(1))), Some(1));
+        assert_eq!(ttl_ms(Some(Duration::from_millis(1500))), Some(1500));
+        assert_eq!(ttl_ms(Some(Duration::from_nanos(1_000_001))), Some(2));
+        assert_eq!(ttl_ms(Some(Duration::MAX)), None);
+        assert_eq!(ttl_arg(Some(Duration::MAX)), "");
+    }
+}

@@ -1,0 +1,515 @@
+//! The Redis executor: an owner task that runs the handle's [`Command`]s on a Redis server instead
+//! of a local map. Built by [`KvBuilder::redis`]; only with the `redis` cargo feature.
+//!
+//! Nothing above the command enum knows which executor runs: a [`KvHandle`] from
+//! [`KvBuilder::redis`] is the same type, with the same calls, as one from
+//! [`KvBuilder::spawn`]. This module is the Redis side of that seam:
+//! - the owner loop here drains the mailbox in batches and sends each batch's simple commands as
+//!   **one pipeline** (one round trip for many concurrent callers), with up to [`IN_FLIGHT`]
+//!   pipelines on the wire at once;
+//! - [`exec`] turns one command into pipeline entries and reads its answer back;
+//! - [`scripts`] holds the Lua scripts that keep compound commands atomic;
+//! - [`optimistic`] runs `update` and `transaction` as `WATCH`/`MULTI`/`EXEC` retries.
+//!
+//! The owner task is the only user of its connection. Pipelines of simple commands may overlap
+//! (their commands were all pending at once, so any order among them is a valid one), but a
+//! command that runs alone (`update`, `transaction`, `scan_prefix`, ...) waits until no pipeline is
+//! in flight and holds the connection to itself until it is done. That is what `WATCH` needs (a
+//! watch belongs to the connection, so no other request may slip in between `WATCH` and `EXEC`),
+//! and it keeps every call after the calls that were answered before it was sent.
+
+mod exec;
+mod optimistic;
+mod scripts;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::stream::{FuturesUnordered, StreamExt};
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::{Pipeline, RedisError, Value as Reply};
+use serde_json::Value;
+use tokio::sync::mpsc;
+use tokio::time::MissedTickBehavior;
+
+use crate::command::{Command, Reply as Answer};
+use crate::error::KvError;
+use crate::handle::{KvBuilder, KvHandle};
+use crate::stats::Stats;
+use exec::{plan, Pipelined, Step};
+use scripts::Scripts;
+
+/// How many commands the owner takes from the mailbox at once, and so the most one pipeline
+/// carries. Larger than in-process: here each batch costs a network round trip.
+const BATCH: usize = 512;
+
+/// How many batches' pipelines may be in flight at once. While one is on the wire, the next batch
+/// is formed and sent behind it, so the server never idles waiting for the owner task. Commands in
+/// different batches in flight were all pending at once, so any order between them is valid.
+const IN_FLIGHT: usize = 4;
+
+/// How long a connection attempt may take before the call fails.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// How long the server may take to answer before the call fails, so that no call hangs on a
+/// server that went away without closing the connection.
+const RESPONSE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// The name calls give in [`KvError::Unsupported`].
+const BACKEND: &str = "redis";
+
+/// How often the keys that `wait_for` calls wait on are read again. Redis has no change feed this
+/// executor uses (keyspace notifications are off by default and lossy), so a `wait_for` resolves
+/// within about this long of the write.
+const WAIT_FOR_POLL: Duration = Duration::from_millis(20);
+
+/// How many keys one `SCAN` step asks for.
+const SCAN_COUNT: usize = 1000;
+
+impl KvBuilder {
+    /// Connects to the Redis server at `url` (such as `"redis://127.0.0.1:6379"`) and returns a
+    /// handle whose calls run there: the same [`KvHandle`], with the same calls, as
+    /// [`spawn`](KvBuilder::spawn) gives, shared by every process that connects to the same server
+    /// with the same [`prefix`](KvBuilder::prefix). Only with the `redis` cargo feature.
+    ///
+    /// The prefix namespaces the Redis keys: key `k` of a handle with prefix `app:` is the Redis
+    /// key `app:k`. Values are stored as compact JSON text, TTLs in milliseconds.
+    ///
+    /// One server (or a Redis-compatible one, 6.2 or newer); Redis Cluster is not supported (the
+    /// scripts for `mset` with a TTL touch several keys, which a cluster only allows within one
+    /// hash slot).
+    ///
+    /// # What differs from the in-process store
+    /// - Calls cost a network round trip; concurrent calls share one (the owner task sends each
+    ///   batch as one pipeline).
+    /// - Every call can fail with [`KvError::Backend`] when the server is unreachable or slow
+    ///   (after about two seconds); the handle reconnects on its own when the server is back.
+    /// - [`update`](KvHandle::update) and [`transaction`](KvHandle::transaction) are optimistic:
+    ///   their closure may run more than once, and after 16 conflicts in a row they give up with
+    ///   [`KvError::Contended`].
+    /// - [`watch`](KvHandle::watch) returns [`KvError::Unsupported`].
+    ///   [`wait_for`](KvHandle::wait_for) works by polling: it resolves within about 20 ms of the
+    ///   write, from any client.
+    /// - [`purge_expired`](KvHandle::purge_expired) returns `0` (Redis removes expired keys
+    ///   itself); [`stats`](KvHandle::stats) fills `entries` (the keys under the builder's
+    ///   prefix), `commands` (handled by this handle's owner task) and `watchers` (pending
+    ///   `wait_for` calls); the rest is 0.
+    /// - TTLs run on the server's clock, not tokio's: pausing tokio's time does not expire keys.
+    /// - [`list_append_unique`](KvHandle::list_append_unique) compares ids as Lua's `cjson`
+    ///   decodes them: numbers as doubles, so `1` and `1.0` are one id (in-process they are two).
+    /// - The builder's [`active_expiry`](KvBuilder::active_expiry) has no effect.
+    ///
+    /// # Errors
+    /// [`KvError::Backend`] if the URL is invalid, the server cannot be reached, or it refuses to
+    /// load the scripts (Redis 6.2 or newer is needed).
+    ///
+    /// # Panics
+    /// Like [`tokio::spawn`], panics when called outside a tokio runtime.
+    ///
+    /// ```no_run
+    /// use std::time::Duration;
+    /// use serde_json::json;
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), ephemeral_kv::KvError> {
+    /// let kv = ephemeral_kv::KvHandle::builder()
+    ///     .prefix("app:")
+    ///     .redis("redis://127.0.0.1:6379")
+    ///     .await?;
+    /// kv.set("user_id", 42).ttl(Duration::from_secs(600)).await?;
+    /// assert_eq!(kv.get("user_id").await?, Some(json!(42)));
+    /// // A lease that another process, on the same server and prefix, cannot take meanwhile.
+    /// assert!(kv.set_if_absent("lock:job:7", "worker-1").ttl(Duration::from_secs(30)).await?);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn redis(self, url: impl AsRef<str>) -> Result<KvHandle, KvError> {
+        let client = redis::Client::open(url.as_ref())
+            .map_err(|error| connection_error("invalid Redis URL", &error))?;
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(CONNECT_TIMEOUT))
+            .set_response_timeout(Some(RESPONSE_TIMEOUT))
+            // Few, short reconnection retries: a call on a server that is down fails within about
+            // a second instead of waiting out a long backoff; the next call tries again.
+            .set_number_of_retries(1)
+            .set_min_delay(Duration::from_millis(50))
+            .set_max_delay(Duration::from_millis(200));
+        let mut connection = ConnectionManager::new_with_config(client, config)
+            .await
+            .map_err(|error| connection_error("cannot connect to Redis", &error))?;
+        let scripts = Arc::new(Scripts::new());
+        load_scripts(&mut connection, &scripts).await?;
+        let (sender, mailbox) = mpsc::channel(self.mailbox_capacity);
+        let owner = Owner {
+            connection,
+            scripts,
+            prefix: self.prefix.clone(),
+            commands: 0,
+            waiters: HashMap::new(),
+        };
+        tokio::spawn(owner.run(mailbox));
+        Ok(KvHandle::new(sender, self.prefix))
+    }
+}
+
+/// The Redis owner task's state.
+struct Owner {
+    /// The owner task's connection. Pipelines in flight (each answered by a task of its own) use
+    /// clones of it, which share the one connection; `WATCH` sequences run only when none is in
+    /// flight (see the module docs).
+    connection: ConnectionManager,
+    scripts: Arc<Scripts>,
+    /// The builder's prefix: the namespace that `stats` counts.
+    prefix: String,
+    /// Commands handled, for [`Stats::commands`].
+    commands: u64,
+    /// Pending `wait_for` calls by full key, answered by polling (see [`WAIT_FOR_POLL`]).
+    waiters: HashMap<String, Vec<Answer<Arc<Value>>>>,
+}
+
+/// The simple commands of one batch: their entries in one pipeline, and their callers.
+struct Batch {
+    pipe: Pipeline,
+    queued: Vec<Pipelined>,
+}
+
+impl Batch {
+    fn new() -> Batch {
+        let mut pipe = redis::pipe();
+        // One reply per entry, server errors in place: one command's error is its caller's
+        // alone, not the whole batch's.
+        pipe.ignore_errors();
+        Batch {
+            pipe,
+            queued: Vec::new(),
+        }
+    }
+}
+
+impl Owner {
+    /// Runs until every handle is gone or a shutdown command arrives.
+    async fn run(mut self, mut mailbox: mpsc::Receiver<Command>) {
+        tracing::debug!("ephemeral-kv redis owner task started");
+        let mut commands = Vec::with_capacity(BATCH);
+        let mut in_flight = FuturesUnordered::new();
+        let mut shutdown: Option<Answer<()>> = None;
+        // One interval for the whole run (not a sleep per turn), so that polling keeps its pace
+        // while commands keep arriving.
+        let mut poll = tokio::time::interval(WAIT_FOR_POLL);
+        poll.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                biased;
+                Some(_) = in_flight.next(), if !in_flight.is_empty() => continue,
+                received = mailbox.recv_many(&mut commands, BATCH), if in_flight.len() < IN_FLIGHT => {
+                    if received == 0 {
+                        break; // every handle is gone
+                    }
+                }
+                _ = poll.tick(), if !self.waiters.is_empty() => {
+                    self.poll_waiters().await;
+                    continue;
+                }
+            }
+            let mut batch = Batch::new();
+            for command in commands.drain(..) {
+                command.trace();
+                self.commands += 1;
+                match plan(command, &mut batch.pipe, &self.scripts) {
+                    Step::Pipelined(pipelined) => batch.queued.push(pipelined),
+                    Step::Alone(command) => {
+                        // Everything received before it is answered first, so calls keep their
+                        // order, and nothing else uses the connection while it runs.
+                        while in_flight.next().await.is_some() {}
+                        let earlier = std::mem::replace(&mut batch, Batch::new());
+                        answer(earlier, self.connection.clone(), Arc::clone(&self.scripts)).await;
+                        if let Command::Shutdown { reply } = command {
+                            shutdown = Some(reply);
+                            break;
+                        }
+                        self.alone(command).await;
+                    }
+                }
+            }
+            if !batch.queued.is_empty() {
+                // A task of its own, so that decoding the replies (JSON parsing) runs beside the
+                // owner task, on another worker thread, while it forms the next batch.
+                in_flight.push(tokio::spawn(answer(
+                    batch,
+                    self.connection.clone(),
+                    Arc::clone(&self.scripts),
+                )));
+            }
+            if shutdown.is_some() {
+                // As in-process: commands queued after the shutdown get `KvError::Closed`, and so
+                // do pending `wait_for` calls, dropped with the owner.
+                mailbox.close();
+                break;
+            }
+        }
+        while in_flight.next().await.is_some() {}
+        drop(mailbox);
+        tracing::debug!("ephemeral-kv redis owner task stopped");
+        if let Some(reply) = shutdown {
+            let _ = reply.send(Ok(()));
+        }
+    }
+
+    /// Runs a command that needs round trips of its own, or none.
+    async fn alone(&mut self, command: Command) {
+        match command {
+            Command::PurgeExpired { reply, .. } => {
+                // Redis removes expired keys itself; there is nothing left to purge.
+                let _ = reply.send(Ok(0));
+            }
+            Command::Stats { reply } => {
+                let _ = reply.send(self.stats().await);
+            }
+            Command::ScanPrefix {
+                prefix,
+                limit,
+                reply,
+            } => {
+                let keys = self.scan(&prefix).await.map(|mut keys| {
+                    keys.sort_unstable();
+                    keys.dedup(); // SCAN may return a key twice
+                    keys.truncate(limit);
+                    keys
+                });
+                let _ = reply.send(keys);
+            }
+            Command::Update { key, f, reply } => {
+                let _ = reply.send(optimistic::update(&mut self.connection, key, f).await);
+            }
+            Command::Transaction { prefix, f, reply } => {
+                let result = optimistic::transaction(&mut self.connection, &prefix, f).await;
+                let _ = reply.send(result);
+            }
+            Command::Watch { reply, .. } => {
+                let _ = reply.send(Err(unsupported("watch")));
+            }
+            Command::WaitFor { key, reply } => {
+                let mut get = redis::cmd("GET");
+                get.arg(&key);
+                let found = match get.query_async(&mut self.connection).await {
+                    Ok(reply) => exec::json(&key, reply),
+                    Err(error) => Err(connection_error("redis GET failed", &error)),
+                };
+                match found {
+                    Ok(None) => self.waiters.entry(key).or_default().push(reply),
+                    Ok(Some(value)) => {
+                        let _ = reply.send(Ok(value));
+                    }
+                    Err(error) => {
+                        let _ = reply.send(Err(error));
+                    }
+                }
+            }
+            // `plan` pipelines every other command, and the loop takes the shutdown itself.
+            other => tracing::error!(op = other.name(), "redis owner task cannot run this alone"),
+        }
+    }
+
+    /// Reads every key a `wait_for` waits on (one `MGET`) and answers the waiters of the keys
+    /// that now hold a value. Waiters whose caller gave up are forgotten first. A failed read is
+    /// not an error for the waiters: they keep waiting, and the next poll tries again.
+    async fn poll_waiters(&mut self) {
+        self.waiters.retain(|_, waiters| {
+            waiters.retain(|waiter| !waiter.is_closed());
+            !waiters.is_empty()
+        });
+        if self.waiters.is_empty() {
+            return;
+        }
+        let keys: Vec<String> = self.waiters.keys().cloned().collect();
+        let values: Vec<Reply> = match redis::cmd("MGET")
+            .arg(&keys)
+            .query_async(&mut self.connection)
+            .await
+        {
+            Ok(values) => values,
+            Err(error) => {
+                tracing::debug!(%error, "wait_for poll failed; retrying on the next tick");
+                return;
+            }
+        };
+        for (key, value) in keys.into_iter().zip(values) {
+            if let Ok(Some(value)) = exec::json(&key, value) {
+                for waiter in self.waiters.remove(&key).unwrap_or_default() {
+                    let _ = waiter.send(Ok(Arc::clone(&value)));
+                }
+            }
+        }
+    }
+
+    /// What [`Stats`] can say on Redis: the keys under the builder's prefix, and the commands
+    /// this owner task handled.
+    async fn stats(&mut self) -> Result<Stats, KvError> {
+        let entries = if self.prefix.is_empty() {
+            redis::cmd("DBSIZE")
+                .query_async(&mut self.connection)
+                .await
+                .map_err(|error| connection_error("redis DBSIZE failed", &error))?
+        } else {
+            let prefix = self.prefix.clone();
+            self.scan(&prefix).await?.len()
+        };
+        Ok(Stats {
+            entries,
+            commands: self.commands,
+            watchers: self.waiters.values().map(Vec::len).sum(),
+            ..Stats::default()
+        })
+    }
+
+    /// Every key that starts with `prefix`, unsorted, possibly with duplicates (as `SCAN` gives
+    /// them). Keys that are not UTF-8, written by another client, are skipped.
+    async fn scan(&mut self, prefix: &str) -> Result<Vec<String>, KvError> {
+        let pattern = format!("{}*", glob_escape(prefix));
+        let mut cursor = 0u64;
+        let mut keys = Vec::new();
+        loop {
+            let (next, page): (u64, Vec<Vec<u8>>) = redis::cmd("SCAN")
+                .arg(cursor)
+                .arg("MATCH")
+                .arg(&pattern)
+                .arg("COUNT")
+                .arg(SCAN_COUNT)
+                .query_async(&mut self.connection)
+                .await
+                .map_err(|error| connection_error("redis SCAN failed", &error))?;
+            keys.extend(
+                page.into_iter()
+                    .filter_map(|key| String::from_utf8(key).ok()),
+            );
+            if next == 0 {
+                return Ok(keys);
+            }
+            cursor = next;
+        }
+    }
+}
+
+/// Sends a batch's pipeline and answers every command queued in it.
+async fn answer(batch: Batch, mut connection: ConnectionManager, scripts: Arc<Scripts>) {
+    let Batch { pipe, queued } = batch;
+    if queued.is_empty() {
+        return;
+    }
+    let replies = if pipe.is_empty() {
+        Ok(Vec::new()) // only commands that need no entry (an empty `mget`, say)
+    } else {
+        send(&mut connection, &scripts, &pipe).await
+    };
+    let mut replies = match replies {
+        Ok(replies) => replies.into_iter(),
+        Err(error) => {
+            // `KvError` is not `Clone` (it can carry a serde_json error); every caller of the
+            // batch gets the same message.
+            let message = match error {
+                KvError::Backend { message } => message,
+                other => other.to_string(),
+            };
+            for pipelined in queued {
+                pipelined.finish(Err(KvError::Backend {
+                    message: message.clone(),
+                }));
+            }
+            return;
+        }
+    };
+    for pipelined in queued {
+        let own: Vec<Reply> = replies.by_ref().take(pipelined.entries).collect();
+        pipelined.finish(Ok(own));
+    }
+}
+
+/// Sends a pipeline and returns one reply per entry (server errors among them, in place).
+///
+/// Entries refused with `NOSCRIPT` (the server restarted and lost its script cache) are sent
+/// again once the scripts are reloaded. They had not run, and every command of a batch was pending
+/// at once (none of their callers had an answer yet), so running them after the rest of the batch
+/// is still a valid order.
+async fn send(
+    connection: &mut ConnectionManager,
+    scripts: &Scripts,
+    pipe: &Pipeline,
+) -> Result<Vec<Reply>, KvError> {
+    let mut replies: Vec<Reply> = pipe
+        .query_async(connection)
+        .await
+        .map_err(|error| connection_error("redis pipeline failed", &error))?;
+    let refused: Vec<usize> = (0..replies.len())
+        .filter(|&index| exec::is_noscript(&replies[index]))
+        .collect();
+    if refused.is_empty() {
+        return Ok(replies);
+    }
+    load_scripts(connection, scripts).await?;
+    let mut again = redis::pipe();
+    again.ignore_errors();
+    for (index, command) in pipe.cmd_iter().enumerate() {
+        if refused.contains(&index) {
+            again.add_command(command.clone());
+        }
+    }
+    let retried: Vec<Reply> = again
+        .query_async(connection)
+        .await
+        .map_err(|error| connection_error("redis pipeline failed", &error))?;
+    for (index, reply) in refused.into_iter().zip(retried) {
+        replies[index] = reply;
+    }
+    Ok(replies)
+}
+
+/// Loads every script into the server's script cache.
+async fn load_scripts(
+    connection: &mut ConnectionManager,
+    scripts: &Scripts,
+) -> Result<(), KvError> {
+    for script in scripts.all() {
+        script
+            .load_async(connection)
+            .await
+            .map_err(|error| connection_error("cannot load the scripts into Redis", &error))?;
+    }
+    Ok(())
+}
+
+/// `prefix` with Redis's glob characters escaped, so that `SCAN MATCH` takes it literally.
+fn glob_escape(prefix: &str) -> String {
+    let mut escaped = String::with_capacity(prefix.len());
+    for c in prefix.chars() {
+        if matches!(c, '*' | '?' | '[' | ']' | '\\') {
+            escaped.push('\\');
+        }
+        escaped.push(c);
+    }
+    escaped
+}
+
+/// A Redis client error (connection lost, timeout, refused command) as [`KvError::Backend`].
+pub(crate) fn connection_error(what: &str, error: &RedisError) -> KvError {
+    KvError::Backend {
+        message: format!("{what}: {error}"),
+    }
+}
+
+fn unsupported(op: &'static str) -> KvError {
+    KvError::Unsupported {
+        op,
+        backend: BACKEND,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn glob_characters_in_a_prefix_are_taken_literally() {
+        assert_eq!(glob_escape("app:"), "app:");
+        assert_eq!(glob_escape("a*b?[c]\\"), "a\\*b\\?\\[c\\]\\\\");
+    }
+}

@@ -1,0 +1,191 @@
+//! `update` and `transaction` on Redis: optimistic `WATCH`/`MULTI`/`EXEC` retries.
+//!
+//! In-process, the owner task runs the closure between its read and its write, and nothing else
+//! runs meanwhile. Redis cannot run Rust closures, and other clients keep writing; so the keys are
+//! `WATCH`ed, read, the closure runs here, and its writes go out in `MULTI`/`EXEC`. If any watched
+//! key changed in between, Redis refuses the `EXEC` (nothing is written) and the whole attempt
+//! starts over with fresh reads, up to [`MAX_ATTEMPTS`] times.
+//!
+//! A watch belongs to the connection: this relies on the owner task being the only user of its
+//! connection and running these one at a time (see the [module docs](super)).
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::Arc;
+
+use redis::aio::ConnectionManager;
+use redis::{Pipeline, Value as Reply};
+use serde_json::Value;
+use tokio::time::Instant;
+
+use super::connection_error;
+use super::exec::{json, ttl_ms};
+use crate::error::{panic_message, KvError};
+use crate::store::{TxnFn, UpdateFn};
+use crate::txn::{Op, Reads, Txn};
+
+/// How many times an `update` or `transaction` tries before giving up with
+/// [`KvError::Contended`]. Each failed attempt means another client wrote a key it read, so
+/// running out takes sustained contention on the same keys.
+const MAX_ATTEMPTS: u32 = 16;
+
+/// `update` on Redis: `WATCH` + `GET`, run `f`, then `SET` (keeping the TTL) or `DEL` in
+/// `MULTI`/`EXEC`; again on conflict.
+pub(crate) async fn update(
+    connection: &mut ConnectionManager,
+    key: String,
+    mut f: UpdateFn,
+) -> Result<Option<Arc<Value>>, KvError> {
+    for _ in 0..MAX_ATTEMPTS {
+        let mut read = redis::pipe();
+        read.cmd("WATCH").arg(&key).ignore().cmd("GET").arg(&key);
+        let (current,): (Reply,) = query(connection, &read, "redis update read").await?;
+        let current = json(&key, current)?;
+        let new = match catch_unwind(AssertUnwindSafe(|| f(current.as_deref()))) {
+            Ok(new) => new.map(Arc::new),
+            Err(payload) => {
+                unwatch(connection).await;
+                return Err(KvError::UpdatePanicked {
+                    key,
+                    message: panic_message(&*payload),
+                });
+            }
+        };
+        let mut write = redis::pipe();
+        write.atomic();
+        match (&new, &current) {
+            // An existing key keeps its TTL; a created one never expires (as in-process).
+            (Some(value), Some(_)) => write
+                .cmd("SET")
+                .arg(&key)
+                .arg(value.to_string())
+                .arg("KEEPTTL"),
+            (Some(value), None) => write.cmd("SET").arg(&key).arg(value.to_string()),
+            (None, Some(_)) => write.cmd("DEL").arg(&key),
+            // Nothing to write; the (watched) read is still checked, so the answer is current.
+            (None, None) => &mut write,
+        };
+        if commit(connection, &write, "redis update write").await? {
+            return Ok(new);
+        }
+    }
+    Err(KvError::Contended {
+        op: "update",
+        key,
+        attempts: MAX_ATTEMPTS,
+    })
+}
+
+/// `transaction` on Redis. Each attempt runs `f` against the values fetched so far; a run that
+/// read a key not fetched yet is incomplete, so those keys are watched and fetched and `f` runs
+/// again. The first complete run's writes go out in `MULTI`/`EXEC`; if Redis refuses it (a read
+/// key changed), the attempt starts over with nothing fetched.
+///
+/// A run that panics after reading a key not yet fetched is treated as incomplete, not as a
+/// panic: it may have panicked on a value that only looked missing.
+pub(crate) async fn transaction(
+    connection: &mut ConnectionManager,
+    prefix: &str,
+    mut f: TxnFn,
+) -> Result<(), KvError> {
+    let mut fetched: HashMap<String, Option<Arc<Value>>> = HashMap::new();
+    for _ in 0..MAX_ATTEMPTS {
+        fetched.clear();
+        let ops = loop {
+            let reads = Reads::Fetched {
+                fetched: &fetched,
+                unfetched: RefCell::default(),
+            };
+            let mut txn = Txn::new(reads, prefix, Instant::now());
+            let outcome = catch_unwind(AssertUnwindSafe(|| f(&mut txn)));
+            let mut unfetched = txn.take_unfetched();
+            let ops = txn.into_ops();
+            if unfetched.is_empty() {
+                if let Err(payload) = outcome {
+                    unwatch(connection).await;
+                    return Err(KvError::TransactionPanicked {
+                        prefix: prefix.to_owned(),
+                        message: panic_message(&*payload),
+                    });
+                }
+                break ops;
+            }
+            unfetched.sort_unstable();
+            unfetched.dedup();
+            let mut read = redis::pipe();
+            read.cmd("WATCH")
+                .arg(&unfetched)
+                .ignore()
+                .cmd("MGET")
+                .arg(&unfetched);
+            let (values,): (Vec<Reply>,) =
+                query(connection, &read, "redis transaction read").await?;
+            for (key, value) in unfetched.into_iter().zip(values) {
+                let value = json(&key, value)?;
+                fetched.insert(key, value);
+            }
+        };
+        let mut write = redis::pipe();
+        write.atomic();
+        for op in ops {
+            match op {
+                // As in-process, a set in a transaction drops any TTL.
+                Op::Set { key, value } => write.cmd("SET").arg(key).arg(value.to_string()),
+                Op::Delete { key } => write.cmd("DEL").arg(key),
+                Op::Expire { key, ttl } => match ttl_ms(Some(ttl)) {
+                    Some(ms) => write.cmd("PEXPIRE").arg(key).arg(ms),
+                    None => write.cmd("PERSIST").arg(key),
+                },
+            };
+        }
+        if commit(connection, &write, "redis transaction write").await? {
+            return Ok(());
+        }
+    }
+    Err(KvError::Contended {
+        op: "transaction",
+        key: prefix.to_owned(),
+        attempts: MAX_ATTEMPTS,
+    })
+}
+
+/// Sends a pipeline and reads its replies as `T`. On error the connection's watches are dropped,
+/// so that a later attempt starts clean.
+async fn query<T: redis::FromRedisValue>(
+    connection: &mut ConnectionManager,
+    pipe: &Pipeline,
+    what: &str,
+) -> Result<T, KvError> {
+    match pipe.query_async(connection).await {
+        Ok(value) => Ok(value),
+        Err(error) => {
+            unwatch(connection).await;
+            Err(connection_error(what, &error))
+        }
+    }
+}
+
+/// Sends a `MULTI`/`EXEC` pipeline. `false` if Redis refused the `EXEC` because a watched key
+/// changed (nothing was written); `EXEC` also ends the watches either way.
+async fn commit(
+    connection: &mut ConnectionManager,
+    write: &Pipeline,
+    what: &str,
+) -> Result<bool, KvError> {
+    let applied: Option<Vec<Reply>> = query(connection, write, what).await?;
+    if let Some(replies) = &applied {
+        if let Some(Reply::ServerError(error)) = replies
+            .iter()
+            .find(|reply| matches!(reply, Reply::ServerError(_)))
+        {
+            return Err(super::exec::backend_error("", error));
+        }
+    }
+    Ok(applied.is_some())
+}
+
+/// Drops the connection's watches. Best effort: if the connection is gone, so are they.
+async fn unwatch(connection: &mut ConnectionManager) {
+    let _: Result<(), _> = redis::cmd("UNWATCH").query_async(connection).await;
+}

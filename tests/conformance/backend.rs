@@ -1,0 +1,157 @@
+//! The two backends the conformance suite runs on, behind one trait.
+
+#![allow(dead_code)] // each backend uses its own part
+
+use std::sync::atomic::AtomicUsize;
+use std::time::Duration;
+
+use ephemeral_kv::{KvBuilder, KvHandle, Ttl};
+
+/// What a conformance test needs from a backend.
+pub trait Backend {
+    /// A handle on a fresh, empty namespace, built from `builder`.
+    async fn build(&self, builder: KvBuilder) -> KvHandle;
+
+    /// How long one unit of test time is: TTLs in tests are whole units.
+    fn unit(&self) -> Duration;
+
+    /// Lets `units` of test time pass.
+    async fn pass(&self, units: u32);
+
+    /// The prefix every handle of this backend's tests carries (the Redis namespace), as it shows
+    /// in error messages.
+    fn prefix(&self) -> &str;
+
+    /// Whether the backend has change feeds (`watch`).
+    fn has_watch(&self) -> bool;
+
+    /// What `purge_expired` returns after `expired` entries ran out.
+    fn purged(&self, expired: usize) -> usize;
+
+    /// Asserts that `ttl` is what a key given `units` of TTL, `after` units ago, has left: exactly
+    /// on tokio's paused clock, within the real time a test takes on Redis.
+    fn assert_ttl(&self, ttl: Ttl, units: u32, after: u32);
+
+    /// A handle with default settings on a fresh namespace.
+    async fn kv(&self) -> KvHandle {
+        self.build(KvHandle::builder()).await
+    }
+
+    /// `n` units of test time.
+    fn units(&self, n: u32) -> Duration {
+        self.unit() * n
+    }
+
+    /// The full key of `key`, as errors name it.
+    fn full(&self, key: &str) -> String {
+        format!("{}{key}", self.prefix())
+    }
+}
+
+/// The in-process store on tokio's paused clock: time moves only when a test moves it.
+pub struct Local;
+
+impl Backend for Local {
+    async fn build(&self, builder: KvBuilder) -> KvHandle {
+        builder.spawn()
+    }
+
+    fn unit(&self) -> Duration {
+        Duration::from_secs(1)
+    }
+
+    async fn pass(&self, units: u32) {
+        tokio::time::advance(self.units(units)).await;
+    }
+
+    fn prefix(&self) -> &str {
+        ""
+    }
+
+    fn has_watch(&self) -> bool {
+        true
+    }
+
+    fn purged(&self, expired: usize) -> usize {
+        expired
+    }
+
+    fn assert_ttl(&self, ttl: Ttl, units: u32, after: u32) {
+        assert_eq!(ttl, Ttl::Expires(self.units(units - after)));
+    }
+}
+
+/// A Redis server of the test's own. Redis expires keys on its own clock, so these tests wait in
+/// real time: this is the one place the crate's tests do, and units are short (100 ms) to keep
+/// the whole Redis half to a few seconds.
+pub struct Redis {
+    server: crate::redis_server::RedisServer,
+    namespaces: AtomicUsize,
+    prefix: String,
+}
+
+impl Redis {
+    /// Starts the server, or prints why the test is skipped.
+    pub async fn start(test: &str) -> Option<Redis> {
+        let server = crate::redis_server::RedisServer::start(test).await?;
+        Some(Redis {
+            server,
+            namespaces: AtomicUsize::new(0),
+            prefix: "conformance:".to_owned(),
+        })
+    }
+}
+
+#[cfg(feature = "redis")]
+impl Backend for Redis {
+    async fn build(&self, builder: KvBuilder) -> KvHandle {
+        // Every handle of a test shares the server; the first gets the plain prefix so that
+        // error messages are predictable, later ones their own namespace.
+        let n = self
+            .namespaces
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let prefix = match n {
+            0 => self.prefix.clone(),
+            n => format!("{}{n}:", self.prefix),
+        };
+        builder
+            .prefix(prefix)
+            .redis(self.server.url())
+            .await
+            .expect("connect to the test's redis-server")
+    }
+
+    fn unit(&self) -> Duration {
+        Duration::from_millis(100)
+    }
+
+    async fn pass(&self, units: u32) {
+        tokio::time::sleep(self.units(units)).await;
+    }
+
+    fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    fn has_watch(&self) -> bool {
+        false
+    }
+
+    fn purged(&self, _expired: usize) -> usize {
+        0 // Redis removes expired keys itself
+    }
+
+    fn assert_ttl(&self, ttl: Ttl, units: u32, after: u32) {
+        let most = self.units(units - after);
+        // Time spent on the calls of the test itself: up to a whole unit, for a loaded machine.
+        // The tests that tell "kept" from "renewed" differ by two units, so this still tells.
+        let least = most.saturating_sub(self.unit());
+        match ttl {
+            Ttl::Expires(left) => assert!(
+                left <= most && left >= least,
+                "expected about {most:?} left, got {left:?}"
+            ),
+            other => panic!("expected about {most:?} left, got {other:?}"),
+        }
+    }
+}

@@ -1,0 +1,483 @@
+//! The numbered rules of the core store (issue 2) that mean the same on every backend. Rule 10
+//! (active expiry) and rule 14 (tracing) are about the in-process owner task and are tested in
+//! `core_rules.rs` and `tracing.rs`; rule 9 is here with each backend's count.
+
+use std::collections::HashMap;
+use std::future::IntoFuture;
+
+use ephemeral_kv::{KvError, Ttl};
+use futures::FutureExt;
+use serde_json::{json, Value};
+
+use crate::backend::Backend;
+
+conformance!(
+    rule_01_an_expired_key_is_invisible_to_every_command,
+    rule_01_a_key_is_live_until_its_ttl_runs_out,
+    rule_02_writes_without_a_ttl_never_expire_and_drop_an_earlier_ttl,
+    rule_03_a_zero_ttl_is_refused_everywhere_and_changes_nothing,
+    rule_03_a_ttl_too_large_to_represent_means_never_expires,
+    rule_04_list_append_unique_appends_new_ids_and_returns_the_whole_list,
+    rule_04_list_append_unique_refuses_bad_items_and_appends_nothing,
+    rule_04_list_append_unique_keeps_a_non_list_value,
+    rule_04_list_append_unique_keeps_odd_elements_and_starts_empty_lists,
+    rule_04_list_append_unique_with_a_ttl_sets_it_even_when_nothing_is_added,
+    rule_05_list_pop_all_pops_lists_only,
+    rule_06_mset_is_all_or_nothing_and_the_last_duplicate_wins,
+    rule_07_mget_keeps_order_and_duplicates,
+    rule_08_expire_reports_whether_a_live_key_got_its_ttl,
+    rule_09_purge_expired_leaves_expired_keys_invisible,
+    rule_11_shutdown_answers_what_was_queued_then_closes_every_handle,
+    rule_12_a_dropped_call_never_harms_the_store,
+    rule_13_errors_name_the_full_key,
+    values_of_every_json_type_come_back_exactly,
+    prefixes_namespace_and_stack,
+);
+
+async fn rule_01_an_expired_key_is_invisible_to_every_command(b: &impl Backend) {
+    let kv = b.kv().await;
+    kv.set("k", 7).ttl(b.unit()).await.unwrap();
+    kv.set("l", json!([{"id": 1}])).ttl(b.unit()).await.unwrap();
+    kv.set("n", 5).ttl(b.unit()).await.unwrap();
+    assert_eq!(kv.get("k").await.unwrap(), Some(json!(7)));
+    b.pass(2).await;
+    assert_eq!(kv.get("k").await.unwrap(), None);
+    assert_eq!(kv.get_as::<u32>("k").await.unwrap(), None);
+    assert_eq!(kv.mget(["k", "l"]).await.unwrap(), vec![None, None]);
+    assert!(!kv.exists("k").await.unwrap());
+    assert_eq!(kv.ttl("k").await.unwrap(), Ttl::Missing);
+    assert!(!kv.expire("k", b.units(100)).await.unwrap());
+    assert!(!kv.persist("k").await.unwrap());
+    assert_eq!(kv.get("k").await.unwrap(), None); // not revived
+    assert_eq!(kv.get_del("k").await.unwrap(), None);
+    assert_eq!(kv.list_pop_all("l").await.unwrap(), Vec::<Value>::new());
+    assert_eq!(kv.scan_prefix("").await.unwrap(), Vec::<String>::new());
+    assert_eq!(kv.incr("n", 1).await.unwrap(), 1); // counts from 0, not 5
+    kv.set("l", json!([{"id": 1}])).ttl(b.unit()).await.unwrap();
+    b.pass(2).await;
+    let list = kv
+        .list_append_unique("l", [json!({"id": 2})])
+        .await
+        .unwrap();
+    assert_eq!(list, vec![json!({"id": 2})]);
+}
+
+async fn rule_01_a_key_is_live_until_its_ttl_runs_out(b: &impl Backend) {
+    let kv = b.kv().await;
+    kv.set("k", 1).ttl(b.units(4)).await.unwrap();
+    b.pass(2).await;
+    assert_eq!(kv.get("k").await.unwrap(), Some(json!(1)));
+    b.pass(3).await;
+    assert_eq!(kv.get("k").await.unwrap(), None);
+}
+
+async fn rule_02_writes_without_a_ttl_never_expire_and_drop_an_earlier_ttl(b: &impl Backend) {
+    let kv = b.kv().await;
+    kv.set("set", 1).ttl(b.unit()).await.unwrap();
+    kv.set("set", 2).await.unwrap();
+    kv.set("mset", 1).ttl(b.unit()).await.unwrap();
+    kv.mset([("mset", 2)]).await.unwrap();
+    kv.list_append_unique("list", [json!({"id": 1})])
+        .ttl(b.unit())
+        .await
+        .unwrap();
+    kv.list_append_unique("list", [json!({"id": 2})])
+        .await
+        .unwrap();
+    kv.set("new_ttl", 1).ttl(b.unit()).await.unwrap();
+    kv.set("new_ttl", 2).ttl(b.units(10)).await.unwrap();
+    b.pass(2).await;
+    assert_eq!(
+        kv.mget(["set", "mset", "new_ttl"]).await.unwrap(),
+        vec![Some(json!(2)), Some(json!(2)), Some(json!(2))]
+    );
+    assert_eq!(
+        kv.get("list").await.unwrap(),
+        Some(json!([{"id": 1}, {"id": 2}]))
+    );
+    for key in ["set", "mset", "list"] {
+        assert_eq!(kv.ttl(key).await.unwrap(), Ttl::NoExpiry, "{key}");
+    }
+}
+
+fn is_invalid_ttl(result: Result<impl std::fmt::Debug, KvError>, key: &str) -> bool {
+    matches!(result, Err(KvError::InvalidTtl { key: k, ttl }) if k == key && ttl.is_zero())
+}
+
+async fn rule_03_a_zero_ttl_is_refused_everywhere_and_changes_nothing(b: &impl Backend) {
+    let kv = b.kv().await;
+    let zero = std::time::Duration::ZERO;
+    kv.set("k", 1).ttl(b.units(10)).await.unwrap();
+    let k = b.full("k");
+    assert!(is_invalid_ttl(kv.set("k", 2).ttl(zero).await, &k));
+    assert!(is_invalid_ttl(kv.expire("k", zero).await, &k));
+    assert!(is_invalid_ttl(kv.mset([("k", 3)]).ttl(zero).await, &k));
+    assert!(is_invalid_ttl(
+        kv.list_append_unique("l", [json!({"id": 1})])
+            .ttl(zero)
+            .await,
+        &b.full("l")
+    ));
+    assert!(is_invalid_ttl(
+        kv.incr("n", 1).ttl(zero).await,
+        &b.full("n")
+    ));
+    assert!(is_invalid_ttl(
+        kv.set_if_absent("a", 1).ttl(zero).await,
+        &b.full("a")
+    ));
+    assert!(is_invalid_ttl(
+        kv.compare_and_set("k", Some(json!(1)), 9).ttl(zero).await,
+        &k
+    ));
+    assert_eq!(kv.get("k").await.unwrap(), Some(json!(1)));
+    b.assert_ttl(kv.ttl("k").await.unwrap(), 10, 0);
+    assert_eq!(
+        kv.mget(["l", "n", "a"]).await.unwrap(),
+        vec![None, None, None]
+    );
+}
+
+async fn rule_03_a_ttl_too_large_to_represent_means_never_expires(b: &impl Backend) {
+    let kv = b.kv().await;
+    let huge = std::time::Duration::MAX;
+    kv.set("set", 1).ttl(huge).await.unwrap();
+    kv.mset([("mset", 1)]).ttl(huge).await.unwrap();
+    kv.list_append_unique("list", [json!({"id": 1})])
+        .ttl(huge)
+        .await
+        .unwrap();
+    kv.set("expire", 1).ttl(b.unit()).await.unwrap();
+    assert!(kv.expire("expire", huge).await.unwrap());
+    assert_eq!(kv.incr("incr", 1).ttl(huge).await.unwrap(), 1);
+    assert!(kv.set_if_absent("sia", 1).ttl(huge).await.unwrap());
+    b.pass(2).await;
+    for key in ["set", "mset", "list", "expire", "incr", "sia"] {
+        assert_eq!(kv.ttl(key).await.unwrap(), Ttl::NoExpiry, "{key}");
+    }
+}
+
+async fn rule_04_list_append_unique_appends_new_ids_and_returns_the_whole_list(b: &impl Backend) {
+    let kv = b.kv().await;
+    let first = kv
+        .list_append_unique("users", vec![json!({"id": 1, "name": "Alice"})])
+        .await
+        .unwrap();
+    assert_eq!(first, vec![json!({"id": 1, "name": "Alice"})]);
+    let users = kv
+        .list_append_unique(
+            "users",
+            vec![
+                json!({"id": 1, "name": "Alice again"}),
+                json!({"id": 2, "name": "Bob"}),
+                json!({"id": 2, "name": "Bob again"}), // earlier in the same call wins
+                json!({"id": "1", "name": "a string id is another id"}),
+            ],
+        )
+        .await
+        .unwrap();
+    let expected = vec![
+        json!({"id": 1, "name": "Alice"}),
+        json!({"id": 2, "name": "Bob"}),
+        json!({"id": "1", "name": "a string id is another id"}),
+    ];
+    assert_eq!(users, expected);
+    assert_eq!(kv.get("users").await.unwrap(), Some(Value::Array(expected)));
+    let tasks = kv
+        .list_append_unique(
+            "tasks",
+            vec![
+                json!({"task_id": 42, "desc": "Review PR"}),
+                json!({"task_id": 42, "desc": "dup"}),
+                json!({"task_id": {"deep": [1, 2]}, "desc": "object id"}),
+                json!({"task_id": {"deep": [1, 2]}, "desc": "same object id"}),
+                json!({"task_id": null, "desc": "null id"}),
+            ],
+        )
+        .id_key("task_id")
+        .await
+        .unwrap();
+    assert_eq!(
+        tasks,
+        vec![
+            json!({"task_id": 42, "desc": "Review PR"}),
+            json!({"task_id": {"deep": [1, 2]}, "desc": "object id"}),
+            json!({"task_id": null, "desc": "null id"}),
+        ]
+    );
+}
+
+async fn rule_04_list_append_unique_refuses_bad_items_and_appends_nothing(b: &impl Backend) {
+    let kv = b.kv().await;
+    kv.list_append_unique("l", [json!({"id": 1})])
+        .await
+        .unwrap();
+    let not_object = kv
+        .list_append_unique("l", [json!({"id": 2}), json!("text")])
+        .await;
+    assert!(matches!(
+        not_object,
+        Err(KvError::InvalidItem { index: 1, .. })
+    ));
+    let no_id = kv
+        .list_append_unique("l", [json!({"id": 3}), json!({"name": "x"})])
+        .await;
+    assert!(matches!(no_id, Err(KvError::InvalidItem { index: 1, .. })));
+    assert_eq!(kv.get("l").await.unwrap(), Some(json!([{"id": 1}])));
+}
+
+async fn rule_04_list_append_unique_keeps_a_non_list_value(b: &impl Backend) {
+    let kv = b.kv().await;
+    for (key, value, found) in [
+        ("s", json!("Alice"), "a string"),
+        ("o", json!({"id": 1}), "an object"),
+        ("n", json!(1.5), "a number"),
+        ("b", json!(true), "a boolean"),
+        ("z", Value::Null, "null"),
+    ] {
+        kv.set(key, value.clone()).await.unwrap();
+        let err = kv
+            .list_append_unique(key, [json!({"id": 1})])
+            .await
+            .unwrap_err();
+        match err {
+            KvError::WrongType {
+                key: k,
+                expected,
+                found: f,
+            } => assert_eq!((k, expected, f), (b.full(key), "a list", found)),
+            other => panic!("{key}: {other:?}"),
+        }
+        assert_eq!(kv.get(key).await.unwrap(), Some(value));
+    }
+}
+
+async fn rule_04_list_append_unique_keeps_odd_elements_and_starts_empty_lists(b: &impl Backend) {
+    let kv = b.kv().await;
+    let odd = json!([1, "x", {"name": "no id"}, {"id": 1}, [], {}, 12345678901234567890u64]);
+    kv.set("l", odd.clone()).await.unwrap();
+    let list = kv
+        .list_append_unique("l", [json!({"id": 1}), json!({"id": 2})])
+        .await
+        .unwrap();
+    let mut expected = odd.as_array().unwrap().clone();
+    expected.push(json!({"id": 2}));
+    assert_eq!(list, expected);
+    assert_eq!(kv.get("l").await.unwrap(), Some(Value::Array(expected)));
+    let empty = kv
+        .list_append_unique("new", Vec::<Value>::new())
+        .await
+        .unwrap();
+    assert_eq!(empty, Vec::<Value>::new());
+    assert_eq!(kv.get("new").await.unwrap(), Some(json!([])));
+    kv.set("empty", json!([])).await.unwrap();
+    let one = kv
+        .list_append_unique("empty", [json!({"id": 1})])
+        .await
+        .unwrap();
+    assert_eq!(one, vec![json!({"id": 1})]);
+}
+
+async fn rule_04_list_append_unique_with_a_ttl_sets_it_even_when_nothing_is_added(
+    b: &impl Backend,
+) {
+    let kv = b.kv().await;
+    kv.list_append_unique("l", [json!({"id": 1})])
+        .await
+        .unwrap();
+    kv.list_append_unique("l", [json!({"id": 1})])
+        .ttl(b.units(3))
+        .await
+        .unwrap();
+    b.assert_ttl(kv.ttl("l").await.unwrap(), 3, 0);
+    b.pass(4).await;
+    assert_eq!(kv.get("l").await.unwrap(), None);
+}
+
+async fn rule_05_list_pop_all_pops_lists_only(b: &impl Backend) {
+    let kv = b.kv().await;
+    kv.list_append_unique("inbox", [json!({"id": 1}), json!({"id": 2})])
+        .await
+        .unwrap();
+    assert_eq!(
+        kv.list_pop_all("inbox").await.unwrap(),
+        vec![json!({"id": 1}), json!({"id": 2})]
+    );
+    assert!(!kv.exists("inbox").await.unwrap());
+    assert_eq!(kv.list_pop_all("inbox").await.unwrap(), Vec::<Value>::new());
+    kv.set("events", json!(["a", "b"])).await.unwrap();
+    assert_eq!(
+        kv.list_pop_all("events").await.unwrap(),
+        vec![json!("a"), json!("b")]
+    );
+    kv.set("name", "Alice").await.unwrap();
+    assert_eq!(kv.list_pop_all("name").await.unwrap(), Vec::<Value>::new());
+    assert_eq!(kv.get("name").await.unwrap(), Some(json!("Alice")));
+}
+
+async fn rule_06_mset_is_all_or_nothing_and_the_last_duplicate_wins(b: &impl Backend) {
+    let kv = b.kv().await;
+    // An empty map serializes; one with non-string keys does not.
+    let fine: HashMap<(u8, u8), u8> = HashMap::new();
+    let bad: HashMap<(u8, u8), u8> = HashMap::from([((1, 2), 3)]);
+    let failed = kv.mset([("a", fine.clone()), ("b", bad)]).await;
+    assert!(matches!(failed, Err(KvError::Serialize { .. })));
+    let failed = kv
+        .mset([("c", fine.clone()), ("d", fine)])
+        .ttl(std::time::Duration::ZERO)
+        .await;
+    assert!(matches!(failed, Err(KvError::InvalidTtl { .. })));
+    assert_eq!(
+        kv.mget(["a", "b", "c", "d"]).await.unwrap(),
+        vec![None, None, None, None]
+    );
+    kv.mset([("x", 1), ("y", 2), ("x", 3)]).await.unwrap();
+    assert_eq!(
+        kv.mget(["x", "y"]).await.unwrap(),
+        vec![Some(json!(3)), Some(json!(2))]
+    );
+    kv.mset([("t1", "a"), ("t2", "b")])
+        .ttl(b.units(2))
+        .await
+        .unwrap();
+    b.assert_ttl(kv.ttl("t2").await.unwrap(), 2, 0);
+    b.pass(3).await;
+    assert_eq!(kv.mget(["t1", "t2"]).await.unwrap(), vec![None, None]);
+    kv.mset(Vec::<(&str, Value)>::new()).await.unwrap();
+}
+
+async fn rule_07_mget_keeps_order_and_duplicates(b: &impl Backend) {
+    let kv = b.kv().await;
+    kv.set("bar", "bar_value").await.unwrap();
+    kv.set("baz", 3).await.unwrap();
+    assert_eq!(
+        kv.mget(["foo", "bar", "baz", "bar"]).await.unwrap(),
+        vec![
+            None,
+            Some(json!("bar_value")),
+            Some(json!(3)),
+            Some(json!("bar_value"))
+        ]
+    );
+    assert_eq!(
+        kv.mget(Vec::<String>::new()).await.unwrap(),
+        Vec::<Option<Value>>::new()
+    );
+}
+
+async fn rule_08_expire_reports_whether_a_live_key_got_its_ttl(b: &impl Backend) {
+    let kv = b.kv().await;
+    kv.set("k", 1).await.unwrap();
+    assert!(kv.expire("k", b.units(2)).await.unwrap());
+    b.assert_ttl(kv.ttl("k").await.unwrap(), 2, 0);
+    assert!(!kv.expire("missing", b.units(2)).await.unwrap());
+    assert!(!kv.exists("missing").await.unwrap());
+    b.pass(3).await;
+    assert_eq!(kv.get("k").await.unwrap(), None);
+}
+
+async fn rule_09_purge_expired_leaves_expired_keys_invisible(b: &impl Backend) {
+    let kv = b
+        .build(ephemeral_kv::KvHandle::builder().active_expiry(false))
+        .await;
+    kv.set("a", 1).ttl(b.unit()).await.unwrap();
+    kv.set("b", 1).ttl(b.unit()).await.unwrap();
+    kv.set("keep", 1).await.unwrap();
+    b.pass(2).await;
+    assert_eq!(kv.purge_expired().limit(1000).await.unwrap(), b.purged(2));
+    assert_eq!(kv.purge_expired().await.unwrap(), 0);
+    assert_eq!(kv.scan_prefix("").await.unwrap(), vec!["keep"]);
+}
+
+async fn rule_11_shutdown_answers_what_was_queued_then_closes_every_handle(b: &impl Backend) {
+    let kv = b.kv().await;
+    let other = kv.clone();
+    let (set, ()) = tokio::join!(kv.set("k", 1).into_future(), kv.shutdown());
+    set.unwrap();
+    assert!(kv.is_closed());
+    assert!(matches!(other.get("k").await, Err(KvError::Closed)));
+    assert!(matches!(other.set("k", 2).await, Err(KvError::Closed)));
+    other.shutdown().await; // already stopped: returns at once
+}
+
+async fn rule_12_a_dropped_call_never_harms_the_store(b: &impl Backend) {
+    let kv = b.kv().await;
+    kv.list_append_unique("l", [json!({"id": 1})])
+        .await
+        .unwrap();
+    // Polled once (so the command is sent), then dropped.
+    let mut call = kv.list_append_unique("l", [json!({"id": 2})]).into_future();
+    let _ = (&mut call).now_or_never();
+    drop(call);
+    let never_polled = kv.set("untouched", 1);
+    drop(never_polled);
+    let list = kv
+        .list_append_unique("l", [json!({"id": 3})])
+        .await
+        .unwrap();
+    assert!(
+        list == vec![json!({"id": 1}), json!({"id": 2}), json!({"id": 3})]
+            || list == vec![json!({"id": 1}), json!({"id": 3})],
+        "{list:?}"
+    );
+    assert_eq!(kv.get("untouched").await.unwrap(), None);
+}
+
+async fn rule_13_errors_name_the_full_key(b: &impl Backend) {
+    let kv = b.kv().await;
+    kv.set("name", "Alice").await.unwrap();
+    let err = kv
+        .list_append_unique("name", [json!({"id": 1})])
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "key `{}` holds a string, but this call needs a list",
+            b.full("name")
+        )
+    );
+    let err = kv.get_as::<u64>("name").await.unwrap_err();
+    assert!(matches!(&err, KvError::Deserialize { key, .. } if *key == b.full("name")));
+    assert_eq!(kv.get("name").await.unwrap(), Some(json!("Alice")));
+}
+
+async fn values_of_every_json_type_come_back_exactly(b: &impl Backend) {
+    let kv = b.kv().await;
+    let values = [
+        Value::Null,
+        json!(true),
+        json!(0),
+        json!(-17),
+        json!(u64::MAX),
+        json!(i64::MIN),
+        json!(1.5),
+        json!(1e300),
+        json!(""),
+        json!("ünïcødé \"quoted\" \n newline"),
+        json!([]),
+        json!({}),
+        json!({"b": [1, {"c": null}], "a": "x"}),
+    ];
+    for (i, value) in values.iter().enumerate() {
+        kv.set(format!("v{i}"), value.clone()).await.unwrap();
+    }
+    let keys: Vec<String> = (0..values.len()).map(|i| format!("v{i}")).collect();
+    let got = kv.mget(&keys).await.unwrap();
+    let expected: Vec<Option<Value>> = values.iter().cloned().map(Some).collect();
+    assert_eq!(got, expected);
+    assert!(kv.exists("v0").await.unwrap()); // a stored null is there
+}
+
+async fn prefixes_namespace_and_stack(b: &impl Backend) {
+    let kv = b.kv().await;
+    let run = kv.with_prefix("run:42:");
+    let step = run.with_prefix("step:");
+    step.set("a", 1).await.unwrap();
+    assert_eq!(kv.get("run:42:step:a").await.unwrap(), Some(json!(1)));
+    assert_eq!(run.get("step:a").await.unwrap(), Some(json!(1)));
+    assert_eq!(run.scan_prefix("").await.unwrap(), vec!["step:a"]);
+    assert_eq!(step.prefix(), format!("{}run:42:step:", b.prefix()));
+    let other = b.kv().await;
+    assert_eq!(other.get("run:42:step:a").await.unwrap(), None);
+}
