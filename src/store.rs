@@ -23,6 +23,9 @@ use crate::error::{json_type_name, KvError};
 use crate::expiry::ExpiryIndex;
 use crate::stats::Stats;
 
+/// A map this small is never shrunk: its memory is not worth the rehash.
+const SMALL_MAP: usize = 1024;
+
 /// One stored value and when it stops being visible.
 #[derive(Debug)]
 struct Entry {
@@ -152,6 +155,7 @@ impl Store {
         for key in &keys {
             self.map.remove(key);
         }
+        self.shrink_if_sparse();
         keys.len()
     }
 
@@ -224,7 +228,18 @@ impl Store {
         if let Some(deadline) = entry.deadline {
             self.expiry.remove(deadline, key);
         }
+        self.shrink_if_sparse();
         Some(entry)
+    }
+
+    /// Gives memory back once the map is mostly empty. A `HashMap` keeps the capacity of its peak,
+    /// so without this a burst of keys that then expire would hold its memory for as long as the
+    /// store lives (`tests/churn.rs` pins it). Shrinking to twice what is left costs `O(len)` and
+    /// happens again only after half of that has gone, so it is `O(1)` per removal over time.
+    fn shrink_if_sparse(&mut self) {
+        if self.map.capacity() > SMALL_MAP && self.map.len() < self.map.capacity() / 4 {
+            self.map.shrink_to(self.map.len() * 2);
+        }
     }
 }
 
