@@ -4,8 +4,10 @@
 //! It keeps expired entries until a call names them or `purge_expired` removes them, as the store
 //! does without active expiry, because `stats` and `purge_expired` can see them. With active expiry
 //! the owner task may sweep them at any moment after the clock moves, and certainly has after the
-//! next command (it sweeps after every batch, before the caller, on the same thread, runs again):
-//! [`Model::apply`] then accepts the answer from either state.
+//! next command it receives (it sweeps after every batch, before the caller, on the same
+//! current-thread runtime, runs again; sequences here never hold more expired entries than one
+//! sweep removes): [`Model::apply`] then accepts the answer from either state. A call refused on
+//! the caller's side (bad value, item or TTL) never reaches the owner task, so it sweeps nothing.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -23,7 +25,7 @@ struct Slot {
 }
 
 /// A store as the API describes it.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Model {
     now: Instant,
     active_expiry: bool,
@@ -64,7 +66,7 @@ impl Model {
         if other != replies[0] {
             replies.push(other);
         }
-        if !matches!(op, Op::Advance(_)) {
+        if reaches_owner(op, &replies[0]) {
             self.sweep();
         }
         replies
@@ -239,6 +241,18 @@ impl Model {
     fn sweep(&mut self) {
         self.purge(usize::MAX);
     }
+}
+
+/// Whether the call was sent to the owner task, which sweeps after it: not a clock advance, nor a
+/// call refused on the caller's side before anything was sent.
+fn reaches_owner(op: &Op, reply: &Reply) -> bool {
+    !matches!(op, Op::Advance(_))
+        && !matches!(
+            reply,
+            Reply::Err(
+                Failure::Serialize { .. } | Failure::InvalidItem { .. } | Failure::InvalidTtl { .. }
+            )
+        )
 }
 
 fn check_ttl(key: &str, ttl: Option<Duration>) -> Result<(), Failure> {
