@@ -13,7 +13,7 @@ use std::time::Duration;
 use ephemeral_kv::{KvBuilder, KvError, KvHandle};
 use proptest::prelude::*;
 use serde_json::{json, Value};
-use support::drive::{check, keys_of, paused_runtime, run, spawn};
+use support::drive::{answer, check, keys_of, paused_runtime, run, spawn};
 use support::ops::{op, pool_key, script, setup, wild_key, Op, Reply, Setup, HANDLES, POOL};
 use support::reference::Model;
 use tokio::task::JoinSet;
@@ -139,7 +139,7 @@ async fn check_with_cancels(setup: Setup, steps: &[Step]) -> Result<(), String> 
         let at = |error: String| format!("step {index} `{step:?}`: {error}");
         let cancel = step.cancel.filter(|_| !matches!(step.op, Op::Advance(_)));
         let Some(how) = cancel else {
-            let got = run(&step.op, &kvs).await;
+            let got = answer(&step.op, &kvs).await.map_err(at)?;
             candidates.observe(&step.op, &got).map_err(at)?;
             continue;
         };
@@ -148,7 +148,7 @@ async fn check_with_cancels(setup: Setup, steps: &[Step]) -> Result<(), String> 
             None => candidates.maybe_applied(&step.op),
         }
         for op in probe() {
-            let got = run(&op, &kvs).await;
+            let got = answer(&op, &kvs).await.map_err(at)?;
             candidates.observe(&op, &got).map_err(at)?;
         }
     }
@@ -156,10 +156,9 @@ async fn check_with_cancels(setup: Setup, steps: &[Step]) -> Result<(), String> 
         h,
         keys: POOL.iter().map(|key| key.to_string()).collect(),
     }) {
-        let got = run(&op, &kvs).await;
-        candidates
-            .observe(&op, &got)
-            .map_err(|e| format!("final check: {e}"))?;
+        let final_check = |error: String| format!("final check: {error}");
+        let got = answer(&op, &kvs).await.map_err(final_check)?;
+        candidates.observe(&op, &got).map_err(final_check)?;
     }
     Ok(())
 }

@@ -92,6 +92,13 @@ pub async fn run(op: &Op, kvs: &[KvHandle]) -> Reply {
     }
 }
 
+/// [`run`], failing if the store never answers.
+pub async fn answer(op: &Op, kvs: &[KvHandle]) -> Result<Reply, String> {
+    tokio::time::timeout(CALL_TIMEOUT, run(op, kvs))
+        .await
+        .map_err(|_| format!("`{op:?}` never answered"))
+}
+
 fn reply<T>(result: Result<T, KvError>, ok: impl FnOnce(T) -> Reply) -> Reply {
     match result {
         Ok(value) => ok(value),
@@ -121,10 +128,9 @@ pub async fn check(script: &Script, final_keys: &[String]) -> Result<(), String>
         .chain([Op::Stats { h: 0 }]);
     let steps = script.ops.iter().cloned().chain(final_check);
     for (index, op) in steps.enumerate() {
-        let got = match tokio::time::timeout(CALL_TIMEOUT, run(&op, &kvs)).await {
-            Ok(got) => got,
-            Err(_) => return Err(format!("step {index} `{op:?}` never answered")),
-        };
+        let got = answer(&op, &kvs)
+            .await
+            .map_err(|error| format!("step {index}: {error}"))?;
         let allowed = model.apply(&op);
         if !allowed.contains(&got) {
             return Err(format!(

@@ -250,7 +250,9 @@ fn reaches_owner(op: &Op, reply: &Reply) -> bool {
         && !matches!(
             reply,
             Reply::Err(
-                Failure::Serialize { .. } | Failure::InvalidItem { .. } | Failure::InvalidTtl { .. }
+                Failure::Serialize { .. }
+                    | Failure::InvalidItem { .. }
+                    | Failure::InvalidTtl { .. }
             )
         )
 }
