@@ -3,7 +3,7 @@
 //!
 //! It keeps expired entries until a call names them or `purge_expired` removes them, as the store
 //! does without active expiry, because `stats` and `purge_expired` can see them. With active expiry
-//! the owner task may sweep them at any moment after the clock moves, and certainly has after the
+//! the owner task may sweep them after any move of the clock, and certainly has after the
 //! next command it receives (it sweeps after every batch, before the caller, on the same
 //! current-thread runtime, runs again; sequences here never hold more expired entries than one
 //! sweep removes): [`Model::apply`] then accepts the answer from either state. A call refused on
@@ -32,6 +32,9 @@ pub struct Model {
     /// The full prefix of each handle in [`HANDLES`].
     prefixes: Vec<String>,
     slots: HashMap<String, Slot>,
+    /// With active expiry: the instants the clock has been moved to since the owner task last
+    /// received a command, at each of which it may have swept.
+    sweep_points: Vec<Instant>,
 }
 
 impl Model {
@@ -45,6 +48,7 @@ impl Model {
                 .map(|(_, prefix)| format!("{}{prefix}", setup.prefix))
                 .collect(),
             slots: HashMap::new(),
+            sweep_points: Vec::new(),
         }
     }
 
@@ -59,15 +63,21 @@ impl Model {
         if !self.active_expiry {
             return vec![self.step(op)];
         }
-        let mut swept = self.clone();
-        swept.sweep();
-        let mut replies = vec![self.step(op)];
-        let other = swept.step(op);
-        if other != replies[0] {
-            replies.push(other);
+        // The owner task may have swept after any of the clock's moves since it last received a
+        // command, or not at all; a later sweep removes all an earlier one would have.
+        let mut replies = Vec::new();
+        for swept_at in &self.sweep_points {
+            let mut swept = self.clone();
+            swept.sweep_until(*swept_at);
+            replies.push(swept.step(op));
         }
+        replies.insert(0, self.step(op));
+        replies.dedup();
         if reaches_owner(op, &replies[0]) {
-            self.sweep();
+            self.sweep_until(self.now);
+            self.sweep_points.clear();
+        } else if matches!(op, Op::Advance(_)) {
+            self.sweep_points.push(self.now);
         }
         replies
     }
@@ -237,14 +247,14 @@ impl Model {
         expired.len()
     }
 
-    /// Removes every expired entry, as active expiry does.
-    fn sweep(&mut self) {
-        self.purge(usize::MAX);
+    /// Removes every entry whose deadline is at or before `instant`, as active expiry does when
+    /// it runs at that instant.
+    fn sweep_until(&mut self, instant: Instant) {
+        self.slots
+            .retain(|_, slot| !slot.deadline.is_some_and(|deadline| deadline <= instant));
     }
 }
 
-/// Whether the call was sent to the owner task, which sweeps after it: not a clock advance, nor a
-/// call refused on the caller's side before anything was sent.
 fn reaches_owner(op: &Op, reply: &Reply) -> bool {
     !matches!(op, Op::Advance(_))
         && !matches!(
