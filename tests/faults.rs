@@ -5,8 +5,6 @@ mod support;
 
 use std::fmt;
 use std::pin::pin;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
 use std::task::Poll;
 use std::time::Duration;
 
@@ -197,79 +195,139 @@ enum Outcome {
     Closed,
 }
 
+/// Spawns call number `id`: an append of a distinct id, a read of `fixed` (which holds 7), or a
+/// write, by turns.
+fn spawn_call(calls: &mut JoinSet<(u64, Outcome)>, kv: &KvHandle, id: u64) {
+    let kv = kv.clone();
+    calls.spawn(async move {
+        let outcome = match id % 3 {
+            0 => kv
+                .list_append_unique("log", [json!({ "id": id })])
+                .await
+                .map(|list| Outcome::Appended(id, list)),
+            1 => kv.get("fixed").await.map(Outcome::Read),
+            _ => kv
+                .set(format!("k{id}"), id)
+                .await
+                .map(|()| Outcome::Written),
+        };
+        match outcome {
+            Ok(outcome) => (id, outcome),
+            Err(KvError::Closed) => (id, Outcome::Closed),
+            Err(other) => panic!("call {id} failed with {other}"),
+        }
+    });
+}
+
+/// Checks that every call either did what it should or got `Closed`, and that the appends that
+/// answered are exactly those in the last list answered: none lost, none applied unanswered.
+/// Returns the ids of the calls that got `Closed`.
+fn judge(outcomes: Vec<(u64, Outcome)>) -> Vec<u64> {
+    let mut appended = Vec::new();
+    let mut longest: Vec<Value> = Vec::new();
+    let mut closed = Vec::new();
+    for (id, outcome) in outcomes {
+        match outcome {
+            Outcome::Appended(id, list) => {
+                assert!(list.contains(&json!({ "id": id })));
+                appended.push(id);
+                if list.len() > longest.len() {
+                    longest = list;
+                }
+            }
+            Outcome::Read(value) => assert_eq!(value, Some(json!(7))),
+            Outcome::Written => {}
+            Outcome::Closed => closed.push(id),
+        }
+    }
+    let mut in_list: Vec<u64> = longest
+        .iter()
+        .map(|item| item["id"].as_u64().unwrap())
+        .collect();
+    in_list.sort_unstable();
+    appended.sort_unstable();
+    assert_eq!(in_list, appended);
+    closed.sort_unstable();
+    closed
+}
+
+/// A store that has shut down refuses every call, and a second shutdown returns at once.
+async fn assert_stopped(kv: &KvHandle) {
+    assert!(kv.is_closed());
+    assert!(matches!(kv.get("fixed").await, Err(KvError::Closed)));
+    assert!(matches!(kv.set("x", 1).await, Err(KvError::Closed)));
+    kv.shutdown().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn shutdown_with_thousands_of_calls_in_flight_answers_each_or_closes_it() {
-    const CALLS: u64 = 4000;
-    for _round in 0..3 {
+    const HALF: u64 = 2000;
+    let mut answered = 0;
+    let mut closed = 0;
+    for _round in 0..5 {
         // A small mailbox, so that most callers are still waiting for room when shutdown comes.
         let kv = KvBuilder::new().mailbox_capacity(64).spawn();
         kv.set("fixed", 7).await.unwrap();
-        let done = Arc::new(AtomicUsize::new(0));
         let mut calls = JoinSet::new();
-        for id in 0..CALLS {
-            let (kv, done) = (kv.clone(), Arc::clone(&done));
-            calls.spawn(async move {
-                let outcome = match id % 3 {
-                    0 => kv
-                        .list_append_unique("log", [json!({ "id": id })])
-                        .await
-                        .map(|list| Outcome::Appended(id, list)),
-                    1 => kv.get("fixed").await.map(Outcome::Read),
-                    _ => kv
-                        .set(format!("k{id}"), id)
-                        .await
-                        .map(|()| Outcome::Written),
-                };
-                done.fetch_add(1, Ordering::SeqCst);
-                match outcome {
-                    Ok(outcome) => outcome,
-                    Err(KvError::Closed) => Outcome::Closed,
-                    Err(other) => panic!("call {id} failed with {other}"),
-                }
-            });
+        for id in 0..HALF {
+            spawn_call(&mut calls, &kv, id);
         }
-        while done.load(Ordering::SeqCst) < 100 {
-            tokio::task::yield_now().await;
+        let stopping = tokio::spawn({
+            let kv = kv.clone();
+            async move { kv.shutdown().await }
+        });
+        for id in HALF..2 * HALF {
+            spawn_call(&mut calls, &kv, id);
         }
-        tokio::time::timeout(Duration::from_secs(10), kv.shutdown())
+        tokio::time::timeout(Duration::from_secs(10), stopping)
             .await
-            .expect("shutdown hung");
-        assert!(kv.is_closed());
+            .expect("shutdown hung")
+            .unwrap();
         let outcomes = tokio::time::timeout(Duration::from_secs(10), calls.join_all())
             .await
             .expect("a call hung after shutdown");
-
-        let mut appended = Vec::new();
-        let mut longest: Vec<Value> = Vec::new();
-        let mut closed = 0;
-        for outcome in outcomes {
-            match outcome {
-                Outcome::Appended(id, list) => {
-                    assert!(list.contains(&json!({ "id": id })));
-                    appended.push(id);
-                    if list.len() > longest.len() {
-                        longest = list;
-                    }
-                }
-                Outcome::Read(value) => assert_eq!(value, Some(json!(7))),
-                Outcome::Written => {}
-                Outcome::Closed => closed += 1,
-            }
-        }
-        assert!(closed > 0, "shutdown came after every call");
-        // The appends that answered are exactly the ones the last answered list holds: none lost,
-        // none applied without an answer.
-        let mut in_list: Vec<u64> = longest
-            .iter()
-            .map(|item| item["id"].as_u64().unwrap())
-            .collect();
-        in_list.sort_unstable();
-        appended.sort_unstable();
-        assert_eq!(in_list, appended);
-        assert!(matches!(kv.get("fixed").await, Err(KvError::Closed)));
-        assert!(matches!(kv.set("x", 1).await, Err(KvError::Closed)));
-        kv.shutdown().await; // a second shutdown returns at once
+        let refused = judge(outcomes).len();
+        closed += refused;
+        answered += 2 * HALF as usize - refused;
+        assert_stopped(&kv).await;
     }
+    assert!(
+        answered > 0 && closed > 0,
+        "{answered} answered, {closed} closed"
+    );
+}
+
+/// The same, in an order the current-thread runtime makes exact: the calls queued before the
+/// shutdown are all answered, the ones queued after it all get `Closed`.
+#[tokio::test]
+async fn shutdown_answers_the_calls_queued_before_it_and_closes_the_ones_after() {
+    const HALF: u64 = 2000;
+    let kv = KvBuilder::new().mailbox_capacity(64).spawn();
+    kv.set("fixed", 7).await.unwrap();
+    let mut calls = JoinSet::new();
+    for id in 0..HALF {
+        spawn_call(&mut calls, &kv, id);
+    }
+    // One turn of the scheduler: each call is polled once, so it is in the mailbox or waiting, in
+    // order, for room in it.
+    tokio::task::yield_now().await;
+    let stopping = tokio::spawn({
+        let kv = kv.clone();
+        async move { kv.shutdown().await }
+    });
+    tokio::task::yield_now().await;
+    for id in HALF..2 * HALF {
+        spawn_call(&mut calls, &kv, id);
+    }
+    tokio::time::timeout(Duration::from_secs(10), stopping)
+        .await
+        .expect("shutdown hung")
+        .unwrap();
+    let outcomes = tokio::time::timeout(Duration::from_secs(10), calls.join_all())
+        .await
+        .expect("a call hung after shutdown");
+    assert_eq!(judge(outcomes), (HALF..2 * HALF).collect::<Vec<_>>());
+    assert_stopped(&kv).await;
 }
 
 #[tokio::test(start_paused = true)]
