@@ -52,6 +52,9 @@ fn deadline_after(now: Instant, ttl: Option<Duration>) -> Option<Instant> {
 pub(crate) struct Store {
     map: HashMap<String, Entry>,
     expiry: ExpiryIndex,
+    /// How many entries the map's table is sized for: what it was last shrunk to, or the most it
+    /// has held since.
+    sized_for: usize,
 }
 
 impl Store {
@@ -201,6 +204,7 @@ impl Store {
                     self.expiry.insert(new, slot.key().clone());
                 }
                 slot.insert(entry);
+                self.sized_for = self.sized_for.max(self.map.len());
             }
         }
     }
@@ -232,13 +236,17 @@ impl Store {
         Some(entry)
     }
 
-    /// Gives memory back once the map is mostly empty. A `HashMap` keeps the capacity of its peak,
+    /// Gives memory back once the map is mostly empty. A `HashMap` keeps the table of its peak,
     /// so without this a burst of keys that then expire would hold its memory for as long as the
-    /// store lives (`tests/churn.rs` pins it). Shrinking to twice what is left costs `O(len)` and
-    /// happens again only after half of that has gone, so it is `O(1)` per removal over time.
+    /// store lives (`tests/churn.rs` pins it). The size is tracked here because
+    /// `HashMap::capacity` is no guide: slots freed by removals count against it until the next
+    /// rehash, so a table sized for a million keys can report a small capacity. Shrinking to twice
+    /// what is left costs `O(len)` and happens again only after half of that has gone, so it is
+    /// `O(1)` per removal over time.
     fn shrink_if_sparse(&mut self) {
-        if self.map.capacity() > SMALL_MAP && self.map.len() < self.map.capacity() / 4 {
-            self.map.shrink_to(self.map.len() * 2);
+        if self.sized_for > SMALL_MAP && self.map.len() < self.sized_for / 4 {
+            self.sized_for = self.map.len() * 2;
+            self.map.shrink_to(self.sized_for);
         }
     }
 }
