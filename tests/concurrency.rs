@@ -62,7 +62,9 @@ async fn no_append_of_a_distinct_id_is_lost() {
     let joined = tokio::time::timeout(DEADLINE, tasks.join_all())
         .await
         .unwrap();
-    assert!(joined.into_iter().all(|r| r.is_ok()));
+    for result in joined {
+        result.unwrap();
+    }
     let mut all = ids(&kv.list_pop_all("shared:list").await.unwrap());
     all.sort_unstable();
     assert_eq!(all, (0..TASKS * EACH).collect::<Vec<_>>());

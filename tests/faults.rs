@@ -336,14 +336,20 @@ async fn calls_in_flight_when_the_first_handle_is_dropped_all_complete() {
     let mut calls = JoinSet::new();
     for id in 0..100u64 {
         let kv = kv.clone();
-        calls.spawn(async move { kv.set(format!("k{id}"), id).await });
+        calls.spawn(async move {
+            kv.set(format!("k{id}"), id).await.unwrap();
+            (id, kv.get_as::<u64>(format!("k{id}")).await.unwrap())
+        });
     }
     drop(kv);
     let results = tokio::time::timeout(Duration::from_secs(10), calls.join_all())
         .await
         .expect("a call hung");
-    // Each caller holds a handle until its call is answered, so every call is applied.
-    assert!(results.into_iter().all(|result| result.is_ok()));
+    // Each caller holds a handle until its calls are answered, so the store serves them all.
+    assert_eq!(results.len(), 100);
+    for (id, read) in results {
+        assert_eq!(read, Some(id));
+    }
 }
 
 #[tokio::test(start_paused = true)]
