@@ -34,6 +34,9 @@ mod coordination;
 
 pub(crate) use coordination::{TxnFn, UpdateFn};
 
+/// A map this small is never shrunk: its memory is not worth the rehash.
+const SMALL_MAP: usize = 1024;
+
 /// One stored value and when it stops being visible.
 #[derive(Debug)]
 struct Entry {
@@ -65,6 +68,9 @@ pub(crate) struct Store {
     /// Changes made by the current command, for the owner task's watchers.
     pub(crate) changes: ChangeLog,
     counters: Counters,
+    /// How many entries the map's table is sized for: what it was last shrunk to, or the most it
+    /// has held since.
+    sized_for: usize,
 }
 
 impl Store {
@@ -178,6 +184,7 @@ impl Store {
             self.map.remove(key);
             self.note_expired(key);
         }
+        self.shrink_if_sparse();
         keys.len()
     }
 
@@ -258,6 +265,7 @@ impl Store {
                     self.expiry.insert(new, slot.key().clone());
                 }
                 slot.insert(entry);
+                self.sized_for = self.sized_for.max(self.map.len());
             }
         }
     }
@@ -286,7 +294,29 @@ impl Store {
             self.expiry.remove(deadline, key);
         }
         self.changes.deleted(key);
+        self.shrink_if_sparse();
         Some(entry)
+    }
+
+    /// Gives memory back once the map is mostly empty. A `HashMap` keeps the table of its peak,
+    /// so without this a burst of keys that then expire would hold its memory for as long as the
+    /// store lives (`tests/churn.rs` pins it). The size is tracked here because
+    /// `HashMap::capacity` is no guide: slots freed by removals count against it until the next
+    /// rehash, so a table sized for a million keys can report a small capacity. Shrinking to twice
+    /// what is left costs `O(len)` and happens again only after half of that has gone, so it is
+    /// `O(1)` per removal over time.
+    //
+    // Equivalent mutants (cargo-mutants reports them missed; no test can tell them apart because
+    // they change only how often the table is rebuilt, never an answer nor that memory comes
+    // back): `>=` for `>` and `<=` for `<` (the exact boundaries), `||` for `&&` (small maps
+    // shrink too), `len + 2` for `len * 2` (less room left after a shrink), and `sized_for * 4`
+    // for `sized_for / 4` (shrink on every removal: `shrink_to` does nothing until the table
+    // could halve).
+    fn shrink_if_sparse(&mut self) {
+        if self.sized_for > SMALL_MAP && self.map.len() < self.sized_for / 4 {
+            self.sized_for = self.map.len() * 2;
+            self.map.shrink_to(self.sized_for);
+        }
     }
 }
 

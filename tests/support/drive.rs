@@ -1,0 +1,168 @@
+//! Runs [`Op`]s on a real store and checks them against the [`Model`].
+
+use std::time::Duration;
+
+use ephemeral_kv::{KvError, KvHandle};
+use serde_json::json;
+use tokio::time::Instant;
+
+use super::ops::{AsType, Item, Op, Reply, Script, Setup, HANDLES};
+use super::reference::Model;
+
+/// Long enough never to fire while the store answers; short enough that a hang fails the test.
+/// It is on the paused clock, which jumps to it only if nothing else can run.
+const CALL_TIMEOUT: Duration = Duration::from_secs(365 * 24 * 3600);
+
+/// Starts a store with `setup` and returns one handle per entry of [`HANDLES`].
+pub fn spawn(setup: Setup) -> Vec<KvHandle> {
+    let kv = KvHandle::builder()
+        .prefix(setup.prefix)
+        .active_expiry(setup.active_expiry)
+        .spawn();
+    HANDLES
+        .iter()
+        .map(|(_, prefix)| kv.with_prefix(prefix))
+        .collect()
+}
+
+/// Performs `op` on the store and returns its answer.
+pub async fn run(op: &Op, kvs: &[KvHandle]) -> Reply {
+    match op {
+        Op::Set { h, key, value, ttl } => {
+            let call = kvs[*h].set(key, value);
+            let call = match ttl {
+                Some(ttl) => call.ttl(*ttl),
+                None => call,
+            };
+            reply(call.await, |()| Reply::Done)
+        }
+        Op::Get { h, key } => reply(kvs[*h].get(key).await, Reply::Value),
+        Op::GetAs { h, key, ty } => {
+            let kv = &kvs[*h];
+            match ty {
+                AsType::U64 => typed(kv.get_as::<u64>(key).await),
+                AsType::Text => typed(kv.get_as::<String>(key).await),
+                AsType::List => typed(kv.get_as::<Vec<serde_json::Value>>(key).await),
+                AsType::Item => typed(kv.get_as::<Item>(key).await),
+            }
+        }
+        Op::Delete { h, key } => reply(kvs[*h].delete(key).await, |()| Reply::Done),
+        Op::ListAppendUnique {
+            h,
+            key,
+            items,
+            id_key,
+            ttl,
+        } => {
+            let mut call = kvs[*h].list_append_unique(key, items);
+            if let Some(id_key) = id_key {
+                call = call.id_key(*id_key);
+            }
+            if let Some(ttl) = ttl {
+                call = call.ttl(*ttl);
+            }
+            reply(call.await, Reply::List)
+        }
+        Op::ListPopAll { h, key } => reply(kvs[*h].list_pop_all(key).await, Reply::List),
+        Op::Mset { h, entries, ttl } => {
+            let call = kvs[*h].mset(entries.iter().map(|(key, value)| (key, value)));
+            let call = match ttl {
+                Some(ttl) => call.ttl(*ttl),
+                None => call,
+            };
+            reply(call.await, |()| Reply::Done)
+        }
+        Op::Mget { h, keys } => reply(kvs[*h].mget(keys).await, Reply::Values),
+        Op::Expire { h, key, ttl } => reply(kvs[*h].expire(key, *ttl).await, Reply::Flag),
+        Op::PurgeExpired { h, limit } => {
+            let call = kvs[*h].purge_expired();
+            let call = match limit {
+                Some(limit) => call.limit(*limit),
+                None => call,
+            };
+            reply(call.await, Reply::Count)
+        }
+        Op::Stats { h } => reply(kvs[*h].stats().await, |s| {
+            Reply::Stats(s.entries, s.expiring)
+        }),
+        Op::Advance(by) => {
+            tokio::time::advance(*by).await;
+            Reply::Done
+        }
+    }
+}
+
+/// [`run`], failing if the store never answers.
+pub async fn answer(op: &Op, kvs: &[KvHandle]) -> Result<Reply, String> {
+    tokio::time::timeout(CALL_TIMEOUT, run(op, kvs))
+        .await
+        .map_err(|_| format!("`{op:?}` never answered"))
+}
+
+fn reply<T>(result: Result<T, KvError>, ok: impl FnOnce(T) -> Reply) -> Reply {
+    match result {
+        Ok(value) => ok(value),
+        Err(error) => Reply::Err(error.into()),
+    }
+}
+
+fn typed<T: serde::Serialize>(result: Result<Option<T>, KvError>) -> Reply {
+    reply(result, |value| {
+        Reply::Value(value.map(|typed| json!(typed)))
+    })
+}
+
+/// Runs `script` on a fresh store and on the model, step by step, then compares everything the
+/// handles can see (`mget` of `final_keys` through each handle, then `stats`). Returns the first
+/// difference as a readable message.
+///
+/// Must run on a current-thread runtime with the clock paused.
+pub async fn check(script: &Script, final_keys: &[String]) -> Result<(), String> {
+    let kvs = spawn(script.setup);
+    let mut model = Model::new(script.setup, Instant::now());
+    let final_check = (0..HANDLES.len())
+        .map(|h| Op::Mget {
+            h,
+            keys: final_keys.to_vec(),
+        })
+        .chain([Op::Stats { h: 0 }]);
+    let steps = script.ops.iter().cloned().chain(final_check);
+    for (index, op) in steps.enumerate() {
+        let got = answer(&op, &kvs)
+            .await
+            .map_err(|error| format!("step {index}: {error}"))?;
+        let allowed = model.apply(&op);
+        if !allowed.contains(&got) {
+            return Err(format!(
+                "step {index} `{op:?}`: the store answered {got:?}, the model allows {allowed:?}"
+            ));
+        }
+        if Instant::now() != model.now() {
+            return Err(format!("step {index} `{op:?}`: the clock moved on its own"));
+        }
+    }
+    Ok(())
+}
+
+/// The keys a script names, for its final check.
+pub fn keys_of(script: &Script) -> Vec<String> {
+    let mut keys: Vec<String> = script
+        .ops
+        .iter()
+        .flat_map(|op| op.keys())
+        .map(str::to_owned)
+        .collect();
+    keys.sort();
+    keys.dedup();
+    keys
+}
+
+/// A current-thread runtime with tokio's clock paused, as `#[tokio::test(start_paused = true)]`
+/// builds, for tests that drive it from a proptest body.
+pub fn paused_runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .start_paused(true)
+        .build()
+        .expect("a current-thread runtime always builds")
+}

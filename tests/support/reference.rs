@@ -1,0 +1,294 @@
+//! The reference model: what each call must answer, as plain code over a `HashMap` and a virtual
+//! clock. It is meant to be obviously right, not fast.
+//!
+//! It keeps expired entries until a call names them or `purge_expired` removes them, as the store
+//! does without active expiry, because `stats` and `purge_expired` can see them. With active expiry
+//! the owner task may sweep them after any move of the clock, and certainly has after the
+//! next command it receives (it sweeps after every batch, before the caller, on the same
+//! current-thread runtime, runs again; sequences here never hold more expired entries than one
+//! sweep removes): [`Model::apply`] then accepts the answer from either state. A call refused on
+//! the caller's side (bad value, item or TTL) never reaches the owner task, so it sweeps nothing.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use serde_json::Value;
+use tokio::time::Instant;
+
+use super::ops::{Failure, Op, Reply, Setup, HANDLES};
+
+#[derive(Clone, Debug, PartialEq)]
+struct Slot {
+    value: Value,
+    /// `None`: never expires.
+    deadline: Option<Instant>,
+}
+
+/// A store as the API describes it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Model {
+    now: Instant,
+    active_expiry: bool,
+    /// The full prefix of each handle in [`HANDLES`].
+    prefixes: Vec<String>,
+    slots: HashMap<String, Slot>,
+    /// With active expiry: the instants the clock has been moved to since the owner task last
+    /// received a command, at each of which it may have swept.
+    sweep_points: Vec<Instant>,
+}
+
+impl Model {
+    /// An empty store with `setup`'s settings, its clock at `now`.
+    pub fn new(setup: Setup, now: Instant) -> Model {
+        Model {
+            now,
+            active_expiry: setup.active_expiry,
+            prefixes: HANDLES
+                .iter()
+                .map(|(_, prefix)| format!("{}{prefix}", setup.prefix))
+                .collect(),
+            slots: HashMap::new(),
+            sweep_points: Vec::new(),
+        }
+    }
+
+    /// The virtual clock.
+    pub fn now(&self) -> Instant {
+        self.now
+    }
+
+    /// Applies `op` and returns every answer the store may give (one, except where active expiry's
+    /// timing shows).
+    pub fn apply(&mut self, op: &Op) -> Vec<Reply> {
+        if !self.active_expiry {
+            return vec![self.step(op)];
+        }
+        // The owner task may have swept after any of the clock's moves since it last received a
+        // command, or not at all; a later sweep removes all an earlier one would have.
+        let mut replies = Vec::new();
+        for swept_at in &self.sweep_points {
+            let mut swept = self.clone();
+            swept.sweep_until(*swept_at);
+            replies.push(swept.step(op));
+        }
+        replies.insert(0, self.step(op));
+        replies.dedup();
+        if reaches_owner(op, &replies[0]) {
+            self.sweep_until(self.now);
+            self.sweep_points.clear();
+        } else if matches!(op, Op::Advance(_)) {
+            self.sweep_points.push(self.now);
+        }
+        replies
+    }
+
+    /// Applies `op` with expired entries kept until touched or purged.
+    fn step(&mut self, op: &Op) -> Reply {
+        self.try_step(op).unwrap_or_else(Reply::Err)
+    }
+
+    fn try_step(&mut self, op: &Op) -> Result<Reply, Failure> {
+        Ok(match op {
+            Op::Set { h, key, value, ttl } => {
+                let key = self.key(*h, key);
+                let value = value
+                    .json()
+                    .ok_or(Failure::Serialize { key: key.clone() })?;
+                check_ttl(&key, *ttl)?;
+                self.put(key, value, *ttl);
+                Reply::Done
+            }
+            Op::Get { h, key } => Reply::Value(self.read(&self.key(*h, key))),
+            Op::GetAs { h, key, ty } => {
+                let key = self.key(*h, key);
+                match self.read(&key) {
+                    None => Reply::Value(None),
+                    Some(value) => {
+                        Reply::Value(Some(ty.read(value).ok_or(Failure::Deserialize { key })?))
+                    }
+                }
+            }
+            Op::Delete { h, key } => {
+                self.slots.remove(&self.key(*h, key));
+                Reply::Done
+            }
+            Op::ListAppendUnique {
+                h,
+                key,
+                items,
+                id_key,
+                ttl,
+            } => {
+                let key = self.key(*h, key);
+                let id_key = id_key.unwrap_or("id");
+                let items = items
+                    .iter()
+                    .map(|item| item.json())
+                    .collect::<Option<Vec<_>>>()
+                    .ok_or(Failure::Serialize { key: key.clone() })?;
+                if let Some(index) = items.iter().position(|item| id_of(item, id_key).is_none()) {
+                    return Err(Failure::InvalidItem { key, index });
+                }
+                check_ttl(&key, *ttl)?;
+                let mut list = match self.read(&key) {
+                    None => Vec::new(),
+                    Some(Value::Array(list)) => list,
+                    Some(other) => {
+                        let found = type_name(&other);
+                        return Err(Failure::WrongType { key, found });
+                    }
+                };
+                for item in items {
+                    let id = id_of(&item, id_key);
+                    if !list.iter().any(|old| id_of(old, id_key) == id) {
+                        list.push(item);
+                    }
+                }
+                self.put(key, Value::Array(list.clone()), *ttl);
+                Reply::List(list)
+            }
+            Op::ListPopAll { h, key } => {
+                let key = self.key(*h, key);
+                match self.read(&key) {
+                    Some(Value::Array(list)) => {
+                        self.slots.remove(&key);
+                        Reply::List(list)
+                    }
+                    _ => Reply::List(Vec::new()),
+                }
+            }
+            Op::Mset { h, entries, ttl } => {
+                let mut pairs = Vec::new();
+                for (key, value) in entries {
+                    let key = self.key(*h, key);
+                    let value = value
+                        .json()
+                        .ok_or(Failure::Serialize { key: key.clone() })?;
+                    pairs.push((key, value));
+                }
+                let first = pairs.first().map_or("", |(key, _)| key.as_str());
+                check_ttl(first, *ttl)?;
+                for (key, value) in pairs {
+                    self.put(key, value, *ttl);
+                }
+                Reply::Done
+            }
+            Op::Mget { h, keys } => Reply::Values(
+                keys.iter()
+                    .map(|key| self.read(&self.key(*h, key)))
+                    .collect(),
+            ),
+            Op::Expire { h, key, ttl } => {
+                let key = self.key(*h, key);
+                check_ttl(&key, Some(*ttl))?;
+                if self.read(&key).is_none() {
+                    return Ok(Reply::Flag(false));
+                }
+                let deadline = self.deadline(Some(*ttl));
+                if let Some(slot) = self.slots.get_mut(&key) {
+                    slot.deadline = deadline;
+                }
+                Reply::Flag(true)
+            }
+            Op::PurgeExpired { limit, .. } => Reply::Count(self.purge(limit.unwrap_or(1000))),
+            Op::Stats { .. } => Reply::Stats(
+                self.slots.len(),
+                self.slots.values().filter(|s| s.deadline.is_some()).count(),
+            ),
+            Op::Advance(by) => {
+                self.now += *by;
+                Reply::Done
+            }
+        })
+    }
+
+    /// The full key of `key` on handle `h`.
+    fn key(&self, h: usize, key: &str) -> String {
+        format!("{}{key}", self.prefixes[h])
+    }
+
+    /// The deadline of a TTL given now; one the clock cannot represent never comes.
+    fn deadline(&self, ttl: Option<Duration>) -> Option<Instant> {
+        ttl.and_then(|ttl| self.now.checked_add(ttl))
+    }
+
+    fn is_expired(&self, slot: &Slot) -> bool {
+        slot.deadline.is_some_and(|deadline| deadline <= self.now)
+    }
+
+    /// The live value at `key`. Any call that names an expired key removes it.
+    fn read(&mut self, key: &str) -> Option<Value> {
+        let slot = self.slots.get(key)?;
+        if self.is_expired(slot) {
+            self.slots.remove(key);
+            return None;
+        }
+        Some(slot.value.clone())
+    }
+
+    fn put(&mut self, key: String, value: Value, ttl: Option<Duration>) {
+        let deadline = self.deadline(ttl);
+        self.slots.insert(key, Slot { value, deadline });
+    }
+
+    /// Removes up to `limit` expired entries, earliest deadline first (ties in key order).
+    fn purge(&mut self, limit: usize) -> usize {
+        let mut expired: Vec<(Instant, String)> = self
+            .slots
+            .iter()
+            .filter(|(_, slot)| self.is_expired(slot))
+            .filter_map(|(key, slot)| Some((slot.deadline?, key.clone())))
+            .collect();
+        expired.sort();
+        expired.truncate(limit);
+        for (_, key) in &expired {
+            self.slots.remove(key);
+        }
+        expired.len()
+    }
+
+    /// Removes every entry whose deadline is at or before `instant`, as active expiry does when
+    /// it runs at that instant.
+    fn sweep_until(&mut self, instant: Instant) {
+        self.slots
+            .retain(|_, slot| !slot.deadline.is_some_and(|deadline| deadline <= instant));
+    }
+}
+
+fn reaches_owner(op: &Op, reply: &Reply) -> bool {
+    !matches!(op, Op::Advance(_))
+        && !matches!(
+            reply,
+            Reply::Err(
+                Failure::Serialize { .. }
+                    | Failure::InvalidItem { .. }
+                    | Failure::InvalidTtl { .. }
+            )
+        )
+}
+
+fn check_ttl(key: &str, ttl: Option<Duration>) -> Result<(), Failure> {
+    match ttl {
+        Some(Duration::ZERO) => Err(Failure::InvalidTtl {
+            key: key.to_owned(),
+            ttl: Duration::ZERO,
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// An item's id: its `id_key` field if it is an object holding one.
+fn id_of<'a>(item: &'a Value, id_key: &str) -> Option<&'a Value> {
+    item.as_object()?.get(id_key)
+}
+
+fn type_name(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "a list",
+        Value::Object(_) => "an object",
+    }
+}
