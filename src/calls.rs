@@ -73,6 +73,34 @@ fn to_json<T: Serialize>(key: &str, value: T) -> Result<Value, KvError> {
     })
 }
 
+/// What the writing calls ([`Set`], [`SetIfAbsent`], [`CompareAndSet`]) carry until awaited: the
+/// key, the value as serialized when the call was made, and the TTL given so far.
+#[derive(Debug)]
+struct Write {
+    key: String,
+    value: Result<Value, KvError>,
+    ttl: Option<Duration>,
+}
+
+impl Write {
+    fn new<T: Serialize>(key: String, value: T) -> Self {
+        let value = to_json(&key, value);
+        Write {
+            key,
+            value,
+            ttl: None,
+        }
+    }
+
+    /// The parts of the command, or the first thing wrong with them: a value that did not
+    /// serialize, then a zero TTL.
+    fn checked(self) -> Result<(String, Value, Option<Duration>), KvError> {
+        let value = self.value?;
+        check_ttl(&self.key, self.ttl)?;
+        Ok((self.key, value, self.ttl))
+    }
+}
+
 /// A pending [`KvHandle::set`]. Await it to write.
 ///
 /// ```
@@ -89,19 +117,14 @@ fn to_json<T: Serialize>(key: &str, value: T) -> Result<Value, KvError> {
 #[must_use = "a call does nothing until it is awaited"]
 pub struct Set<'a> {
     handle: &'a KvHandle,
-    key: String,
-    value: Result<Value, KvError>,
-    ttl: Option<Duration>,
+    write: Write,
 }
 
 impl<'a> Set<'a> {
     pub(crate) fn new<T: Serialize>(handle: &'a KvHandle, key: String, value: T) -> Self {
-        let value = to_json(&key, value);
         Set {
             handle,
-            key,
-            value,
-            ttl: None,
+            write: Write::new(key, value),
         }
     }
 
@@ -117,7 +140,7 @@ impl<'a> Set<'a> {
     /// # }
     /// ```
     pub fn ttl(mut self, ttl: Duration) -> Self {
-        self.ttl = Some(ttl);
+        self.write.ttl = Some(ttl);
         self
     }
 }
@@ -128,15 +151,8 @@ impl<'a> IntoFuture for Set<'a> {
 
     fn into_future(self) -> Self::IntoFuture {
         Box::pin(async move {
-            let Set {
-                handle,
-                key,
-                value,
-                ttl,
-            } = self;
-            let value = value?;
-            check_ttl(&key, ttl)?;
-            handle
+            let (key, value, ttl) = self.write.checked()?;
+            self.handle
                 .call(|reply| Command::Set {
                     key,
                     value,
@@ -507,19 +523,14 @@ impl<'a> IntoFuture for Incr<'a> {
 #[must_use = "a call does nothing until it is awaited"]
 pub struct SetIfAbsent<'a> {
     handle: &'a KvHandle,
-    key: String,
-    value: Result<Value, KvError>,
-    ttl: Option<Duration>,
+    write: Write,
 }
 
 impl<'a> SetIfAbsent<'a> {
     pub(crate) fn new<T: Serialize>(handle: &'a KvHandle, key: String, value: T) -> Self {
-        let value = to_json(&key, value);
         SetIfAbsent {
             handle,
-            key,
-            value,
-            ttl: None,
+            write: Write::new(key, value),
         }
     }
 
@@ -538,7 +549,7 @@ impl<'a> SetIfAbsent<'a> {
     /// # }
     /// ```
     pub fn ttl(mut self, ttl: Duration) -> Self {
-        self.ttl = Some(ttl);
+        self.write.ttl = Some(ttl);
         self
     }
 }
@@ -549,15 +560,8 @@ impl<'a> IntoFuture for SetIfAbsent<'a> {
 
     fn into_future(self) -> Self::IntoFuture {
         Box::pin(async move {
-            let SetIfAbsent {
-                handle,
-                key,
-                value,
-                ttl,
-            } = self;
-            let value = value?;
-            check_ttl(&key, ttl)?;
-            handle
+            let (key, value, ttl) = self.write.checked()?;
+            self.handle
                 .call(|reply| Command::SetIfAbsent {
                     key,
                     value,
@@ -586,10 +590,8 @@ impl<'a> IntoFuture for SetIfAbsent<'a> {
 #[must_use = "a call does nothing until it is awaited"]
 pub struct CompareAndSet<'a> {
     handle: &'a KvHandle,
-    key: String,
     expected: Option<Value>,
-    new: Result<Value, KvError>,
-    ttl: Option<Duration>,
+    write: Write,
 }
 
 impl<'a> CompareAndSet<'a> {
@@ -599,13 +601,10 @@ impl<'a> CompareAndSet<'a> {
         expected: Option<Value>,
         new: T,
     ) -> Self {
-        let new = to_json(&key, new);
         CompareAndSet {
             handle,
-            key,
             expected,
-            new,
-            ttl: None,
+            write: Write::new(key, new),
         }
     }
 
@@ -630,7 +629,7 @@ impl<'a> CompareAndSet<'a> {
     /// # }
     /// ```
     pub fn ttl(mut self, ttl: Duration) -> Self {
-        self.ttl = Some(ttl);
+        self.write.ttl = Some(ttl);
         self
     }
 }
@@ -641,19 +640,11 @@ impl<'a> IntoFuture for CompareAndSet<'a> {
 
     fn into_future(self) -> Self::IntoFuture {
         Box::pin(async move {
-            let CompareAndSet {
-                handle,
-                key,
-                expected,
-                new,
-                ttl,
-            } = self;
-            let new = new?;
-            check_ttl(&key, ttl)?;
-            handle
+            let (key, new, ttl) = self.write.checked()?;
+            self.handle
                 .call(|reply| Command::CompareAndSet {
                     key,
-                    expected,
+                    expected: self.expected,
                     new,
                     ttl,
                     reply,
