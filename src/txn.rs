@@ -240,7 +240,7 @@ impl<'a> Txn<'a> {
     }
 
     /// The keys this run read that were not fetched (always none when reading the store).
-    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    #[cfg(feature = "redis")]
     pub(crate) fn take_unfetched(&mut self) -> Vec<String> {
         match &mut self.reads {
             Reads::Store(_) => Vec::new(),

@@ -383,6 +383,24 @@ mod transaction {
     use super::*;
 
     #[tokio::test]
+    async fn debug_shows_the_prefix_and_staged_writes_not_the_store() {
+        let kv = KvHandle::spawn().with_prefix("app:");
+        kv.set("secret", "do not print").await.unwrap();
+        let shown = kv
+            .transaction(|txn| {
+                txn.set("a", 1);
+                txn.set("b", 2);
+                format!("{txn:?}")
+            })
+            .await
+            .unwrap();
+        assert_eq!(
+            shown,
+            r#"Txn { prefix: "app:", staged_writes: 2, aborted: false, .. }"#
+        );
+    }
+
+    #[tokio::test]
     async fn applies_every_write_and_returns_the_closures_result() {
         let root = KvHandle::spawn();
         let kv = root.with_prefix("app:");
