@@ -259,6 +259,37 @@ fn timeless(op: Op) -> Op {
             key,
             ttl: hour(ttl),
         },
+        Op::Incr { h, key, by, ttl } => Op::Incr {
+            h,
+            key,
+            by,
+            ttl: ttl.map(hour),
+        },
+        Op::SetIfAbsent { h, key, value, ttl } => Op::SetIfAbsent {
+            h,
+            key,
+            value,
+            ttl: ttl.map(hour),
+        },
+        Op::CompareAndSet {
+            h,
+            key,
+            expected,
+            new,
+            ttl,
+        } => Op::CompareAndSet {
+            h,
+            key,
+            expected,
+            new,
+            ttl: ttl.map(hour),
+        },
+        Op::Transaction { h, f } => Op::Transaction {
+            h,
+            f: f.map_ttl(hour),
+        },
+        // The time left on a real clock is not the model's to predict.
+        Op::TtlOf { h, key } => Op::Exists { h, key },
         other => other,
     }
 }

@@ -2,11 +2,13 @@
 
 use std::time::Duration;
 
-use ephemeral_kv::{KvError, KvHandle};
-use serde_json::json;
+use ephemeral_kv::{KvError, KvHandle, Txn};
+use serde_json::{json, Value};
 use tokio::time::Instant;
 
-use super::ops::{AsType, Item, Op, Reply, Script, Setup, HANDLES};
+use super::ops::{
+    AsType, Failure, Item, Op, Reply, Script, Setup, TxnView, HANDLES, PLANNED_PANIC,
+};
 use super::reference::Model;
 
 /// Long enough never to fire while the store answers; short enough that a hang fails the test.
@@ -85,11 +87,105 @@ pub async fn run(op: &Op, kvs: &[KvHandle]) -> Reply {
         Op::Stats { h } => reply(kvs[*h].stats().await, |s| {
             Reply::Stats(s.entries, s.expiring)
         }),
+        Op::Incr { h, key, by, ttl } => {
+            let call = kvs[*h].incr(key, *by);
+            let call = match ttl {
+                Some(ttl) => call.ttl(*ttl),
+                None => call,
+            };
+            reply(call.await, Reply::Int)
+        }
+        Op::SetIfAbsent { h, key, value, ttl } => {
+            let call = kvs[*h].set_if_absent(key, value);
+            let call = match ttl {
+                Some(ttl) => call.ttl(*ttl),
+                None => call,
+            };
+            reply(call.await, Reply::Flag)
+        }
+        Op::CompareAndSet {
+            h,
+            key,
+            expected,
+            new,
+            ttl,
+        } => {
+            let call = kvs[*h].compare_and_set(key, expected.clone(), new);
+            let call = match ttl {
+                Some(ttl) => call.ttl(*ttl),
+                None => call,
+            };
+            reply(call.await, Reply::Flag)
+        }
+        Op::GetDel { h, key } => reply(kvs[*h].get_del(key).await, Reply::Value),
+        Op::Exists { h, key } => reply(kvs[*h].exists(key).await, Reply::Flag),
+        Op::TtlOf { h, key } => reply(kvs[*h].ttl(key).await, Reply::Ttl),
+        Op::Persist { h, key } => reply(kvs[*h].persist(key).await, Reply::Flag),
+        Op::ScanPrefix { h, prefix, limit } => {
+            let call = kvs[*h].scan_prefix(prefix);
+            let call = match limit {
+                Some(limit) => call.limit(*limit),
+                None => call,
+            };
+            reply(call.await, Reply::Keys)
+        }
+        Op::Update { h, key, f } => {
+            quiet_planned_panics();
+            let f = *f;
+            reply(
+                kvs[*h].update(key, move |current| f.call(current)).await,
+                Reply::Value,
+            )
+        }
+        Op::Transaction { h, f } => {
+            quiet_planned_panics();
+            let f = f.clone();
+            match kvs[*h].transaction(move |txn| f.run(txn)).await {
+                Ok(answer) => answer,
+                Err(error) => Reply::Err(error.into()),
+            }
+        }
         Op::Advance(by) => {
             tokio::time::advance(*by).await;
             Reply::Done
         }
     }
+}
+
+impl TxnView for Txn<'_> {
+    fn get(&self, key: &str) -> Option<Value> {
+        Txn::get(self, key).cloned()
+    }
+
+    fn set(&mut self, key: &str, value: Value) {
+        Txn::set(self, key, value);
+    }
+
+    fn delete(&mut self, key: &str) -> bool {
+        Txn::delete(self, key)
+    }
+
+    fn expire(&mut self, key: &str, ttl: Duration) -> Result<bool, Failure> {
+        Txn::expire(self, key, ttl).map_err(Failure::from)
+    }
+
+    fn abort(&mut self) {
+        Txn::abort(self);
+    }
+}
+
+/// Keeps the panics that `update` and `transaction` closures raise on purpose out of the test
+/// output; any other panic (a real failure) still goes to the default hook.
+fn quiet_planned_panics() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let default = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if !info.to_string().contains(PLANNED_PANIC) {
+                default(info);
+            }
+        }));
+    });
 }
 
 /// [`run`], failing if the store never answers.

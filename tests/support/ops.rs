@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::time::Duration;
 
-use ephemeral_kv::KvError;
+use ephemeral_kv::{KvError, Ttl};
 use proptest::prelude::*;
 use proptest::sample::select;
 use serde::{Deserialize, Serialize, Serializer};
@@ -176,8 +176,219 @@ pub enum Op {
     Stats {
         h: usize,
     },
+    Incr {
+        h: usize,
+        key: String,
+        by: i64,
+        ttl: Option<Duration>,
+    },
+    SetIfAbsent {
+        h: usize,
+        key: String,
+        value: Val,
+        ttl: Option<Duration>,
+    },
+    CompareAndSet {
+        h: usize,
+        key: String,
+        expected: Option<Value>,
+        new: Val,
+        ttl: Option<Duration>,
+    },
+    GetDel {
+        h: usize,
+        key: String,
+    },
+    Exists {
+        h: usize,
+        key: String,
+    },
+    /// `kv.ttl(key)`.
+    TtlOf {
+        h: usize,
+        key: String,
+    },
+    Persist {
+        h: usize,
+        key: String,
+    },
+    ScanPrefix {
+        h: usize,
+        prefix: String,
+        limit: Option<usize>,
+    },
+    Update {
+        h: usize,
+        key: String,
+        f: UpdateFn,
+    },
+    Transaction {
+        h: usize,
+        f: TxnFn,
+    },
     /// `tokio::time::advance` on the paused clock.
     Advance(Duration),
+}
+
+/// The marker in the message of every panic a closure here raises on purpose, so that the test's
+/// panic hook can keep them quiet.
+pub const PLANNED_PANIC: &str = "planned panic in a model closure";
+
+/// A pure closure for `update`, picked from a few fixed ones so that the model can run the same.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum UpdateFn {
+    /// `|cur| Some(json!(cur.and_then(Value::as_i64).unwrap_or(0).saturating_add(1)))`
+    IncrementOrInit,
+    /// `|_| None`
+    Delete,
+    /// `|cur| cur.cloned()`
+    Identity,
+    /// `|_| panic!(..)`
+    Panic,
+}
+
+impl UpdateFn {
+    /// What the closure returns for `current`. Panics for [`UpdateFn::Panic`], as the closure does.
+    pub fn call(self, current: Option<&Value>) -> Option<Value> {
+        match self {
+            UpdateFn::IncrementOrInit => Some(json!(current
+                .and_then(Value::as_i64)
+                .unwrap_or(0)
+                .saturating_add(1))),
+            UpdateFn::Delete => None,
+            UpdateFn::Identity => current.cloned(),
+            UpdateFn::Panic => panic!("{PLANNED_PANIC}"),
+        }
+    }
+}
+
+/// What a transaction closure can do, as both the real [`ephemeral_kv::Txn`] and the model's
+/// transaction offer it, so that one closure body runs on both. Keys are relative to the handle.
+pub trait TxnView {
+    fn get(&self, key: &str) -> Option<Value>;
+    fn set(&mut self, key: &str, value: Value);
+    fn delete(&mut self, key: &str) -> bool;
+    fn expire(&mut self, key: &str, ttl: Duration) -> Result<bool, Failure>;
+    fn abort(&mut self);
+}
+
+/// A closure for `transaction`, picked from a few fixed ones. Its answer is a [`Reply`] so that
+/// the test can compare it.
+#[derive(Clone, PartialEq)]
+pub enum TxnFn {
+    /// Moves the value at `from` (if any) to `to`, without a TTL; returns the value moved.
+    Move { from: String, to: String },
+    /// Swaps the values of two keys (a missing one swaps as a deletion); the TTLs are dropped.
+    Swap { a: String, b: String },
+    /// Writes `a`, deletes `b`, then aborts; returns whether `b` was there to delete.
+    Abort { a: String, b: String },
+    /// Writes `a`, then panics.
+    Panic { a: String },
+    /// Writes `key` first if `write`, then gives it `ttl`; returns what `Txn::expire` said.
+    Lease {
+        key: String,
+        write: bool,
+        ttl: Duration,
+    },
+    /// Reads two keys and writes nothing.
+    Read { a: String, b: String },
+}
+
+impl TxnFn {
+    /// Runs the closure's body on `txn`. Panics for [`TxnFn::Panic`], as the closure does.
+    pub fn run(&self, txn: &mut impl TxnView) -> Reply {
+        match self {
+            TxnFn::Move { from, to } => {
+                let value = txn.get(from);
+                if let Some(value) = value.clone() {
+                    txn.delete(from);
+                    txn.set(to, value);
+                }
+                Reply::Value(value)
+            }
+            TxnFn::Swap { a, b } => {
+                let (va, vb) = (txn.get(a), txn.get(b));
+                for (key, value) in [(a, vb), (b, va)] {
+                    match value {
+                        Some(value) => txn.set(key, value),
+                        None => {
+                            txn.delete(key);
+                        }
+                    }
+                }
+                Reply::Done
+            }
+            TxnFn::Abort { a, b } => {
+                txn.set(a, json!("aborted"));
+                let deleted = txn.delete(b);
+                txn.abort();
+                Reply::Flag(deleted)
+            }
+            TxnFn::Panic { a } => {
+                txn.set(a, json!("panicked"));
+                panic!("{PLANNED_PANIC}");
+            }
+            TxnFn::Lease { key, write, ttl } => {
+                if *write {
+                    txn.set(key, json!("lease"));
+                }
+                Reply::Staged(txn.expire(key, *ttl))
+            }
+            TxnFn::Read { a, b } => Reply::Values(vec![txn.get(a), txn.get(b)]),
+        }
+    }
+
+    /// The keys the closure names.
+    pub fn keys(&self) -> Vec<&str> {
+        match self {
+            TxnFn::Move { from: a, to: b }
+            | TxnFn::Swap { a, b }
+            | TxnFn::Abort { a, b }
+            | TxnFn::Read { a, b } => vec![a, b],
+            TxnFn::Panic { a } => vec![a],
+            TxnFn::Lease { key, .. } => vec![key],
+        }
+    }
+
+    /// The closure with every TTL it gives replaced by `f(ttl)`.
+    pub fn map_ttl(self, f: impl Fn(Duration) -> Duration) -> TxnFn {
+        match self {
+            TxnFn::Lease { key, write, ttl } => TxnFn::Lease {
+                key,
+                write,
+                ttl: f(ttl),
+            },
+            other => other,
+        }
+    }
+}
+
+impl fmt::Debug for TxnFn {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TxnFn::Move { from, to } => write!(
+                f,
+                "|txn| {{ let v = txn.get({from:?}).cloned(); if let Some(v) = v.clone() {{ txn.delete({from:?}); txn.set({to:?}, v); }} v }}"
+            ),
+            TxnFn::Swap { a, b } => write!(f, "|txn| swap(txn, {a:?}, {b:?})"),
+            TxnFn::Abort { a, b } => write!(
+                f,
+                "|txn| {{ txn.set({a:?}, \"aborted\"); let d = txn.delete({b:?}); txn.abort(); d }}"
+            ),
+            TxnFn::Panic { a } => write!(f, "|txn| {{ txn.set({a:?}, \"panicked\"); panic!() }}"),
+            TxnFn::Lease { key, write, ttl } => {
+                f.write_str("|txn| { ")?;
+                if *write {
+                    write!(f, "txn.set({key:?}, \"lease\"); ")?;
+                }
+                write!(f, "txn.expire({key:?}, {ttl:?}) }}")
+            }
+            TxnFn::Read { a, b } => write!(
+                f,
+                "|txn| vec![txn.get({a:?}).cloned(), txn.get({b:?}).cloned()]"
+            ),
+        }
+    }
 }
 
 impl Op {
@@ -190,10 +401,21 @@ impl Op {
             | Op::Delete { key, .. }
             | Op::ListAppendUnique { key, .. }
             | Op::ListPopAll { key, .. }
-            | Op::Expire { key, .. } => vec![key],
+            | Op::Expire { key, .. }
+            | Op::Incr { key, .. }
+            | Op::SetIfAbsent { key, .. }
+            | Op::CompareAndSet { key, .. }
+            | Op::GetDel { key, .. }
+            | Op::Exists { key, .. }
+            | Op::TtlOf { key, .. }
+            | Op::Persist { key, .. }
+            | Op::Update { key, .. } => vec![key],
+            Op::Transaction { f, .. } => f.keys(),
             Op::Mset { entries, .. } => entries.iter().map(|(key, _)| key.as_str()).collect(),
             Op::Mget { keys, .. } => keys.iter().map(String::as_str).collect(),
-            Op::PurgeExpired { .. } | Op::Stats { .. } | Op::Advance(_) => Vec::new(),
+            Op::PurgeExpired { .. } | Op::Stats { .. } | Op::ScanPrefix { .. } | Op::Advance(_) => {
+                Vec::new()
+            }
         }
     }
 }
@@ -247,6 +469,52 @@ impl fmt::Debug for Op {
                 }
             }
             Op::Stats { h } => write!(f, "{}.stats()", kv(h)),
+            Op::Incr { h, key, by, ttl } => {
+                write!(f, "{}.incr({key:?}, {by}){}", kv(h), TtlSuffix(*ttl))
+            }
+            Op::SetIfAbsent { h, key, value, ttl } => {
+                write!(
+                    f,
+                    "{}.set_if_absent({key:?}, {value:?}){}",
+                    kv(h),
+                    TtlSuffix(*ttl)
+                )
+            }
+            Op::CompareAndSet {
+                h,
+                key,
+                expected,
+                new,
+                ttl,
+            } => {
+                let expected = match expected {
+                    Some(value) => format!("Some(json!({value}))"),
+                    None => "None".to_owned(),
+                };
+                write!(
+                    f,
+                    "{}.compare_and_set({key:?}, {expected}, {new:?}){}",
+                    kv(h),
+                    TtlSuffix(*ttl)
+                )
+            }
+            Op::GetDel { h, key } => write!(f, "{}.get_del({key:?})", kv(h)),
+            Op::Exists { h, key } => write!(f, "{}.exists({key:?})", kv(h)),
+            Op::TtlOf { h, key } => write!(f, "{}.ttl({key:?})", kv(h)),
+            Op::Persist { h, key } => write!(f, "{}.persist({key:?})", kv(h)),
+            Op::ScanPrefix { h, prefix, limit } => {
+                write!(f, "{}.scan_prefix({prefix:?})", kv(h))?;
+                match limit {
+                    Some(limit) => write!(f, ".limit({limit})"),
+                    None => Ok(()),
+                }
+            }
+            Op::Update { h, key, f: closure } => {
+                write!(f, "{}.update({key:?}, {closure:?})", kv(h))
+            }
+            Op::Transaction { h, f: closure } => {
+                write!(f, "{}.transaction({closure:?})", kv(h))
+            }
             Op::Advance(by) => write!(f, "advance({by:?})"),
         }
     }
@@ -269,6 +537,14 @@ pub enum Reply {
     Count(usize),
     /// `stats`: (entries, expiring).
     Stats(usize, usize),
+    /// `incr`.
+    Int(i64),
+    /// `ttl`.
+    Ttl(Ttl),
+    /// `scan_prefix`.
+    Keys(Vec<String>),
+    /// What `Txn::expire` answered inside a transaction.
+    Staged(Result<bool, Failure>),
     Err(Failure),
 }
 
@@ -281,6 +557,9 @@ pub enum Failure {
     WrongType { key: String, found: &'static str },
     InvalidItem { key: String, index: usize },
     InvalidTtl { key: String, ttl: Duration },
+    Overflow { key: String, current: i64, by: i64 },
+    UpdatePanicked { key: String, message: String },
+    TransactionPanicked { prefix: String, message: String },
     Other(String),
 }
 
@@ -293,6 +572,11 @@ impl From<KvError> for Failure {
             KvError::WrongType { key, found, .. } => Failure::WrongType { key, found },
             KvError::InvalidItem { key, index, .. } => Failure::InvalidItem { key, index },
             KvError::InvalidTtl { key, ttl } => Failure::InvalidTtl { key, ttl },
+            KvError::Overflow { key, current, by } => Failure::Overflow { key, current, by },
+            KvError::UpdatePanicked { key, message } => Failure::UpdatePanicked { key, message },
+            KvError::TransactionPanicked { prefix, message } => {
+                Failure::TransactionPanicked { prefix, message }
+            }
             other => Failure::Other(other.to_string()),
         }
     }
@@ -413,10 +697,58 @@ pub fn op(key: impl Strategy<Value = String> + Clone + 'static) -> impl Strategy
             .prop_map(|(h, entries, ttl)| Op::Mset { h, entries, ttl }),
         2 => (h.clone(), proptest::collection::vec(key.clone(), 0..4))
             .prop_map(|(h, keys)| Op::Mget { h, keys }),
-        3 => (h.clone(), key, ttl()).prop_map(|(h, key, ttl)| Op::Expire { h, key, ttl }),
+        3 => (h.clone(), key.clone(), ttl()).prop_map(|(h, key, ttl)| Op::Expire { h, key, ttl }),
         2 => (h.clone(), proptest::option::weighted(0.5, 0usize..4))
             .prop_map(|(h, limit)| Op::PurgeExpired { h, limit }),
-        2 => h.prop_map(|h| Op::Stats { h }),
+        2 => h.clone().prop_map(|h| Op::Stats { h }),
+        20 => coordination_op(h, key),
+    ]
+}
+
+/// One of the coordination calls (issue 5), over keys from `key`.
+fn coordination_op(
+    h: std::ops::Range<usize>,
+    key: impl Strategy<Value = String> + Clone + 'static,
+) -> impl Strategy<Value = Op> {
+    let opt_ttl = proptest::option::weighted(0.4, ttl());
+    let by = prop_oneof![4 => -3i64..4, 1 => Just(i64::MAX), 1 => Just(i64::MIN)];
+    let update = select(
+        &[
+            UpdateFn::IncrementOrInit,
+            UpdateFn::Delete,
+            UpdateFn::Identity,
+            UpdateFn::Panic,
+        ][..],
+    );
+    let two = (key.clone(), key.clone());
+    let txn = prop_oneof![
+        3 => two.clone().prop_map(|(from, to)| TxnFn::Move { from, to }),
+        3 => two.clone().prop_map(|(a, b)| TxnFn::Swap { a, b }),
+        1 => two.clone().prop_map(|(a, b)| TxnFn::Abort { a, b }),
+        1 => key.clone().prop_map(|a| TxnFn::Panic { a }),
+        2 => (key.clone(), any::<bool>(), ttl())
+            .prop_map(|(key, write, ttl)| TxnFn::Lease { key, write, ttl }),
+        1 => two.prop_map(|(a, b)| TxnFn::Read { a, b }),
+    ];
+    let scan_prefix = prop_oneof![
+        pool_key(),
+        select(&["a", "b", "к"][..]).prop_map(str::to_owned)
+    ];
+    prop_oneof![
+        4 => (h.clone(), key.clone(), by, opt_ttl.clone())
+            .prop_map(|(h, key, by, ttl)| Op::Incr { h, key, by, ttl }),
+        3 => (h.clone(), key.clone(), val(), opt_ttl.clone())
+            .prop_map(|(h, key, value, ttl)| Op::SetIfAbsent { h, key, value, ttl }),
+        3 => (h.clone(), key.clone(), proptest::option::of(json()), val(), opt_ttl)
+            .prop_map(|(h, key, expected, new, ttl)| Op::CompareAndSet { h, key, expected, new, ttl }),
+        2 => (h.clone(), key.clone()).prop_map(|(h, key)| Op::GetDel { h, key }),
+        1 => (h.clone(), key.clone()).prop_map(|(h, key)| Op::Exists { h, key }),
+        2 => (h.clone(), key.clone()).prop_map(|(h, key)| Op::TtlOf { h, key }),
+        2 => (h.clone(), key.clone()).prop_map(|(h, key)| Op::Persist { h, key }),
+        2 => (h.clone(), scan_prefix, proptest::option::weighted(0.4, 0usize..4))
+            .prop_map(|(h, prefix, limit)| Op::ScanPrefix { h, prefix, limit }),
+        3 => (h.clone(), key, update).prop_map(|(h, key, f)| Op::Update { h, key, f }),
+        4 => (h, txn).prop_map(|(h, f)| Op::Transaction { h, f }),
     ]
 }
 

@@ -15,7 +15,9 @@ use std::time::Duration;
 use serde_json::Value;
 use tokio::time::Instant;
 
-use super::ops::{Failure, Op, Reply, Setup, HANDLES};
+use ephemeral_kv::Ttl;
+
+use super::ops::{Failure, Op, Reply, Setup, TxnFn, TxnView, UpdateFn, HANDLES, PLANNED_PANIC};
 
 #[derive(Clone, Debug, PartialEq)]
 struct Slot {
@@ -195,11 +197,169 @@ impl Model {
                 self.slots.len(),
                 self.slots.values().filter(|s| s.deadline.is_some()).count(),
             ),
+            Op::Incr { h, key, by, ttl } => {
+                let key = self.key(*h, key);
+                check_ttl(&key, *ttl)?;
+                let Some(current) = self.read(&key) else {
+                    self.put(key, Value::from(*by), *ttl);
+                    return Ok(Reply::Int(*by));
+                };
+                let Some(current) = current.as_i64() else {
+                    let found = type_name(&current);
+                    return Err(Failure::WrongType { key, found });
+                };
+                let by = *by;
+                let next = current.checked_add(by).ok_or(Failure::Overflow {
+                    key: key.clone(),
+                    current,
+                    by,
+                })?;
+                self.replace_value(&key, Value::from(next));
+                Reply::Int(next)
+            }
+            Op::SetIfAbsent { h, key, value, ttl } => {
+                let key = self.key(*h, key);
+                let value = value
+                    .json()
+                    .ok_or(Failure::Serialize { key: key.clone() })?;
+                check_ttl(&key, *ttl)?;
+                if self.read(&key).is_some() {
+                    return Ok(Reply::Flag(false));
+                }
+                self.put(key, value, *ttl);
+                Reply::Flag(true)
+            }
+            Op::CompareAndSet {
+                h,
+                key,
+                expected,
+                new,
+                ttl,
+            } => {
+                let key = self.key(*h, key);
+                let new = new.json().ok_or(Failure::Serialize { key: key.clone() })?;
+                check_ttl(&key, *ttl)?;
+                let current = self.read(&key);
+                if current != *expected {
+                    return Ok(Reply::Flag(false));
+                }
+                // Without a TTL of its own, a swap keeps the key's; a created key never expires.
+                let deadline = match ttl {
+                    Some(_) => self.deadline(*ttl),
+                    None => self.slots.get(&key).and_then(|slot| slot.deadline),
+                };
+                self.slots.insert(
+                    key,
+                    Slot {
+                        value: new,
+                        deadline,
+                    },
+                );
+                Reply::Flag(true)
+            }
+            Op::GetDel { h, key } => {
+                let key = self.key(*h, key);
+                let value = self.read(&key);
+                self.slots.remove(&key);
+                Reply::Value(value)
+            }
+            Op::Exists { h, key } => Reply::Flag(self.read(&self.key(*h, key)).is_some()),
+            Op::TtlOf { h, key } => {
+                let key = self.key(*h, key);
+                Reply::Ttl(match self.read(&key) {
+                    None => Ttl::Missing,
+                    Some(_) => match self.slots[&key].deadline {
+                        None => Ttl::NoExpiry,
+                        Some(deadline) => Ttl::Expires(deadline - self.now),
+                    },
+                })
+            }
+            Op::Persist { h, key } => {
+                let key = self.key(*h, key);
+                if self.read(&key).is_none() {
+                    return Ok(Reply::Flag(false));
+                }
+                let slot = self.slots.get_mut(&key).expect("just read");
+                Reply::Flag(slot.deadline.take().is_some())
+            }
+            Op::ScanPrefix { h, prefix, limit } => {
+                // A scan looks without touching: expired entries are skipped, not removed.
+                let full = self.key(*h, prefix);
+                let strip = self.prefixes[*h].len();
+                let mut keys: Vec<String> = self
+                    .slots
+                    .iter()
+                    .filter(|(key, slot)| key.starts_with(&full) && !self.is_expired(slot))
+                    .map(|(key, _)| key[strip..].to_owned())
+                    .collect();
+                keys.sort();
+                keys.truncate(limit.unwrap_or(usize::MAX));
+                Reply::Keys(keys)
+            }
+            Op::Update { h, key, f } => {
+                let key = self.key(*h, key);
+                let current = self.read(&key);
+                if *f == UpdateFn::Panic {
+                    return Err(Failure::UpdatePanicked {
+                        key,
+                        message: PLANNED_PANIC.to_owned(),
+                    });
+                }
+                let new = f.call(current.as_ref());
+                match (&new, current.is_some()) {
+                    (Some(value), true) => self.replace_value(&key, value.clone()),
+                    (Some(value), false) => self.put(key, value.clone(), None),
+                    (None, _) => {
+                        self.slots.remove(&key);
+                    }
+                }
+                Reply::Value(new)
+            }
+            Op::Transaction { h, f } => {
+                let prefix = self.prefixes[*h].clone();
+                if matches!(f, TxnFn::Panic { .. }) {
+                    return Err(Failure::TransactionPanicked {
+                        prefix,
+                        message: PLANNED_PANIC.to_owned(),
+                    });
+                }
+                let mut txn = ModelTxn {
+                    model: self,
+                    prefix,
+                    staged: HashMap::new(),
+                    writes: Vec::new(),
+                    aborted: false,
+                };
+                let reply = f.run(&mut txn);
+                let writes = if txn.aborted { Vec::new() } else { txn.writes };
+                for write in writes {
+                    match write {
+                        Write::Set(key, value) => self.put(key, value, None),
+                        Write::Delete(key) => {
+                            self.slots.remove(&key);
+                        }
+                        Write::Expire(key, ttl) => {
+                            let deadline = self.deadline(Some(ttl));
+                            if let Some(slot) = self.slots.get_mut(&key) {
+                                slot.deadline = deadline;
+                            }
+                        }
+                    }
+                }
+                reply
+            }
             Op::Advance(by) => {
                 self.now += *by;
                 Reply::Done
             }
         })
+    }
+
+    /// Replaces the value of an existing entry and keeps its deadline.
+    fn replace_value(&mut self, key: &str, value: Value) {
+        if let Some(slot) = self.slots.get_mut(key) {
+            slot.value = value;
+        }
     }
 
     /// The full key of `key` on handle `h`.
@@ -290,5 +450,76 @@ fn type_name(value: &Value) -> &'static str {
         Value::String(_) => "a string",
         Value::Array(_) => "a list",
         Value::Object(_) => "an object",
+    }
+}
+
+/// A write a transaction staged, by full key.
+enum Write {
+    Set(String, Value),
+    Delete(String),
+    Expire(String, Duration),
+}
+
+/// A transaction as the API describes it: reads see its own staged writes first, then the live
+/// entries (without removing expired ones); writes are recorded and applied in order at the end,
+/// or not at all if it aborts.
+struct ModelTxn<'a> {
+    model: &'a Model,
+    prefix: String,
+    /// What the transaction has made of each key it wrote: `None` for deleted.
+    staged: HashMap<String, Option<(Value, Option<Instant>)>>,
+    writes: Vec<Write>,
+    aborted: bool,
+}
+
+impl ModelTxn<'_> {
+    fn full(&self, key: &str) -> String {
+        format!("{}{key}", self.prefix)
+    }
+
+    fn view(&self, key: &str) -> Option<(Value, Option<Instant>)> {
+        if let Some(staged) = self.staged.get(key) {
+            return staged.clone();
+        }
+        let slot = self.model.slots.get(key)?;
+        (!self.model.is_expired(slot)).then(|| (slot.value.clone(), slot.deadline))
+    }
+}
+
+impl TxnView for ModelTxn<'_> {
+    fn get(&self, key: &str) -> Option<Value> {
+        self.view(&self.full(key)).map(|(value, _)| value)
+    }
+
+    fn set(&mut self, key: &str, value: Value) {
+        let key = self.full(key);
+        self.staged.insert(key.clone(), Some((value.clone(), None)));
+        self.writes.push(Write::Set(key, value));
+    }
+
+    fn delete(&mut self, key: &str) -> bool {
+        let key = self.full(key);
+        if self.view(&key).is_none() {
+            return false;
+        }
+        self.staged.insert(key.clone(), None);
+        self.writes.push(Write::Delete(key));
+        true
+    }
+
+    fn expire(&mut self, key: &str, ttl: Duration) -> Result<bool, Failure> {
+        let key = self.full(key);
+        check_ttl(&key, Some(ttl))?;
+        let Some((value, _)) = self.view(&key) else {
+            return Ok(false);
+        };
+        let deadline = self.model.deadline(Some(ttl));
+        self.staged.insert(key.clone(), Some((value, deadline)));
+        self.writes.push(Write::Expire(key, ttl));
+        Ok(true)
+    }
+
+    fn abort(&mut self) {
+        self.aborted = true;
     }
 }
