@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use ephemeral_kv::{KvError, KvHandle};
-use serde_json::{json, Value};
+use serde_json::json;
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), KvError> {
@@ -28,7 +28,7 @@ async fn main() -> Result<(), KvError> {
     println!(r#"get_as::<u64>("user_id")             -> {user_id:?}"#);
 
     tokio::time::sleep(Duration::from_secs(600)).await;
-    let user_id = kv.get("user_id").await?.unwrap_or(Value::Null);
+    let user_id = kv.get("user_id").await?.unwrap_or_default();
     println!(r#"600 s later: get("user_id") or null -> {user_id}"#);
 
     kv.delete("session_token").await?;

@@ -20,7 +20,8 @@ use serde_json::Value;
 use crate::command::Command;
 use crate::coordination::relative_key;
 use crate::error::{json_type_name, KvError};
-use crate::handle::{unshare, KvHandle};
+use crate::handle::KvHandle;
+use crate::list::List;
 
 /// The limit of [`KvHandle::purge_expired`] when none is given, as in the reference.
 ///
@@ -245,8 +246,17 @@ impl<'a> ListAppendUnique<'a> {
 fn check_items(key: &str, items: &[Value], id_key: &str) -> Result<(), KvError> {
     for (index, item) in items.iter().enumerate() {
         let reason = match item {
-            Value::Object(fields) if fields.contains_key(id_key) => continue,
-            Value::Object(_) => format!("it has no `{id_key}` field"),
+            Value::Object(fields) => match fields.get(id_key) {
+                Some(Value::Array(_) | Value::Object(_)) => format!(
+                    "its `{id_key}` is {}; ids must be strings, numbers, booleans or null",
+                    json_type_name(&fields[id_key])
+                ),
+                Some(_) => continue,
+                None => format!(
+                    "it has no `{id_key}` field (to use another field as the id, call \
+                     `.id_key(\"field\")`)"
+                ),
+            },
             other => format!("it is {}, not a JSON object", json_type_name(other)),
         };
         return Err(KvError::InvalidItem {
@@ -259,7 +269,7 @@ fn check_items(key: &str, items: &[Value], id_key: &str) -> Result<(), KvError> 
 }
 
 impl<'a> IntoFuture for ListAppendUnique<'a> {
-    type Output = Result<Vec<Value>, KvError>;
+    type Output = Result<List, KvError>;
     type IntoFuture = BoxFuture<'a, Self::Output>;
 
     fn into_future(self) -> Self::IntoFuture {
@@ -283,10 +293,120 @@ impl<'a> IntoFuture for ListAppendUnique<'a> {
                     reply,
                 })
                 .await?;
-            Ok(match unshare(list) {
-                Value::Array(items) => items,
-                _ => Vec::new(),
-            })
+            Ok(List::new(list))
+        })
+    }
+}
+
+/// A pending [`KvHandle::list_push`]. Await it to append and get the list's new length.
+///
+/// ```
+/// use std::time::Duration;
+/// use serde_json::json;
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), ephemeral_kv::KvError> {
+/// let kv = ephemeral_kv::KvHandle::spawn();
+/// let call: ephemeral_kv::ListPush<'_> = kv.list_push("log", [json!("started")]);
+/// assert_eq!(call.max_len(100).ttl(Duration::from_secs(60)).await?, 1);
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Debug)]
+#[must_use = "a call does nothing until it is awaited"]
+pub struct ListPush<'a> {
+    handle: &'a KvHandle,
+    key: String,
+    items: Result<Vec<Value>, KvError>,
+    max_len: usize,
+    ttl: Option<Duration>,
+}
+
+impl<'a> ListPush<'a> {
+    pub(crate) fn new<I>(handle: &'a KvHandle, key: String, items: I) -> Self
+    where
+        I: IntoIterator,
+        I::Item: Serialize,
+    {
+        let items = items.into_iter().map(|item| to_json(&key, item)).collect();
+        ListPush {
+            handle,
+            key,
+            items,
+            max_len: usize::MAX,
+            ttl: None,
+        }
+    }
+
+    /// Keeps at most `max_len` items: after appending, the oldest are dropped from the front
+    /// (Redis `RPUSH` then `LTRIM`). Without it the list grows without bound. Zero is refused
+    /// with [`KvError::InvalidArgument`].
+    ///
+    /// ```
+    /// use serde_json::json;
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), ephemeral_kv::KvError> {
+    /// let kv = ephemeral_kv::KvHandle::spawn();
+    /// kv.list_push("log", [1, 2, 3]).await?;
+    /// assert_eq!(kv.list_push("log", [4]).max_len(2).await?, 2);
+    /// assert_eq!(kv.list_pop_all("log").await?, vec![json!(3), json!(4)]);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn max_len(mut self, max_len: usize) -> Self {
+        self.max_len = max_len;
+        self
+    }
+
+    /// Gives the list this TTL, counted from now. Without it the list never expires, as with
+    /// [`KvHandle::set`]: a push without a TTL removes one the list had.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), ephemeral_kv::KvError> {
+    /// let kv = ephemeral_kv::KvHandle::spawn();
+    /// kv.list_push("log", ["a"]).ttl(Duration::from_secs(7 * 24 * 3600)).await?;
+    /// assert!(matches!(kv.ttl("log").await?, ephemeral_kv::Ttl::Expires(_)));
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn ttl(mut self, ttl: Duration) -> Self {
+        self.ttl = Some(ttl);
+        self
+    }
+}
+
+impl<'a> IntoFuture for ListPush<'a> {
+    type Output = Result<usize, KvError>;
+    type IntoFuture = BoxFuture<'a, Self::Output>;
+
+    fn into_future(self) -> Self::IntoFuture {
+        Box::pin(async move {
+            let ListPush {
+                handle,
+                key,
+                items,
+                max_len,
+                ttl,
+            } = self;
+            let items = items?;
+            check_ttl(&key, ttl)?;
+            if max_len == 0 {
+                return Err(KvError::InvalidArgument {
+                    key,
+                    reason: "`max_len` must be at least 1 (to empty a list, call `delete`)"
+                        .to_owned(),
+                });
+            }
+            handle
+                .call(|reply| Command::ListPush {
+                    key,
+                    items,
+                    max_len,
+                    ttl,
+                    reply,
+                })
+                .await
         })
     }
 }
@@ -624,7 +744,7 @@ impl<'a> CompareAndSet<'a> {
     /// let renewed = kv.compare_and_set("lock", Some(json!("w1")), "w1").ttl(lease).await?;
     /// assert!(renewed);
     /// tokio::time::advance(Duration::from_secs(8)).await;
-    /// assert_eq!(kv.get("lock").await?, Some(json!("w1")));
+    /// assert_eq!(kv.get("lock").await?.as_deref(), Some(&json!("w1")));
     /// # Ok(())
     /// # }
     /// ```

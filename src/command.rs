@@ -58,6 +58,21 @@ pub(crate) enum Command {
         key: String,
         reply: Reply<Option<Arc<Value>>>,
     },
+    /// Append items to a list, then drop its oldest so that at most `max_len` remain; answer with
+    /// the new length.
+    ListPush {
+        key: String,
+        items: Vec<Value>,
+        max_len: usize,
+        ttl: Option<Duration>,
+        reply: Reply<usize>,
+    },
+    /// Take up to `count` items from the front of a list; remove the key once it is empty.
+    ListPopFront {
+        key: String,
+        count: usize,
+        reply: Reply<Vec<Value>>,
+    },
     /// Write several keys at once, all with the same TTL.
     Mset {
         entries: Vec<(String, Value)>,
@@ -183,6 +198,18 @@ impl Command {
             Command::ListPopAll { key, reply } => {
                 let _ = reply.send(Ok(store.list_pop_all(&key, now)));
             }
+            Command::ListPush {
+                key,
+                items,
+                max_len,
+                ttl,
+                reply,
+            } => {
+                let _ = reply.send(store.list_push(key, items, max_len, ttl, now));
+            }
+            Command::ListPopFront { key, count, reply } => {
+                let _ = reply.send(store.list_pop_front(&key, count, now));
+            }
             Command::Mset {
                 entries,
                 ttl,
@@ -271,6 +298,8 @@ impl Command {
             | Command::Delete { key, .. }
             | Command::ListAppendUnique { key, .. }
             | Command::ListPopAll { key, .. }
+            | Command::ListPush { key, .. }
+            | Command::ListPopFront { key, .. }
             | Command::Expire { key, .. }
             | Command::Incr { key, .. }
             | Command::SetIfAbsent { key, .. }
@@ -304,6 +333,8 @@ impl Command {
             Command::Delete { .. } => "delete",
             Command::ListAppendUnique { .. } => "list_append_unique",
             Command::ListPopAll { .. } => "list_pop_all",
+            Command::ListPush { .. } => "list_push",
+            Command::ListPopFront { .. } => "list_pop_front",
             Command::Mset { .. } => "mset",
             Command::Mget { .. } => "mget",
             Command::Expire { .. } => "expire",

@@ -14,7 +14,7 @@ use serde_json::Value;
 use crate::calls::{CompareAndSet, Incr, ScanPrefix, SetIfAbsent};
 use crate::command::Command;
 use crate::error::KvError;
-use crate::handle::{unshare, KvHandle};
+use crate::handle::KvHandle;
 use crate::store::{TxnFn, UpdateFn};
 use crate::ttl::Ttl;
 use crate::txn::Txn;
@@ -101,7 +101,7 @@ impl KvHandle {
     /// assert!(kv.compare_and_set("state", Some(json!("idle")), "busy").await?);
     /// assert!(!kv.compare_and_set("state", Some(json!("idle")), "busy").await?);
     /// assert!(!kv.compare_and_set("state", None, "idle").await?); // not absent
-    /// assert_eq!(kv.get("state").await?, Some(json!("busy")));
+    /// assert_eq!(kv.get("state").await?.as_deref(), Some(&json!("busy")));
     /// # Ok(())
     /// # }
     /// ```
@@ -141,7 +141,8 @@ impl KvHandle {
     ///     cart.as_array_mut()?.push(json!("apple"));
     ///     Some(cart)
     /// };
-    /// assert_eq!(kv.update("cart:9", add_apple).await?, Some(json!(["apple"])));
+    /// let cart = kv.update("cart:9", add_apple).await?;
+    /// assert_eq!(cart.as_deref(), Some(&json!(["apple"])));
     /// assert_eq!(kv.update("cart:9", |_| None).await?, None); // deletes
     /// assert_eq!(kv.exists("cart:9").await?, false);
     /// # Ok(())
@@ -151,16 +152,13 @@ impl KvHandle {
         &self,
         key: impl AsRef<str>,
         f: F,
-    ) -> impl Future<Output = Result<Option<Value>, KvError>> + Send + '_
+    ) -> impl Future<Output = Result<Option<Arc<Value>>, KvError>> + Send + '_
     where
         F: FnMut(Option<&Value>) -> Option<Value> + Send + 'static,
     {
         let key = self.key(key);
         let f: UpdateFn = Box::new(f);
-        async move {
-            let new = self.call(|reply| Command::Update { key, f, reply }).await?;
-            Ok(new.map(unshare))
-        }
+        self.call(|reply| Command::Update { key, f, reply })
     }
 
     /// Runs `f` over several keys at once and returns what it returns. Through its [`Txn`], `f`
@@ -200,7 +198,8 @@ impl KvHandle {
     ///     })
     ///     .await?;
     /// assert_eq!(moved, 30);
-    /// assert_eq!(kv.mget(["acct:a", "acct:b"]).await?, vec![Some(json!(70)), Some(json!(30))]);
+    /// let [a, b] = <[_; 2]>::try_from(kv.mget(["acct:a", "acct:b"]).await?).unwrap();
+    /// assert_eq!((a.as_deref(), b.as_deref()), (Some(&json!(70)), Some(&json!(30))));
     /// # Ok(())
     /// # }
     /// ```
@@ -251,7 +250,8 @@ impl KvHandle {
         let key = self.key(key);
         async move {
             let value = self.call(|reply| Command::GetDel { key, reply }).await?;
-            Ok(value.map(unshare))
+            // The store has let go of it: it moves out, copied only if a reader still shares it.
+            Ok(value.map(Arc::unwrap_or_clone))
         }
     }
 
@@ -380,7 +380,7 @@ impl KvHandle {
     /// kv.set("elsewhere", 1).await?; // not under the prefix: not seen
     /// kv.set("inbox:1", "hi").await?;
     /// let event = events.next().await.transpose()?;
-    /// assert_eq!(event, Some(WatchEvent::Set { key: "inbox:1".into(), value: json!("hi") }));
+    /// assert_eq!(event, Some(WatchEvent::Set { key: "inbox:1".into(), value: json!("hi").into() }));
     /// # Ok(())
     /// # }
     /// ```
@@ -408,7 +408,7 @@ impl KvHandle {
     /// let worker = kv.clone();
     /// tokio::spawn(async move { worker.set("job:7:result", "done").await });
     /// let v = kv.wait_for("job:7:result").await?;
-    /// assert_eq!(v, json!("done"));
+    /// assert_eq!(*v, json!("done"));
     ///
     /// let late = tokio::time::timeout(Duration::from_millis(10), kv.wait_for("never")).await;
     /// assert!(late.is_err()); // timed out
@@ -418,11 +418,8 @@ impl KvHandle {
     pub fn wait_for(
         &self,
         key: impl AsRef<str>,
-    ) -> impl Future<Output = Result<Value, KvError>> + Send + '_ {
+    ) -> impl Future<Output = Result<Arc<Value>, KvError>> + Send + '_ {
         let key = self.key(key);
-        async move {
-            let value = self.call(|reply| Command::WaitFor { key, reply }).await?;
-            Ok(unshare(value))
-        }
+        self.call(|reply| Command::WaitFor { key, reply })
     }
 }

@@ -24,7 +24,7 @@ use std::time::Duration;
 /// let err = kv.list_append_unique("name", vec![json!({"id": 1})]).await.unwrap_err();
 /// assert!(matches!(err, KvError::WrongType { .. }));
 /// assert_eq!(err.to_string(), "key `name` holds a string, but this call needs a list");
-/// assert_eq!(kv.get("name").await.unwrap(), Some(json!("Alice")));
+/// assert_eq!(kv.get("name").await.unwrap().as_deref(), Some(&json!("Alice")));
 /// # }
 /// ```
 #[derive(Debug, thiserror::Error)]
@@ -77,6 +77,25 @@ pub enum KvError {
         /// The item's position in the call's `items`, from 0.
         index: usize,
         /// What is wrong with it.
+        reason: String,
+    },
+
+    /// An argument other than a value, an item or a TTL is out of range (say, `max_len(0)` on
+    /// [`KvHandle::list_push`](crate::KvHandle::list_push)). Nothing was changed.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let kv = ephemeral_kv::KvHandle::spawn();
+    /// let refused = kv.list_push("log", [1]).max_len(0).await;
+    /// assert!(matches!(refused, Err(ephemeral_kv::KvError::InvalidArgument { .. })));
+    /// # }
+    /// ```
+    #[error("invalid argument for key `{key}`: {reason}")]
+    InvalidArgument {
+        /// The full key of the call.
+        key: String,
+        /// What is wrong, and what to do instead.
         reason: String,
     },
 

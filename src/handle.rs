@@ -2,8 +2,7 @@
 //!
 //! A handle is a sender to the owner task's mailbox plus a key prefix. Everything a call does on the
 //! caller's side happens here or in [`calls`](crate::calls): prefixing the key, serializing the
-//! value, checking the TTL and list items, and turning the owner's shared `Arc<Value>` answer into
-//! an owned `Value`. The owner task only ever sees well-formed commands.
+//! value, checking the TTL and list items, and shaping the owner's answer. The owner task only ever sees well-formed commands.
 
 use std::fmt;
 use std::future::Future;
@@ -15,9 +14,10 @@ use serde::Serialize;
 use serde_json::Value;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::calls::{check_ttl, ListAppendUnique, Mset, PurgeExpired, Set};
+use crate::calls::{check_ttl, ListAppendUnique, ListPush, Mset, PurgeExpired, Set};
 use crate::command::{Command, Reply};
 use crate::error::KvError;
+use crate::list::List;
 use crate::owner::{self, OwnerConfig};
 use crate::stats::Stats;
 
@@ -63,7 +63,7 @@ const DEFAULT_MAILBOX_CAPACITY: usize = 1024;
 /// let kv = KvHandle::spawn();
 /// kv.set("session_token", "abc123").await?;
 /// kv.set("user_id", 42).ttl(Duration::from_secs(600)).await?;
-/// assert_eq!(kv.get("session_token").await?, Some(json!("abc123")));
+/// assert_eq!(kv.get("session_token").await?.as_deref(), Some(&json!("abc123")));
 /// assert_eq!(kv.get_as::<u64>("user_id").await?, Some(42));
 ///
 /// // Handles are cheap to clone and can move to other tasks.
@@ -193,10 +193,15 @@ impl KvHandle {
         Set::new(self, self.key(key), value)
     }
 
-    /// The value at `key`, or `None` if it is missing or expired.
+    /// The value at `key`, shared with the store, or `None` if it is missing or expired.
     ///
-    /// The reference's `get(key, default)` is `kv.get(key).await?.unwrap_or(default)`. An expired key
-    /// found here is removed.
+    /// The value is not copied: the store and every reader share one immutable `Arc<Value>`, as
+    /// the Python reference hands out references to its stored objects (but here no one can change
+    /// it under you). To own it, `Arc::unwrap_or_clone(value)` moves it out when no one else
+    /// shares it and copies it otherwise; to read it as your own type, [`get_as`](KvHandle::get_as).
+    ///
+    /// The reference's `get(key, default)` is `kv.get(key).await?.unwrap_or(default)` (with the
+    /// default in an `Arc`). An expired key found here is removed.
     ///
     /// # Errors
     /// [`KvError::Closed`] if the store has stopped.
@@ -207,24 +212,29 @@ impl KvHandle {
     /// # async fn main() -> Result<(), ephemeral_kv::KvError> {
     /// let kv = ephemeral_kv::KvHandle::spawn();
     /// kv.set("session_token", "abc123").await?;
-    /// assert_eq!(kv.get("session_token").await?, Some(json!("abc123")));
-    /// let user_id = kv.get("user_id").await?.unwrap_or(json!(null));
-    /// assert_eq!(user_id, json!(null));
+    /// assert_eq!(kv.get("session_token").await?.as_deref(), Some(&json!("abc123")));
+    /// let user_id = kv.get("user_id").await?.unwrap_or_default();
+    /// assert_eq!(*user_id, json!(null));
+    ///
+    /// // Two reads share one value; owning it is the caller's choice.
+    /// let (a, b) = (kv.get("session_token").await?, kv.get("session_token").await?);
+    /// assert!(std::sync::Arc::ptr_eq(a.as_ref().unwrap(), b.as_ref().unwrap()));
+    /// let owned: serde_json::Value = std::sync::Arc::unwrap_or_clone(a.unwrap());
+    /// assert_eq!(owned, "abc123");
     /// # Ok(())
     /// # }
     /// ```
     pub fn get(
         &self,
         key: impl AsRef<str>,
-    ) -> impl Future<Output = Result<Option<Value>, KvError>> + Send + '_ {
+    ) -> impl Future<Output = Result<Option<Arc<Value>>, KvError>> + Send + '_ {
         let key = self.key(key);
-        async move {
-            let value = self.call(|reply| Command::Get { key, reply }).await?;
-            Ok(value.map(unshare))
-        }
+        self.call(|reply| Command::Get { key, reply })
     }
 
     /// The value at `key` deserialized into `T`, or `None` if it is missing or expired.
+    ///
+    /// `T` is built straight from the shared value: no JSON copy is made on the way.
     ///
     /// # Errors
     /// [`KvError::Deserialize`] if the stored value does not fit `T` (the value is kept),
@@ -292,11 +302,17 @@ impl KvHandle {
     }
 
     /// Appends to the list at `key` each item whose id (its `"id"` field, or the field named by
-    /// [`ListAppendUnique::id_key`]) is not already there, and returns the whole list.
+    /// [`ListAppendUnique::id_key`]) is not already there, and returns the whole list as a
+    /// [`List`], shared with the store rather than copied.
     ///
     /// Rules, where the reference is silent:
-    /// - Every item must be a JSON object holding the id field, or the call fails and appends
-    ///   nothing.
+    /// - Every item must be a JSON object holding the id field, and the id must be a string, a
+    ///   number, a boolean or null (a list or object id is refused, as the reference fails on
+    ///   one), or the call fails and appends nothing.
+    /// - Ids compare as JSON scalars, numbers by value: `1` and `1.0` are one id (as in the
+    ///   reference, and on Redis); `1` and `"1"` are two.
+    /// - An append costs what it adds, not the length of the list: the store keeps an index of
+    ///   the list's ids beside it.
     /// - An item is skipped if its id is already in the list or earlier in the same call: the first
     ///   one wins.
     /// - A missing or expired key starts a new list (an empty one if every item was skipped).
@@ -371,11 +387,91 @@ impl KvHandle {
             let list = self
                 .call(|reply| Command::ListPopAll { key, reply })
                 .await?;
-            Ok(match list.map(unshare) {
-                Some(Value::Array(items)) => items,
-                _ => Vec::new(),
-            })
+            // The store has let go of it: the items move out, copied only if a reader still
+            // shares this version of the list.
+            Ok(list.map(List::new).map(List::into_vec).unwrap_or_default())
         }
+    }
+
+    /// Appends `items` (any JSON values) to the end of the list at `key` and returns the list's
+    /// new length; with [`ListPush::max_len`], the oldest items are then dropped from the front so
+    /// that at most that many remain (Redis `RPUSH` then `LTRIM`): the shape of a log of recent
+    /// events.
+    ///
+    /// - A missing or expired key starts a list; pushing nothing onto it creates nothing.
+    /// - Unlike [`list_append_unique`](KvHandle::list_append_unique), items are not checked for
+    ///   ids: any JSON value may be pushed, duplicates included.
+    /// - Like [`set`](KvHandle::set), the call sets the list's TTL: without [`ListPush::ttl`] the
+    ///   list never expires.
+    /// - The list is changed in place: no copy is made of the items already there, unless a
+    ///   reader still holds the previous version (then it is copied once).
+    ///
+    /// # Errors
+    /// [`KvError::WrongType`] if the key holds something other than a list (it is kept),
+    /// [`KvError::InvalidArgument`] for `max_len(0)`, [`KvError::Serialize`],
+    /// [`KvError::InvalidTtl`], [`KvError::Closed`].
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use serde_json::json;
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), ephemeral_kv::KvError> {
+    /// let kv = ephemeral_kv::KvHandle::spawn();
+    /// for n in 0..5 {
+    ///     let event = json!({"n": n, "text": "something happened"});
+    ///     kv.list_push("events", [event])
+    ///         .max_len(3)
+    ///         .ttl(Duration::from_secs(7 * 24 * 3600))
+    ///         .await?;
+    /// }
+    /// let events = kv.get("events").await?.unwrap();
+    /// let kept: Vec<_> = events.as_array().unwrap().iter().map(|e| e["n"].clone()).collect();
+    /// assert_eq!(kept, vec![json!(2), json!(3), json!(4)]);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn list_push<I>(&self, key: impl AsRef<str>, items: I) -> ListPush<'_>
+    where
+        I: IntoIterator,
+        I::Item: Serialize,
+    {
+        ListPush::new(self, self.key(key), items)
+    }
+
+    /// Takes up to `count` items from the front of the list at `key`, oldest first, and removes
+    /// the key once the list is empty.
+    ///
+    /// This is how several workers share one inbox: each takes a few items at a time, and every
+    /// item goes to exactly one of them ([`list_pop_all`](KvHandle::list_pop_all) would give the
+    /// first caller everything). The list keeps its TTL.
+    ///
+    /// A missing or expired key, or a `count` of 0, gives an empty `Vec` and changes nothing. The
+    /// items move out of the store, copied only if a reader still holds that version of the list.
+    ///
+    /// # Errors
+    /// [`KvError::WrongType`] if the key holds something other than a list (it is kept),
+    /// [`KvError::Closed`].
+    ///
+    /// ```
+    /// use serde_json::json;
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), ephemeral_kv::KvError> {
+    /// let kv = ephemeral_kv::KvHandle::spawn();
+    /// kv.list_push("jobs", [json!("a"), json!("b"), json!("c")]).await?;
+    /// assert_eq!(kv.list_pop_front("jobs", 2).await?, vec![json!("a"), json!("b")]);
+    /// assert_eq!(kv.list_pop_front("jobs", 2).await?, vec![json!("c")]);
+    /// assert!(!kv.exists("jobs").await?); // emptied, so removed
+    /// assert!(kv.list_pop_front("jobs", 2).await?.is_empty());
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn list_pop_front(
+        &self,
+        key: impl AsRef<str>,
+        count: usize,
+    ) -> impl Future<Output = Result<Vec<Value>, KvError>> + Send + '_ {
+        let key = self.key(key);
+        self.call(move |reply| Command::ListPopFront { key, count, reply })
     }
 
     /// Stores several key-value pairs in one atomic command, all with the same TTL.
@@ -389,6 +485,7 @@ impl KvHandle {
     ///
     /// ```
     /// use std::collections::HashMap;
+    /// use std::sync::Arc;
     /// use std::time::Duration;
     /// use serde_json::json;
     /// # #[tokio::main(flavor = "current_thread")]
@@ -400,7 +497,8 @@ impl KvHandle {
     ///     .await?;
     /// let from_map: HashMap<String, u32> = HashMap::from([("x".to_string(), 7)]);
     /// kv.mset(from_map).await?;
-    /// assert_eq!(kv.mget(["foo", "x"]).await?, vec![Some(json!(1)), Some(json!(7))]);
+    /// let values = kv.mget(["foo", "x"]).await?;
+    /// assert_eq!(values, vec![Some(Arc::new(json!(1))), Some(Arc::new(json!(7)))]);
     /// # Ok(())
     /// # }
     /// ```
@@ -417,18 +515,21 @@ impl KvHandle {
     }
 
     /// The values of several keys in one atomic command, in the order given (duplicates included),
-    /// with `None` for each missing or expired key.
+    /// with `None` for each missing or expired key. Values are shared with the store, as with
+    /// [`get`](KvHandle::get).
     ///
     /// # Errors
     /// [`KvError::Closed`] if the store has stopped.
     ///
     /// ```
+    /// use std::sync::Arc;
     /// use serde_json::json;
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> Result<(), ephemeral_kv::KvError> {
     /// let kv = ephemeral_kv::KvHandle::spawn();
     /// kv.set("bar", "bar_value").await?;
-    /// assert_eq!(kv.mget(["foo", "bar"]).await?, vec![None, Some(json!("bar_value"))]);
+    /// let values = kv.mget(["foo", "bar"]).await?;
+    /// assert_eq!(values, vec![None, Some(Arc::new(json!("bar_value")))]);
     /// let keys = vec!["bar".to_string(), "bar".to_string()];
     /// assert_eq!(kv.mget(&keys).await?.len(), 2);
     /// # Ok(())
@@ -437,16 +538,13 @@ impl KvHandle {
     pub fn mget<I>(
         &self,
         keys: I,
-    ) -> impl Future<Output = Result<Vec<Option<Value>>, KvError>> + Send + '_
+    ) -> impl Future<Output = Result<Vec<Option<Arc<Value>>>, KvError>> + Send + '_
     where
         I: IntoIterator,
         I::Item: AsRef<str>,
     {
         let keys: Vec<String> = keys.into_iter().map(|key| self.key(key)).collect();
-        async move {
-            let values = self.call(|reply| Command::Mget { keys, reply }).await?;
-            Ok(values.into_iter().map(|value| value.map(unshare)).collect())
-        }
+        self.call(|reply| Command::Mget { keys, reply })
     }
 
     /// Gives `key` a new TTL, counted from now. Returns `true` if the key was live and got it,
@@ -589,12 +687,6 @@ impl KvHandle {
             .map_err(|_| KvError::Closed)?;
         answer.await.map_err(|_| KvError::Closed)?
     }
-}
-
-/// Turns the owner task's shared value into the caller's own, copying only if the store still
-/// holds it too. The copy happens here, on the caller's task, not on the owner task.
-pub(crate) fn unshare(value: Arc<Value>) -> Value {
-    Arc::try_unwrap(value).unwrap_or_else(|shared| (*shared).clone())
 }
 
 /// Configures a store before starting it. Made by [`KvHandle::builder`].

@@ -18,7 +18,7 @@
 //!     let kv = KvHandle::spawn();
 //!     kv.set("session_token", "abc123").await?;
 //!     kv.set("user_id", 42).ttl(Duration::from_secs(600)).await?;
-//!     assert_eq!(kv.get("session_token").await?, Some(json!("abc123")));
+//!     assert_eq!(kv.get("session_token").await?.as_deref(), Some(&json!("abc123")));
 //!
 //!     let inbox = kv.list_append_unique("inbox", vec![json!({"id": 1, "body": "hi"})]).await?;
 //!     assert_eq!(inbox.len(), 1);
@@ -59,7 +59,7 @@
 //! let waiter = kv.clone();
 //! let result = tokio::spawn(async move { waiter.wait_for("job:7:result").await });
 //! kv.set("job:7:result", json!({"rows": 3})).await?;
-//! assert_eq!(result.await.unwrap()?, json!({"rows": 3}));
+//! assert_eq!(*result.await.unwrap()?, json!({"rows": 3}));
 //! # Ok(())
 //! # }
 //! ```
@@ -119,6 +119,7 @@ mod coordination;
 mod error;
 mod expiry;
 mod handle;
+mod list;
 mod owner;
 #[cfg(feature = "redis")]
 mod redis;
@@ -130,11 +131,12 @@ mod watch;
 mod watchers;
 
 pub use calls::{
-    CompareAndSet, Incr, ListAppendUnique, Mset, PurgeExpired, ScanPrefix, Set, SetIfAbsent,
-    DEFAULT_ID_KEY, DEFAULT_PURGE_LIMIT,
+    CompareAndSet, Incr, ListAppendUnique, ListPush, Mset, PurgeExpired, ScanPrefix, Set,
+    SetIfAbsent, DEFAULT_ID_KEY, DEFAULT_PURGE_LIMIT,
 };
 pub use error::KvError;
 pub use handle::{KvBuilder, KvHandle};
+pub use list::List;
 pub use stats::Stats;
 pub use ttl::Ttl;
 pub use txn::Txn;

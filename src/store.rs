@@ -31,8 +31,10 @@ use crate::expiry::ExpiryIndex;
 use crate::stats::{Counters, Stats};
 
 mod coordination;
+mod ids;
 
 pub(crate) use coordination::{TxnFn, UpdateFn};
+use ids::IdIndex;
 
 /// A map this small is never shrunk: its memory is not worth the rehash.
 const SMALL_MAP: usize = 1024;
@@ -43,6 +45,9 @@ struct Entry {
     value: Arc<Value>,
     /// `None`: never expires.
     deadline: Option<Instant>,
+    /// For a list that `list_append_unique` keeps: the ids of its items. Any other write to the
+    /// key replaces the entry or clears this, so it never disagrees with the list.
+    ids: Option<Box<IdIndex>>,
 }
 
 impl Entry {
@@ -115,28 +120,99 @@ impl Store {
         now: Instant,
     ) -> Result<Arc<Value>, KvError> {
         let deadline = deadline_after(now, ttl);
-        let Some(entry) = self.live(&key, now) else {
-            let mut list = Vec::with_capacity(items.len());
-            append_unique(&mut list, items, id_key);
-            let list = Arc::new(Value::Array(list));
-            self.put(key, Arc::clone(&list), deadline);
+        let Some(entry) = self.live_list(&key, now)? else {
+            let mut ids = IdIndex::build(id_key, &[]);
+            let list = Arc::new(Value::Array(ids.admit(items)));
+            self.put(key.clone(), Arc::clone(&list), deadline);
+            if let Some(entry) = self.map.get_mut(&key) {
+                entry.ids = Some(Box::new(ids));
+            }
             return Ok(list);
         };
-        if !entry.value.is_array() {
-            return Err(KvError::WrongType {
-                key,
-                expected: "a list",
-                found: json_type_name(&entry.value),
-            });
+        if !entry.ids.as_ref().is_some_and(|ids| ids.is_for(id_key)) {
+            entry.ids = Some(Box::new(IdIndex::build(id_key, as_list(&entry.value))));
         }
-        // `make_mut` copies only if a caller still holds the previous reply's `Arc`.
-        if let Value::Array(list) = Arc::make_mut(&mut entry.value) {
-            append_unique(list, items, id_key);
+        let fresh = match &mut entry.ids {
+            Some(ids) => ids.admit(items),
+            None => Vec::new(),
+        };
+        if !fresh.is_empty() {
+            if let Value::Array(list) = Arc::make_mut(&mut entry.value) {
+                list.extend(fresh);
+            }
         }
         let list = Arc::clone(&entry.value);
         self.changes.set(&key, &list);
         self.set_deadline(&key, deadline);
         Ok(list)
+    }
+
+    /// Appends `items` to the list at `key`, then drops the oldest items so that at most `max_len`
+    /// remain, and sets the list's TTL to `ttl` (`None`: never expires). A missing key starts a
+    /// list (pushing nothing onto a missing key creates nothing); a non-list value is refused and
+    /// kept. Returns the list's new length.
+    pub(crate) fn list_push(
+        &mut self,
+        key: String,
+        items: Vec<Value>,
+        max_len: usize,
+        ttl: Option<Duration>,
+        now: Instant,
+    ) -> Result<usize, KvError> {
+        let deadline = deadline_after(now, ttl);
+        let Some(entry) = self.live_list(&key, now)? else {
+            let mut list = items;
+            keep_newest(&mut list, max_len);
+            let len = list.len();
+            if len > 0 {
+                self.put(key, Arc::new(Value::Array(list)), deadline);
+            }
+            return Ok(len);
+        };
+        entry.ids = None;
+        let len = match Arc::make_mut(&mut entry.value) {
+            Value::Array(list) => {
+                list.extend(items);
+                keep_newest(list, max_len);
+                list.len()
+            }
+            _ => 0,
+        };
+        let list = Arc::clone(&entry.value);
+        self.changes.set(&key, &list);
+        self.set_deadline(&key, deadline);
+        Ok(len)
+    }
+
+    /// Takes up to `count` items from the front of the list at `key`, oldest first, and removes
+    /// the key once it is empty. A missing key gives nothing; a non-list value is refused and kept.
+    pub(crate) fn list_pop_front(
+        &mut self,
+        key: &str,
+        count: usize,
+        now: Instant,
+    ) -> Result<Vec<Value>, KvError> {
+        let Some(entry) = self.live_list(key, now)? else {
+            return Ok(Vec::new());
+        };
+        if count == 0 || as_list(&entry.value).is_empty() {
+            return Ok(Vec::new());
+        }
+        entry.ids = None;
+        let (taken, left) = match Arc::make_mut(&mut entry.value) {
+            Value::Array(list) => {
+                let taken: Vec<Value> = list.drain(..count.min(list.len())).collect();
+                (taken, list.len())
+            }
+            _ => (Vec::new(), 0),
+        };
+        if left == 0 {
+            self.remove(key);
+        } else {
+            let list = Arc::clone(&entry.value);
+            self.changes.set(key, &list);
+        }
+        Ok(taken)
     }
 
     /// Removes the list at `key` and returns it. A missing, expired or non-list key gives `None`,
@@ -224,6 +300,18 @@ impl Store {
     }
 
     /// Removes an entry found expired, and its place in the expiry index, as an expiry.
+    /// [`Store::live`] for the list calls: a live value that is not a list is refused.
+    fn live_list(&mut self, key: &str, now: Instant) -> Result<Option<&mut Entry>, KvError> {
+        match self.live(key, now) {
+            Some(entry) if !entry.value.is_array() => Err(KvError::WrongType {
+                key: key.to_owned(),
+                expected: "a list",
+                found: json_type_name(&entry.value),
+            }),
+            entry => Ok(entry),
+        }
+    }
+
     fn remove_expired(&mut self, key: &str) {
         if let Some(entry) = self.map.remove(key) {
             if let Some(deadline) = entry.deadline {
@@ -247,7 +335,11 @@ impl Store {
     /// Inserts or replaces an entry, keeping the expiry index in step.
     fn put(&mut self, key: String, value: Arc<Value>, deadline: Option<Instant>) {
         self.changes.set(&key, &value);
-        let entry = Entry { value, deadline };
+        let entry = Entry {
+            value,
+            deadline,
+            ids: None,
+        };
         match self.map.entry(key) {
             MapEntry::Occupied(mut slot) => {
                 // The old deadline must leave the index before the new one goes in, or a stale
@@ -320,18 +412,19 @@ impl Store {
     }
 }
 
-/// Pushes each item whose `id_key` value is not already in `list`. Items pushed earlier in the same
-/// call count, so the first of two items with one id wins. `O(len · items)`: lists here are small.
-fn append_unique(list: &mut Vec<Value>, items: Vec<Value>, id_key: &str) {
-    for item in items {
-        let duplicate = match item.get(id_key) {
-            Some(id) => list.iter().any(|existing| existing.get(id_key) == Some(id)),
-            // Unreachable through the handle, which refuses such items; kept total for safety.
-            None => true,
-        };
-        if !duplicate {
-            list.push(item);
-        }
+/// The items of a stored list (every list call checks the type first; anything else reads as
+/// empty).
+fn as_list(value: &Value) -> &[Value] {
+    match value {
+        Value::Array(items) => items,
+        _ => &[],
+    }
+}
+
+/// Drops the oldest items of `list` so that at most `max_len` remain.
+fn keep_newest(list: &mut Vec<Value>, max_len: usize) {
+    if list.len() > max_len {
+        list.drain(..list.len() - max_len);
     }
 }
 

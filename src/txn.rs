@@ -79,7 +79,8 @@ type Staged = Option<(Arc<Value>, Option<Instant>)>;
 ///     })
 ///     .await?;
 /// assert_eq!(moved, 10);
-/// assert_eq!(kv.mget(["from", "to"]).await?, vec![Some(json!(0)), Some(json!(10))]);
+/// let [from, to] = <[_; 2]>::try_from(kv.mget(["from", "to"]).await?).unwrap();
+/// assert_eq!((from.as_deref(), to.as_deref()), (Some(&json!(0)), Some(&json!(10))));
 /// # Ok(())
 /// # }
 /// ```
@@ -145,7 +146,7 @@ impl<'a> Txn<'a> {
     /// # async fn main() -> Result<(), ephemeral_kv::KvError> {
     /// let kv = ephemeral_kv::KvHandle::spawn();
     /// kv.transaction(|txn| txn.set("greeting", "hi")).await?;
-    /// assert_eq!(kv.get("greeting").await?, Some(json!("hi")));
+    /// assert_eq!(kv.get("greeting").await?.as_deref(), Some(&json!("hi")));
     /// # Ok(())
     /// # }
     /// ```

@@ -8,6 +8,7 @@
 use std::fmt;
 use std::future::IntoFuture;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use futures::future::BoxFuture;
@@ -19,7 +20,7 @@ use crate::changes::{Change, ChangeKind};
 use crate::command::Command;
 use crate::coordination::relative_key;
 use crate::error::KvError;
-use crate::handle::{unshare, KvHandle};
+use crate::handle::KvHandle;
 
 /// How many events a [`WatchStream`] buffers by default before it starts losing the oldest.
 pub const DEFAULT_WATCH_CAPACITY: usize = 1024;
@@ -34,6 +35,7 @@ pub const MAX_WATCH_CAPACITY: usize = 1 << 20;
 /// events: a TTL change (`expire`, `persist`) is not, nor is a call that failed or changed nothing.
 ///
 /// ```
+/// use std::sync::Arc;
 /// use ephemeral_kv::WatchEvent;
 /// use futures::StreamExt;
 /// use serde_json::json;
@@ -45,7 +47,7 @@ pub const MAX_WATCH_CAPACITY: usize = 1 << 20;
 /// kv.delete("job:1").await?;
 /// assert_eq!(
 ///     events.next().await.transpose()?,
-///     Some(WatchEvent::Set { key: "job:1".into(), value: json!("queued") })
+///     Some(WatchEvent::Set { key: "job:1".into(), value: Arc::new(json!("queued")) })
 /// );
 /// assert_eq!(events.next().await.transpose()?.map(|e| e.key().to_owned()), Some("job:1".into()));
 /// # Ok(())
@@ -59,8 +61,8 @@ pub enum WatchEvent {
     Set {
         /// The key, relative to the watching handle's prefix.
         key: String,
-        /// The value it holds.
-        value: Value,
+        /// The value it holds, shared with the store (not a copy).
+        value: Arc<Value>,
     },
     /// A call removed the key (`delete`, `get_del`, `list_pop_all`, `update` returning `None`, a
     /// transaction).
@@ -95,10 +97,7 @@ impl WatchEvent {
     fn from_change(change: Change, strip: usize) -> WatchEvent {
         let key = relative_key(change.key, strip);
         match change.kind {
-            ChangeKind::Set(value) => WatchEvent::Set {
-                key,
-                value: unshare(value),
-            },
+            ChangeKind::Set(value) => WatchEvent::Set { key, value },
             ChangeKind::Deleted => WatchEvent::Deleted { key },
             ChangeKind::Expired => WatchEvent::Expired { key },
         }

@@ -49,3 +49,6 @@ mod core;
 
 #[path = "conformance/coordination.rs"]
 mod coordination;
+
+#[path = "conformance/lists.rs"]
+mod lists;

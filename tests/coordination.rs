@@ -1,6 +1,7 @@
 //! One test module per rule of the coordination primitives (issue 5), except watch and wait_for
 //! (tests/watch_and_wait.rs). TTL tests run on tokio's paused clock.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use ephemeral_kv::{KvError, KvHandle, Ttl};
@@ -24,7 +25,7 @@ mod incr {
         assert_eq!(kv.incr("n", 10).await.unwrap(), 11);
         assert_eq!(kv.incr("n", -12).await.unwrap(), -1);
         assert_eq!(kv.incr("m", -5).await.unwrap(), -5);
-        assert_eq!(kv.get("n").await.unwrap(), Some(json!(-1)));
+        assert_eq!(kv.get("n").await.unwrap().as_deref(), Some(&json!(-1)));
     }
 
     #[tokio::test(start_paused = true)]
@@ -73,7 +74,7 @@ mod incr {
                 matches!(&err, KvError::WrongType { key, expected: "an integer (i64)", .. } if key == "app:n"),
                 "{err:?}"
             );
-            assert_eq!(kv.get("n").await.unwrap(), Some(value));
+            assert_eq!(kv.get("n").await.unwrap().as_deref(), Some(&value));
         }
         kv.set("n", "seven").await.unwrap();
         assert_eq!(
@@ -98,7 +99,10 @@ mod incr {
                 i64::MAX - 1
             )
         );
-        assert_eq!(kv.get("big").await.unwrap(), Some(json!(i64::MAX - 1)));
+        assert_eq!(
+            kv.get("big").await.unwrap().as_deref(),
+            Some(&json!(i64::MAX - 1))
+        );
         assert_eq!(kv.ttl("big").await.unwrap(), Ttl::Expires(9 * SEC));
         assert_eq!(kv.incr("big", 1).await.unwrap(), i64::MAX);
 
@@ -107,7 +111,10 @@ mod incr {
             kv.incr("small", -1).await,
             Err(KvError::Overflow { .. })
         ));
-        assert_eq!(kv.get("small").await.unwrap(), Some(json!(i64::MIN)));
+        assert_eq!(
+            kv.get("small").await.unwrap().as_deref(),
+            Some(&json!(i64::MIN))
+        );
     }
 
     #[tokio::test]
@@ -146,7 +153,7 @@ mod set_if_absent {
         let kv = KvHandle::spawn();
         assert!(kv.set_if_absent("lock", "w1").await.unwrap());
         assert!(!kv.set_if_absent("lock", "w2").await.unwrap());
-        assert_eq!(kv.get("lock").await.unwrap(), Some(json!("w1")));
+        assert_eq!(kv.get("lock").await.unwrap().as_deref(), Some(&json!("w1")));
     }
 
     #[tokio::test(start_paused = true)]
@@ -159,7 +166,7 @@ mod set_if_absent {
         assert_eq!(kv.ttl("lock").await.unwrap(), Ttl::Expires(30 * SEC));
         tokio::time::advance(30 * SEC).await;
         assert!(kv.set_if_absent("lock", "w2").await.unwrap());
-        assert_eq!(kv.get("lock").await.unwrap(), Some(json!("w2")));
+        assert_eq!(kv.get("lock").await.unwrap().as_deref(), Some(&json!("w2")));
         assert_eq!(kv.ttl("lock").await.unwrap(), Ttl::NoExpiry);
     }
 
@@ -216,7 +223,10 @@ mod compare_and_set {
             .compare_and_set("state", Some(json!("idle")), "busy2")
             .await
             .unwrap());
-        assert_eq!(kv.get("state").await.unwrap(), Some(json!("busy")));
+        assert_eq!(
+            kv.get("state").await.unwrap().as_deref(),
+            Some(&json!("busy"))
+        );
     }
 
     #[tokio::test(start_paused = true)]
@@ -284,7 +294,7 @@ mod update {
             })
             .await
             .unwrap();
-        assert_eq!(new, Some(json!(["apple"])));
+        assert_eq!(new.as_deref(), Some(&json!(["apple"])));
         let new = kv
             .update("cart", |cur| {
                 let mut cart = cur.cloned()?;
@@ -293,7 +303,7 @@ mod update {
             })
             .await
             .unwrap();
-        assert_eq!(new, Some(json!(["apple", "pear"])));
+        assert_eq!(new.as_deref(), Some(&json!(["apple", "pear"])));
         assert_eq!(kv.get("cart").await.unwrap(), new);
     }
 
@@ -318,7 +328,7 @@ mod update {
             .update("k", |cur| Some(json!(cur.is_some())))
             .await
             .unwrap();
-        assert_eq!(seen, Some(json!(false)));
+        assert_eq!(seen.as_deref(), Some(&json!(false)));
         assert_eq!(kv.ttl("k").await.unwrap(), Ttl::NoExpiry);
     }
 
@@ -338,7 +348,10 @@ mod update {
             err.to_string(),
             "the update closure for key `app:cart` panicked: closure bug"
         );
-        assert_eq!(kv.get("cart").await.unwrap(), Some(json!(["apple"])));
+        assert_eq!(
+            kv.get("cart").await.unwrap().as_deref(),
+            Some(&json!(["apple"]))
+        );
         let formatted = kv
             .update("cart", |_| panic!("{} bugs", 2))
             .await
@@ -348,7 +361,7 @@ mod update {
         );
         // The owner task is still there and serving.
         kv.set("after", 1).await.unwrap();
-        assert_eq!(kv.get("after").await.unwrap(), Some(json!(1)));
+        assert_eq!(kv.get("after").await.unwrap().as_deref(), Some(&json!(1)));
         assert!(!kv.is_closed());
     }
 
@@ -419,9 +432,9 @@ mod transaction {
         assert_eq!(
             kv.mget(["a", "b", "c", "gone"]).await.unwrap(),
             vec![
-                Some(json!(6)),
-                Some(json!(1)),
-                Some(json!({"from": "a"})),
+                Some(Arc::new(json!(6))),
+                Some(Arc::new(json!(1))),
+                Some(Arc::new(json!({"from": "a"}))),
                 None
             ]
         );
@@ -470,7 +483,7 @@ mod transaction {
         );
         assert_eq!(
             kv.mget(["a", "b", "c"]).await.unwrap(),
-            vec![Some(json!(1)), Some(json!(2)), None]
+            vec![Some(Arc::new(json!(1))), Some(Arc::new(json!(2))), None]
         );
         assert_eq!(kv.stats().await.unwrap().entries, 2);
         assert!(kv.transaction(|txn| txn.delete("a")).await.unwrap());
@@ -492,7 +505,7 @@ mod transaction {
         assert_eq!(out, "aborted");
         assert_eq!(
             kv.mget(["a", "b"]).await.unwrap(),
-            vec![Some(json!(1)), None]
+            vec![Some(Arc::new(json!(1))), None]
         );
     }
 
@@ -603,7 +616,7 @@ mod key_queries {
         assert!(!kv.persist("k").await.unwrap());
         assert!(!kv.persist("missing").await.unwrap());
         tokio::time::advance(10 * SEC).await;
-        assert_eq!(kv.get("k").await.unwrap(), Some(json!(1)));
+        assert_eq!(kv.get("k").await.unwrap().as_deref(), Some(&json!(1)));
         assert_eq!(kv.stats().await.unwrap().expiring, 0);
     }
 
@@ -724,6 +737,6 @@ mod stats {
         for call in queued {
             call.await.unwrap();
         }
-        assert_eq!(kv.get("k").await.unwrap(), Some(json!(9)));
+        assert_eq!(kv.get("k").await.unwrap().as_deref(), Some(&json!(9)));
     }
 }

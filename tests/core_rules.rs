@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 use std::future::IntoFuture;
+use std::sync::Arc;
 use std::time::Duration;
 
 use ephemeral_kv::{KvError, KvHandle, Stats};
@@ -86,7 +87,7 @@ mod rule_01_expired_keys_are_invisible {
         let kv = lazy_store();
         kv.set("k", 1).ttl(SEC).await.unwrap();
         tokio::time::advance(SEC - Duration::from_nanos(1)).await;
-        assert_eq!(kv.get("k").await.unwrap(), Some(json!(1)));
+        assert_eq!(kv.get("k").await.unwrap().as_deref(), Some(&json!(1)));
     }
 }
 
@@ -100,7 +101,7 @@ mod rule_02_no_ttl_means_no_expiry {
         kv.set("k", 1).ttl(SEC).await.unwrap();
         kv.set("k", 2).await.unwrap();
         tokio::time::advance(10 * SEC).await;
-        assert_eq!(kv.get("k").await.unwrap(), Some(json!(2)));
+        assert_eq!(kv.get("k").await.unwrap().as_deref(), Some(&json!(2)));
         assert_eq!(stats(&kv).await, (1, 0));
     }
 
@@ -111,7 +112,7 @@ mod rule_02_no_ttl_means_no_expiry {
         kv.set("k", 2).ttl(5 * SEC).await.unwrap();
         tokio::time::advance(2 * SEC).await;
         assert_eq!(kv.purge_expired().await.unwrap(), 0);
-        assert_eq!(kv.get("k").await.unwrap(), Some(json!(2)));
+        assert_eq!(kv.get("k").await.unwrap().as_deref(), Some(&json!(2)));
         tokio::time::advance(3 * SEC).await;
         assert_eq!(kv.get("k").await.unwrap(), None);
     }
@@ -122,7 +123,7 @@ mod rule_02_no_ttl_means_no_expiry {
         kv.set("k", 1).ttl(SEC).await.unwrap();
         kv.mset([("k", 2)]).await.unwrap();
         tokio::time::advance(10 * SEC).await;
-        assert_eq!(kv.get("k").await.unwrap(), Some(json!(2)));
+        assert_eq!(kv.get("k").await.unwrap().as_deref(), Some(&json!(2)));
     }
 
     #[tokio::test(start_paused = true)]
@@ -188,7 +189,11 @@ mod rule_03_ttl_bounds {
 
         assert_eq!(
             kv.mget(["k", "m", "l"]).await.unwrap(),
-            vec![Some(json!("old")), None, Some(json!([{"id": 1}]))]
+            vec![
+                Some(Arc::new(json!("old"))),
+                None,
+                Some(Arc::new(json!([{"id": 1}])))
+            ]
         );
         // "k" kept its 5 s TTL through the refused `expire`.
         tokio::time::advance(5 * SEC).await;
@@ -221,9 +226,16 @@ mod rule_03_ttl_bounds {
         tokio::time::advance(Duration::from_secs(10 * 365 * 24 * 3600)).await;
         assert_eq!(
             kv.mget(["a", "b", "d"]).await.unwrap(),
-            vec![Some(json!(1)), Some(json!(2)), Some(json!(4))]
+            vec![
+                Some(Arc::new(json!(1))),
+                Some(Arc::new(json!(2))),
+                Some(Arc::new(json!(4)))
+            ]
         );
-        assert_eq!(kv.get("c").await.unwrap(), Some(json!([{"id": 3}])));
+        assert_eq!(
+            kv.get("c").await.unwrap().as_deref(),
+            Some(&json!([{"id": 3}]))
+        );
         assert_eq!(stats(&kv).await, (4, 0));
     }
 }
@@ -302,7 +314,10 @@ mod rule_04_list_append_unique {
             err.to_string(),
             "item 1 for key `l` is invalid: it is a string, not a JSON object"
         );
-        assert_eq!(kv.get("l").await.unwrap(), Some(json!([{"id": 1}])));
+        assert_eq!(
+            kv.get("l").await.unwrap().as_deref(),
+            Some(&json!([{"id": 1}]))
+        );
     }
 
     #[tokio::test]
@@ -314,7 +329,8 @@ mod rule_04_list_append_unique {
             .unwrap_err();
         assert_eq!(
             err.to_string(),
-            "item 1 for key `l` is invalid: it has no `id` field"
+            "item 1 for key `l` is invalid: it has no `id` field (to use another field as the \
+             id, call `.id_key(\"field\")`)"
         );
         assert_eq!(kv.get("l").await.unwrap(), None);
     }
@@ -331,7 +347,10 @@ mod rule_04_list_append_unique {
             &err,
             KvError::WrongType { key, expected: "a list", found: "an object" } if key == "k"
         ));
-        assert_eq!(kv.get("k").await.unwrap(), Some(json!({"id": 1})));
+        assert_eq!(
+            kv.get("k").await.unwrap().as_deref(),
+            Some(&json!({"id": 1}))
+        );
     }
 
     #[tokio::test]
@@ -342,7 +361,7 @@ mod rule_04_list_append_unique {
             .await
             .unwrap();
         assert_eq!(list, Vec::<Value>::new());
-        assert_eq!(kv.get("l").await.unwrap(), Some(json!([])));
+        assert_eq!(kv.get("l").await.unwrap().as_deref(), Some(&json!([])));
     }
 
     #[tokio::test]
@@ -405,7 +424,10 @@ mod rule_05_list_pop_all {
         let kv = KvHandle::spawn();
         kv.set("s", "a string").await.unwrap();
         assert_eq!(kv.list_pop_all("s").await.unwrap(), Vec::<Value>::new());
-        assert_eq!(kv.get("s").await.unwrap(), Some(json!("a string")));
+        assert_eq!(
+            kv.get("s").await.unwrap().as_deref(),
+            Some(&json!("a string"))
+        );
     }
 
     #[tokio::test]
@@ -450,7 +472,7 @@ mod rule_06_mset {
         assert!(err
             .to_string()
             .starts_with("value for key `k` cannot be serialized to JSON: "));
-        assert_eq!(kv.get("k").await.unwrap(), Some(json!(1)));
+        assert_eq!(kv.get("k").await.unwrap().as_deref(), Some(&json!(1)));
     }
 
     #[tokio::test]
@@ -459,7 +481,7 @@ mod rule_06_mset {
         kv.mset([("k", 1), ("j", 2), ("k", 3)]).await.unwrap();
         assert_eq!(
             kv.mget(["k", "j"]).await.unwrap(),
-            vec![Some(json!(3)), Some(json!(2))]
+            vec![Some(Arc::new(json!(3))), Some(Arc::new(json!(2)))]
         );
     }
 
@@ -477,7 +499,10 @@ mod rule_06_mset {
         let kv = KvHandle::spawn();
         let map: HashMap<String, Value> = HashMap::from([("x".into(), json!({"n": 1}))]);
         kv.mset(map).await.unwrap();
-        assert_eq!(kv.get("x").await.unwrap(), Some(json!({"n": 1})));
+        assert_eq!(
+            kv.get("x").await.unwrap().as_deref(),
+            Some(&json!({"n": 1}))
+        );
     }
 }
 
@@ -496,6 +521,7 @@ mod rule_07_mget {
             "b".to_string(),
         ];
         let expected = vec![Some(json!(2)), None, Some(json!(1)), Some(json!(2))];
+        let expected: Vec<_> = expected.into_iter().map(|v| v.map(Arc::new)).collect();
         assert_eq!(kv.mget(&keys).await.unwrap(), expected);
         assert_eq!(kv.mget(keys).await.unwrap(), expected);
         assert_eq!(kv.mget(Vec::<String>::new()).await.unwrap(), vec![]);
@@ -512,10 +538,10 @@ mod rule_08_expire {
         kv.set("k", 1).await.unwrap();
         assert!(kv.expire("k", 2 * SEC).await.unwrap());
         tokio::time::advance(SEC).await;
-        assert_eq!(kv.get("k").await.unwrap(), Some(json!(1)));
+        assert_eq!(kv.get("k").await.unwrap().as_deref(), Some(&json!(1)));
         assert!(kv.expire("k", 2 * SEC).await.unwrap()); // counted from now: until t = 3 s
         tokio::time::advance(SEC).await;
-        assert_eq!(kv.get("k").await.unwrap(), Some(json!(1)));
+        assert_eq!(kv.get("k").await.unwrap().as_deref(), Some(&json!(1)));
         tokio::time::advance(SEC).await;
         assert_eq!(kv.get("k").await.unwrap(), None);
     }
@@ -553,7 +579,7 @@ mod rule_09_purge_expired {
         assert_eq!(stats(&kv).await, (2, 1));
         assert_eq!(
             kv.mget(["forever", "later"]).await.unwrap(),
-            vec![Some(json!(0)), Some(json!(0))]
+            vec![Some(Arc::new(json!(0))), Some(Arc::new(json!(0)))]
         );
     }
 
@@ -674,8 +700,11 @@ mod rule_12_cancellation {
             .into_future()
             .now_or_never()
             .is_none());
-        assert_eq!(kv.get("k").await.unwrap(), Some(json!(1)));
-        assert_eq!(kv.get("l").await.unwrap(), Some(json!([{"id": 1}])));
+        assert_eq!(kv.get("k").await.unwrap().as_deref(), Some(&json!(1)));
+        assert_eq!(
+            kv.get("l").await.unwrap().as_deref(),
+            Some(&json!([{"id": 1}]))
+        );
     }
 
     #[tokio::test]
@@ -706,7 +735,7 @@ mod rule_13_errors {
         let err = kv.get_as::<u64>("k").await.unwrap_err();
         assert!(matches!(&err, KvError::Deserialize { key, .. } if key == "app:k"));
         assert!(std::error::Error::source(&err).is_some());
-        assert_eq!(kv.get("k").await.unwrap(), Some(json!("text")));
+        assert_eq!(kv.get("k").await.unwrap().as_deref(), Some(&json!("text")));
     }
 
     #[tokio::test]

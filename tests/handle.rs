@@ -28,7 +28,7 @@ async fn a_handle_reports_its_prefix_and_whether_its_store_runs() {
 async fn a_mailbox_capacity_of_zero_is_taken_as_one() {
     let kv = KvBuilder::new().mailbox_capacity(0).spawn();
     kv.set("k", 1).await.unwrap();
-    assert_eq!(kv.get("k").await.unwrap(), Some(json!(1)));
+    assert_eq!(kv.get("k").await.unwrap().as_deref(), Some(&json!(1)));
 }
 
 #[tokio::test]
@@ -36,7 +36,7 @@ async fn the_default_builder_is_the_new_one() {
     let kv = KvBuilder::default().spawn();
     assert_eq!(kv.prefix(), "");
     kv.set("k", "v").await.unwrap();
-    assert_eq!(kv.get("k").await.unwrap(), Some(json!("v")));
+    assert_eq!(kv.get("k").await.unwrap().as_deref(), Some(&json!("v")));
     kv.shutdown().await;
     assert!(matches!(kv.get("k").await, Err(KvError::Closed)));
 }

@@ -2,6 +2,7 @@
 //! reference promises.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use ephemeral_kv::KvHandle;
@@ -19,14 +20,14 @@ async fn set_and_get() {
         .unwrap();
     // value = await context.kv().get("session_token")
     assert_eq!(
-        kv.get("session_token").await.unwrap(),
-        Some(json!("abc123"))
+        kv.get("session_token").await.unwrap().as_deref(),
+        Some(&json!("abc123"))
     );
     // user_id = await context.kv().get("user_id", default=None)
     assert_eq!(kv.get_as::<u64>("user_id").await.unwrap(), Some(42));
     tokio::time::advance(Duration::from_secs(600)).await;
-    let user_id = kv.get("user_id").await.unwrap().unwrap_or(Value::Null);
-    assert_eq!(user_id, Value::Null);
+    let user_id = kv.get("user_id").await.unwrap().unwrap_or_default();
+    assert_eq!(*user_id, Value::Null);
 }
 
 #[tokio::test]
@@ -115,12 +116,12 @@ async fn mset_and_mget() {
     // results = await context.kv().mget(["foo", "bar"])
     assert_eq!(
         kv.mget(["foo", "bar"]).await.unwrap(),
-        vec![Some(json!(1)), Some(json!("baz"))]
+        vec![Some(Arc::new(json!(1))), Some(Arc::new(json!("baz")))]
     );
     tokio::time::advance(Duration::from_secs(60)).await;
     assert_eq!(
         kv.mget(["session", "count", "foo"]).await.unwrap(),
-        vec![None, None, Some(json!(1))]
+        vec![None, None, Some(Arc::new(json!(1)))]
     );
 }
 
@@ -144,7 +145,7 @@ async fn expire() {
     tokio::time::advance(Duration::from_secs(60)).await;
     assert_eq!(
         kv.mget(["session_token", "user_profile:42"]).await.unwrap(),
-        vec![Some(json!("abc123")), None]
+        vec![Some(Arc::new(json!("abc123"))), None]
     );
 }
 
@@ -168,7 +169,10 @@ async fn prefixing_namespaces_keys() {
     let run = kv.with_prefix("run:42:");
     run.set("step", 1).await.unwrap();
     kv.set("step", 2).await.unwrap();
-    assert_eq!(kv.get("run:42:step").await.unwrap(), Some(json!(1)));
-    assert_eq!(run.get("step").await.unwrap(), Some(json!(1)));
-    assert_eq!(kv.get("step").await.unwrap(), Some(json!(2)));
+    assert_eq!(
+        kv.get("run:42:step").await.unwrap().as_deref(),
+        Some(&json!(1))
+    );
+    assert_eq!(run.get("step").await.unwrap().as_deref(), Some(&json!(1)));
+    assert_eq!(kv.get("step").await.unwrap().as_deref(), Some(&json!(2)));
 }

@@ -2,6 +2,7 @@
 //! nothing duplicated, nothing half-seen.
 
 use std::collections::HashSet;
+use std::sync::Arc;
 
 use ephemeral_kv::KvHandle;
 use serde_json::{json, Value};
@@ -98,6 +99,6 @@ async fn no_reader_sees_half_of_an_mset() {
     }
     assert_eq!(
         kv.mget(["a", "b", "c"]).await.unwrap(),
-        vec![Some(json!(500)); 3]
+        vec![Some(Arc::new(json!(500))); 3]
     );
 }

@@ -13,7 +13,7 @@ const SEC: Duration = Duration::from_secs(1);
 fn set(key: &str, value: Value) -> WatchEvent {
     WatchEvent::Set {
         key: key.into(),
-        value,
+        value: value.into(),
     }
 }
 
@@ -281,8 +281,11 @@ mod wait_for {
     async fn resolves_at_once_when_the_key_is_there() {
         let kv = KvHandle::spawn();
         kv.set("result", json!({"ok": 1})).await.unwrap();
-        assert_eq!(kv.wait_for("result").await.unwrap(), json!({"ok": 1}));
-        assert_eq!(kv.get("result").await.unwrap(), Some(json!({"ok": 1}))); // not taken
+        assert_eq!(*kv.wait_for("result").await.unwrap(), json!({"ok": 1}));
+        assert_eq!(
+            kv.get("result").await.unwrap().as_deref(),
+            Some(&json!({"ok": 1}))
+        ); // not taken
     }
 
     #[tokio::test(start_paused = true)]
@@ -301,7 +304,7 @@ mod wait_for {
             })
             .collect();
         for waiter in waiters {
-            assert_eq!(waiter.await.unwrap().unwrap(), json!(3));
+            assert_eq!(*waiter.await.unwrap().unwrap(), json!(3));
         }
         assert_eq!(started.elapsed(), 5 * SEC);
     }
@@ -322,7 +325,7 @@ mod wait_for {
             kv2.set("soon", "here").await.unwrap();
         });
         let got = tokio::time::timeout(2 * SEC, kv.wait_for("soon")).await;
-        assert_eq!(got.unwrap().unwrap(), json!("here"));
+        assert_eq!(*got.unwrap().unwrap(), json!("here"));
     }
 
     #[tokio::test(start_paused = true)]
@@ -333,7 +336,7 @@ mod wait_for {
         let waiting = tokio::time::timeout(SEC, kv.wait_for("k")).await;
         assert!(waiting.is_err());
         kv.set("k", "fresh").await.unwrap();
-        assert_eq!(kv.wait_for("k").await.unwrap(), json!("fresh"));
+        assert_eq!(*kv.wait_for("k").await.unwrap(), json!("fresh"));
     }
 
     #[tokio::test]

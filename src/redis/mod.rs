@@ -117,7 +117,7 @@ impl KvBuilder {
     ///     .redis("redis://127.0.0.1:6379")
     ///     .await?;
     /// kv.set("user_id", 42).ttl(Duration::from_secs(600)).await?;
-    /// assert_eq!(kv.get("user_id").await?, Some(json!(42)));
+    /// assert_eq!(kv.get("user_id").await?.as_deref(), Some(&json!(42)));
     /// // A lease that another process, on the same server and prefix, cannot take meanwhile.
     /// assert!(kv.set_if_absent("lock:job:7", "worker-1").ttl(Duration::from_secs(30)).await?);
     /// # Ok(())
@@ -280,6 +280,21 @@ impl Owner {
             }
             Command::Update { key, f, reply } => {
                 let _ = reply.send(optimistic::update(&mut self.connection, key, f).await);
+            }
+            Command::ListPush {
+                key,
+                items,
+                max_len,
+                ttl,
+                reply,
+            } => {
+                let result =
+                    optimistic::list_push(&mut self.connection, key, items, max_len, ttl).await;
+                let _ = reply.send(result);
+            }
+            Command::ListPopFront { key, count, reply } => {
+                let result = optimistic::list_pop_front(&mut self.connection, key, count).await;
+                let _ = reply.send(result);
             }
             Command::Transaction { prefix, f, reply } => {
                 let result = optimistic::transaction(&mut self.connection, &prefix, f).await;

@@ -13,6 +13,7 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
+use std::time::Duration;
 
 use redis::aio::ConnectionManager;
 use redis::{Pipeline, Value as Reply};
@@ -21,7 +22,7 @@ use tokio::time::Instant;
 
 use super::connection_error;
 use super::exec::{json, ttl_ms};
-use crate::error::{panic_message, KvError};
+use crate::error::{json_type_name, panic_message, KvError};
 use crate::store::{TxnFn, UpdateFn};
 use crate::txn::{Op, Reads, Txn};
 
@@ -30,51 +31,167 @@ use crate::txn::{Op, Reads, Txn};
 /// running out takes sustained contention on the same keys.
 const MAX_ATTEMPTS: u32 = 16;
 
-/// `update` on Redis: `WATCH` + `GET`, run `f`, then `SET` (keeping the TTL) or `DEL` in
-/// `MULTI`/`EXEC`; again on conflict.
+/// What a read-modify-write writes back after reading the key.
+pub(crate) enum Write {
+    /// Nothing (the read is still checked, so the answer is current).
+    Nothing,
+    /// The key's new value, and what becomes of its TTL.
+    Put { value: Arc<Value>, ttl: TtlChange },
+    /// Remove the key.
+    Delete,
+}
+
+/// What a [`Write::Put`] does to the key's TTL.
+pub(crate) enum TtlChange {
+    /// An existing key keeps its TTL; a created one never expires (`KEEPTTL`).
+    Keep,
+    /// The key gets this TTL; `None`, or one too large to represent, means it never expires.
+    Set(Option<Duration>),
+}
+
+/// One key's read-modify-write on Redis: `WATCH` + `GET`, let `f` decide what to write and what
+/// to answer, then the write in `MULTI`/`EXEC`; again on conflict. An error from `f` ends the call
+/// with nothing written. `op` names the call in [`KvError::Contended`].
+pub(crate) async fn rewrite<T>(
+    connection: &mut ConnectionManager,
+    op: &'static str,
+    key: String,
+    mut f: impl FnMut(Option<Arc<Value>>) -> Result<(Write, T), KvError>,
+) -> Result<T, KvError> {
+    for _ in 0..MAX_ATTEMPTS {
+        let mut read = redis::pipe();
+        read.cmd("WATCH").arg(&key).ignore().cmd("GET").arg(&key);
+        let (current,): (Reply,) = query(connection, &read, "redis read").await?;
+        let decided = json(&key, current).and_then(&mut f);
+        let (write, answer) = match decided {
+            Ok(decided) => decided,
+            Err(error) => {
+                unwatch(connection).await;
+                return Err(error);
+            }
+        };
+        let mut pipe = redis::pipe();
+        pipe.atomic();
+        match write {
+            Write::Nothing => {}
+            Write::Put { value, ttl } => {
+                let set = pipe.cmd("SET").arg(&key).arg(value.to_string());
+                match ttl {
+                    TtlChange::Keep => {
+                        set.arg("KEEPTTL");
+                    }
+                    TtlChange::Set(ttl) => {
+                        if let Some(ms) = ttl_ms(ttl) {
+                            set.arg("PX").arg(ms);
+                        }
+                    }
+                }
+            }
+            Write::Delete => {
+                pipe.cmd("DEL").arg(&key);
+            }
+        }
+        if commit(connection, &pipe, "redis write").await? {
+            return Ok(answer);
+        }
+    }
+    Err(KvError::Contended {
+        op,
+        key,
+        attempts: MAX_ATTEMPTS,
+    })
+}
+
+/// `update` on Redis: a [`rewrite`] that runs `f` on the value read.
 pub(crate) async fn update(
     connection: &mut ConnectionManager,
     key: String,
     mut f: UpdateFn,
 ) -> Result<Option<Arc<Value>>, KvError> {
-    for _ in 0..MAX_ATTEMPTS {
-        let mut read = redis::pipe();
-        read.cmd("WATCH").arg(&key).ignore().cmd("GET").arg(&key);
-        let (current,): (Reply,) = query(connection, &read, "redis update read").await?;
-        let current = json(&key, current)?;
-        let new = match catch_unwind(AssertUnwindSafe(|| f(current.as_deref()))) {
-            Ok(new) => new.map(Arc::new),
-            Err(payload) => {
-                unwatch(connection).await;
-                return Err(KvError::UpdatePanicked {
-                    key,
-                    message: panic_message(&*payload),
-                });
-            }
+    let panicked_key = key.clone();
+    rewrite(connection, "update", key, |current| {
+        let new = catch_unwind(AssertUnwindSafe(|| f(current.as_deref())))
+            .map_err(|payload| KvError::UpdatePanicked {
+                key: panicked_key.clone(),
+                message: panic_message(&*payload),
+            })?
+            .map(Arc::new);
+        let write = match (&new, &current) {
+            (Some(value), _) => Write::Put {
+                value: Arc::clone(value),
+                ttl: TtlChange::Keep,
+            },
+            (None, Some(_)) => Write::Delete,
+            (None, None) => Write::Nothing,
         };
-        let mut write = redis::pipe();
-        write.atomic();
-        match (&new, &current) {
-            // An existing key keeps its TTL; a created one never expires (as in-process).
-            (Some(value), Some(_)) => write
-                .cmd("SET")
-                .arg(&key)
-                .arg(value.to_string())
-                .arg("KEEPTTL"),
-            (Some(value), None) => write.cmd("SET").arg(&key).arg(value.to_string()),
-            (None, Some(_)) => write.cmd("DEL").arg(&key),
-            // Nothing to write; the (watched) read is still checked, so the answer is current.
-            (None, None) => &mut write,
-        };
-        if commit(connection, &write, "redis update write").await? {
-            return Ok(new);
-        }
-    }
-    Err(KvError::Contended {
-        op: "update",
-        key,
-        attempts: MAX_ATTEMPTS,
+        Ok((write, new))
     })
+    .await
+}
+
+/// `list_push` on Redis: a [`rewrite`] of the list, refused for a value that is not a list.
+pub(crate) async fn list_push(
+    connection: &mut ConnectionManager,
+    key: String,
+    items: Vec<Value>,
+    max_len: usize,
+    ttl: Option<Duration>,
+) -> Result<usize, KvError> {
+    let list_key = key.clone();
+    rewrite(connection, "list_push", key, |current| {
+        let mut list = list_of(&list_key, current.as_deref())?.to_vec();
+        list.extend(items.iter().cloned());
+        if list.len() > max_len {
+            list.drain(..list.len() - max_len);
+        }
+        let len = list.len();
+        let write = match (len, current) {
+            (0, None) => Write::Nothing,
+            _ => Write::Put {
+                value: Arc::new(Value::Array(list)),
+                ttl: TtlChange::Set(ttl),
+            },
+        };
+        Ok((write, len))
+    })
+    .await
+}
+
+/// `list_pop_front` on Redis: a [`rewrite`] that keeps the list's TTL and deletes it once empty.
+pub(crate) async fn list_pop_front(
+    connection: &mut ConnectionManager,
+    key: String,
+    count: usize,
+) -> Result<Vec<Value>, KvError> {
+    let list_key = key.clone();
+    rewrite(connection, "list_pop_front", key, |current| {
+        let list = list_of(&list_key, current.as_deref())?;
+        let taken = list[..count.min(list.len())].to_vec();
+        let write = match (taken.len(), list.len() - taken.len()) {
+            (0, _) => Write::Nothing,
+            (_, 0) => Write::Delete,
+            (n, _) => Write::Put {
+                value: Arc::new(Value::Array(list[n..].to_vec())),
+                ttl: TtlChange::Keep,
+            },
+        };
+        Ok((write, taken))
+    })
+    .await
+}
+
+/// The items of the list read at `key` (none if it is missing); a value that is not a list is
+/// refused as in-process.
+fn list_of<'v>(key: &str, current: Option<&'v Value>) -> Result<&'v [Value], KvError> {
+    match current {
+        None => Ok(&[]),
+        Some(Value::Array(items)) => Ok(items),
+        Some(other) => Err(KvError::WrongType {
+            key: key.to_owned(),
+            expected: "a list",
+            found: json_type_name(other),
+        }),
+    }
 }
 
 /// `transaction` on Redis. Each attempt runs `f` against the values fetched so far; a run that

@@ -228,6 +228,7 @@ impl Store {
         if let Some(entry) = self.map.get_mut(key) {
             self.changes.set(key, &value);
             entry.value = value;
+            entry.ids = None;
         }
     }
 }

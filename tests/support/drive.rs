@@ -38,7 +38,7 @@ pub async fn run(op: &Op, kvs: &[KvHandle]) -> Reply {
             };
             reply(call.await, |()| Reply::Done)
         }
-        Op::Get { h, key } => reply(kvs[*h].get(key).await, Reply::Value),
+        Op::Get { h, key } => reply(kvs[*h].get(key).await, |v| Reply::Value(owned(v))),
         Op::GetAs { h, key, ty } => {
             let kv = &kvs[*h];
             match ty {
@@ -63,7 +63,7 @@ pub async fn run(op: &Op, kvs: &[KvHandle]) -> Reply {
             if let Some(ttl) = ttl {
                 call = call.ttl(*ttl);
             }
-            reply(call.await, Reply::List)
+            reply(call.await, |list| Reply::List(list.to_vec()))
         }
         Op::ListPopAll { h, key } => reply(kvs[*h].list_pop_all(key).await, Reply::List),
         Op::Mset { h, entries, ttl } => {
@@ -74,7 +74,9 @@ pub async fn run(op: &Op, kvs: &[KvHandle]) -> Reply {
             };
             reply(call.await, |()| Reply::Done)
         }
-        Op::Mget { h, keys } => reply(kvs[*h].mget(keys).await, Reply::Values),
+        Op::Mget { h, keys } => reply(kvs[*h].mget(keys).await, |values| {
+            Reply::Values(values.into_iter().map(owned).collect())
+        }),
         Op::Expire { h, key, ttl } => reply(kvs[*h].expire(key, *ttl).await, Reply::Flag),
         Op::PurgeExpired { h, limit } => {
             let call = kvs[*h].purge_expired();
@@ -134,7 +136,7 @@ pub async fn run(op: &Op, kvs: &[KvHandle]) -> Reply {
             let f = *f;
             reply(
                 kvs[*h].update(key, move |current| f.call(current)).await,
-                Reply::Value,
+                |v| Reply::Value(owned(v)),
             )
         }
         Op::Transaction { h, f } => {
@@ -193,6 +195,11 @@ pub async fn answer(op: &Op, kvs: &[KvHandle]) -> Result<Reply, String> {
     tokio::time::timeout(CALL_TIMEOUT, run(op, kvs))
         .await
         .map_err(|_| format!("`{op:?}` never answered"))
+}
+
+/// A shared answer as the model's owned value (the model compares values, not sharing).
+fn owned(value: Option<std::sync::Arc<serde_json::Value>>) -> Option<serde_json::Value> {
+    value.map(|value| (*value).clone())
 }
 
 fn reply<T>(result: Result<T, KvError>, ok: impl FnOnce(T) -> Reply) -> Reply {

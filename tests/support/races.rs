@@ -3,6 +3,7 @@
 
 use ephemeral_kv::KvHandle;
 use serde_json::{json, Value};
+use std::sync::Arc;
 
 /// `workers` tasks, spread over `handles` in turn, each do `per` rounds of: `incr`, append one
 /// item with its own id to an inbox, `update` a sum, `transaction` on another sum, and now and
@@ -53,6 +54,10 @@ pub async fn inbox_and_counters(handles: &[KvHandle], workers: i64, per: i64) {
     let total = json!(workers * per);
     assert_eq!(
         handles[0].mget(["count", "sum", "txn"]).await.unwrap(),
-        vec![Some(total.clone()), Some(total.clone()), Some(total)]
+        vec![
+            Some(Arc::new(total.clone())),
+            Some(Arc::new(total.clone())),
+            Some(Arc::new(total))
+        ]
     );
 }

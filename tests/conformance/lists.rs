@@ -1,0 +1,203 @@
+//! `list_push` and `list_pop_front` (rules 26 and 27 in `docs/rules.md`), the same on every
+//! backend.
+
+use std::time::Duration;
+
+use ephemeral_kv::{KvError, Ttl};
+use serde_json::{json, Value};
+
+use crate::backend::Backend;
+
+conformance!(
+    rule_26_list_push_appends_any_values_and_returns_the_length,
+    rule_26_list_push_keeps_the_newest_max_len_items,
+    rule_26_list_push_sets_the_ttl_like_set,
+    rule_26_list_push_refuses_a_non_list_and_bad_arguments_changing_nothing,
+    rule_27_list_pop_front_takes_the_oldest_and_removes_an_emptied_key,
+    rule_27_list_pop_front_shares_one_inbox_among_workers,
+    rule_27_list_pop_front_refuses_a_non_list_and_keeps_the_ttl,
+);
+
+async fn rule_26_list_push_appends_any_values_and_returns_the_length(b: &impl Backend) {
+    let kv = b.kv().await;
+    assert_eq!(kv.list_push("log", [json!("a")]).await.unwrap(), 1);
+    let len = kv
+        .list_push(
+            "log",
+            [json!({"id": 1}), json!({"id": 1}), json!(null), json!([])],
+        )
+        .await
+        .unwrap();
+    assert_eq!(len, 5);
+    assert_eq!(
+        kv.get("log").await.unwrap().as_deref(),
+        Some(&json!(["a", {"id": 1}, {"id": 1}, null, []]))
+    );
+    // Nothing pushed onto a missing key creates nothing.
+    assert_eq!(kv.list_push("none", Vec::<Value>::new()).await.unwrap(), 0);
+    assert!(!kv.exists("none").await.unwrap());
+    // A list written with `set` is a list.
+    kv.set("set_list", json!([1])).await.unwrap();
+    assert_eq!(kv.list_push("set_list", [2]).await.unwrap(), 2);
+    assert_eq!(
+        kv.list_pop_all("set_list").await.unwrap(),
+        vec![json!(1), json!(2)]
+    );
+}
+
+async fn rule_26_list_push_keeps_the_newest_max_len_items(b: &impl Backend) {
+    let kv = b.kv().await;
+    for n in 0..10 {
+        let len = kv.list_push("log", [n]).max_len(4).await.unwrap();
+        assert_eq!(len, (n + 1).min(4) as usize);
+    }
+    assert_eq!(
+        kv.get("log").await.unwrap().as_deref(),
+        Some(&json!([6, 7, 8, 9]))
+    );
+    // More items than the cap in one call: only the newest stay.
+    assert_eq!(
+        kv.list_push("log", [10, 11, 12, 13, 14, 15])
+            .max_len(3)
+            .await
+            .unwrap(),
+        3
+    );
+    assert_eq!(
+        kv.list_pop_all("log").await.unwrap(),
+        vec![json!(13), json!(14), json!(15)]
+    );
+}
+
+async fn rule_26_list_push_sets_the_ttl_like_set(b: &impl Backend) {
+    let kv = b.kv().await;
+    kv.list_push("log", [1]).ttl(b.units(2)).await.unwrap();
+    b.assert_ttl(kv.ttl("log").await.unwrap(), 2, 0);
+    // Without `.ttl` the list never expires, like `set`.
+    kv.list_push("log", [2]).await.unwrap();
+    assert_eq!(kv.ttl("log").await.unwrap(), Ttl::NoExpiry);
+    kv.list_push("log", [3]).ttl(b.units(1)).await.unwrap();
+    b.pass(2).await;
+    // Expired: the next push starts a new list.
+    assert_eq!(kv.list_push("log", [4]).await.unwrap(), 1);
+    assert_eq!(kv.get("log").await.unwrap().as_deref(), Some(&json!([4])));
+}
+
+async fn rule_26_list_push_refuses_a_non_list_and_bad_arguments_changing_nothing(b: &impl Backend) {
+    let kv = b.kv().await;
+    kv.set("s", "text").await.unwrap();
+    match kv.list_push("s", [1]).await {
+        Err(KvError::WrongType {
+            key,
+            expected,
+            found,
+        }) => {
+            assert_eq!(key, b.full("s"));
+            assert_eq!(expected, "a list");
+            assert_eq!(found, "a string");
+        }
+        other => panic!("expected WrongType, got {other:?}"),
+    }
+    assert_eq!(kv.get("s").await.unwrap().as_deref(), Some(&json!("text")));
+
+    kv.list_push("l", [1]).await.unwrap();
+    assert!(matches!(
+        kv.list_push("l", [2]).max_len(0).await,
+        Err(KvError::InvalidArgument { .. })
+    ));
+    assert!(matches!(
+        kv.list_push("l", [2]).ttl(Duration::ZERO).await,
+        Err(KvError::InvalidTtl { .. })
+    ));
+    let unserializable = std::collections::HashMap::from([((1, 2), 3)]);
+    assert!(matches!(
+        kv.list_push("l", [unserializable]).await,
+        Err(KvError::Serialize { .. })
+    ));
+    assert_eq!(kv.get("l").await.unwrap().as_deref(), Some(&json!([1])));
+}
+
+async fn rule_27_list_pop_front_takes_the_oldest_and_removes_an_emptied_key(b: &impl Backend) {
+    let kv = b.kv().await;
+    kv.list_push("jobs", ["a", "b", "c", "d"]).await.unwrap();
+    assert_eq!(
+        kv.list_pop_front("jobs", 0).await.unwrap(),
+        Vec::<Value>::new()
+    );
+    assert_eq!(
+        kv.list_pop_front("jobs", 3).await.unwrap(),
+        vec![json!("a"), json!("b"), json!("c")]
+    );
+    assert_eq!(
+        kv.get("jobs").await.unwrap().as_deref(),
+        Some(&json!(["d"]))
+    );
+    assert_eq!(
+        kv.list_pop_front("jobs", 3).await.unwrap(),
+        vec![json!("d")]
+    );
+    assert!(!kv.exists("jobs").await.unwrap());
+    assert_eq!(
+        kv.list_pop_front("jobs", 3).await.unwrap(),
+        Vec::<Value>::new()
+    );
+    assert_eq!(
+        kv.list_pop_front("missing", 1).await.unwrap(),
+        Vec::<Value>::new()
+    );
+    // An empty list is left as it is: nothing was taken.
+    kv.set("empty", json!([])).await.unwrap();
+    assert_eq!(
+        kv.list_pop_front("empty", 1).await.unwrap(),
+        Vec::<Value>::new()
+    );
+    assert_eq!(kv.get("empty").await.unwrap().as_deref(), Some(&json!([])));
+}
+
+async fn rule_27_list_pop_front_shares_one_inbox_among_workers(b: &impl Backend) {
+    let kv = b.kv().await;
+    let jobs: Vec<Value> = (0..60).map(|n| json!({"job": n})).collect();
+    kv.list_push("inbox", jobs.clone()).await.unwrap();
+    let workers: Vec<_> = (0..4)
+        .map(|_| {
+            let kv = kv.clone();
+            tokio::spawn(async move {
+                let mut mine = Vec::new();
+                loop {
+                    let taken = kv.list_pop_front("inbox", 7).await.unwrap();
+                    if taken.is_empty() {
+                        return mine;
+                    }
+                    mine.extend(taken);
+                }
+            })
+        })
+        .collect();
+    let mut all = Vec::new();
+    for worker in workers {
+        all.extend(worker.await.unwrap());
+    }
+    all.sort_by_key(|job| job["job"].as_u64());
+    assert_eq!(all, jobs, "every job taken exactly once");
+    assert!(!kv.exists("inbox").await.unwrap());
+}
+
+async fn rule_27_list_pop_front_refuses_a_non_list_and_keeps_the_ttl(b: &impl Backend) {
+    let kv = b.kv().await;
+    kv.set("n", 5).await.unwrap();
+    assert!(matches!(
+        kv.list_pop_front("n", 1).await,
+        Err(KvError::WrongType {
+            found: "a number",
+            ..
+        })
+    ));
+    assert_eq!(kv.get("n").await.unwrap().as_deref(), Some(&json!(5)));
+
+    kv.list_push("jobs", [1, 2, 3])
+        .ttl(b.units(3))
+        .await
+        .unwrap();
+    kv.list_pop_front("jobs", 1).await.unwrap();
+    b.assert_ttl(kv.ttl("jobs").await.unwrap(), 3, 0);
+}
