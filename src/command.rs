@@ -1,25 +1,25 @@
-//! The command enum: the single list of what the store can do.
+//! The command enum: the single list of what the store can do, as plain data.
 //!
-//! A [`KvHandle`](crate::KvHandle) call builds one [`Command`], sends it to the owner task, and
-//! awaits the answer on the command's `reply` channel. [`Command::apply`] is where each command
-//! meets the [`Store`]: one match, one arm per command, each arm one store call.
+//! A [`KvHandle`](crate::KvHandle) call builds one [`Command`] and sends it to its executor's
+//! owner task: the in-process one ([`local`](crate::local)) or the Redis one (`redis`). Each
+//! executor handles every variant in one `match` with no catch-all arm, so a command added here
+//! does not compile until every executor handles it. Each command carries the channel for its
+//! answer.
 //!
-//! Commands arrive here already checked: keys carry their prefix, values are serialized, TTLs are
-//! non-zero and list items are objects holding their id field. What is left to fail is what only
-//! the store can see (an existing value of the wrong type).
+//! Commands arrive already checked: keys carry their prefix, values are serialized, TTLs are
+//! non-zero and list items are objects holding a scalar id. What is left to fail is what only the
+//! executor can see (an existing value of the wrong type, a lost Redis server).
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::Value;
 use tokio::sync::{broadcast, oneshot};
-use tokio::time::Instant;
 
 use crate::error::KvError;
 use crate::stats::Stats;
-use crate::store::{Store, TxnFn, UpdateFn};
 use crate::ttl::Ttl;
-use crate::watchers::Delivery;
+use crate::txn::Txn;
 
 /// Where the owner task sends a command's answer. A caller that stopped waiting has dropped the
 /// receiving end; the answer is then discarded, which is normal and not an error.
@@ -28,6 +28,34 @@ use crate::watchers::Delivery;
 /// executor behind this enum (the Redis one can lose its server) can fail any call with a clear
 /// [`KvError`] instead of dropping it.
 pub(crate) type Reply<T> = oneshot::Sender<Result<T, KvError>>;
+
+/// An `update` closure: the key's current value in, its new value (or `None`: delete) out.
+///
+/// `FnMut`, not `FnOnce`: the Redis executor runs it again when another client wrote the key
+/// between its read and its write. In-process it runs exactly once.
+pub(crate) type UpdateFn = Box<dyn FnMut(Option<&Value>) -> Option<Value> + Send>;
+
+/// A `transaction` closure, reading and staging writes through a [`Txn`]. `FnMut` for the same
+/// reason as [`UpdateFn`].
+pub(crate) type TxnFn = Box<dyn FnMut(&mut Txn<'_>) + Send>;
+
+/// What happened to a key, as an executor publishes it to change feeds.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum ChangeKind {
+    /// The key now holds this value.
+    Set(Arc<Value>),
+    /// The key was removed by a command.
+    Deleted,
+    /// The key's TTL ran out and the store removed it (lazily, by a purge, or by active expiry).
+    Expired,
+}
+
+/// One change to one key, with the full (prefixed) key: what a change feed carries.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Change {
+    pub(crate) key: String,
+    pub(crate) kind: ChangeKind,
+}
 
 /// One request to the owner task, with the channel for its answer.
 pub(crate) enum Command {
@@ -94,7 +122,7 @@ pub(crate) enum Command {
     PurgeExpired { limit: usize, reply: Reply<usize> },
     /// Count what the store holds.
     Stats { reply: Reply<Stats> },
-    /// Answer everything queued before this, then stop. Handled by the owner task, not the store.
+    /// Answer everything queued before this, then stop.
     Shutdown { reply: Reply<()> },
     /// Add to an integer; a missing key counts as 0 and is created with `ttl`.
     Incr {
@@ -147,15 +175,14 @@ pub(crate) enum Command {
         limit: usize,
         reply: Reply<Vec<String>>,
     },
-    /// Send every later change under `prefix` to `sender`. Handled by the owner task's
-    /// [`Watchers`](crate::watchers::Watchers), not the store.
+    /// Open a change feed of every later change under `prefix`, holding up to `capacity` unread
+    /// changes; answer with its receiving end.
     Watch {
         prefix: String,
-        sender: broadcast::Sender<Delivery>,
-        reply: Reply<()>,
+        capacity: usize,
+        reply: Reply<broadcast::Receiver<Change>>,
     },
-    /// Answer with the key's value now if it has one, else as soon as it gets one. Handled by the
-    /// owner task's [`Watchers`](crate::watchers::Watchers) with the store's help.
+    /// Answer with the key's value now if it has one, else as soon as it gets one.
     WaitFor {
         key: String,
         reply: Reply<Arc<Value>>,
@@ -163,133 +190,6 @@ pub(crate) enum Command {
 }
 
 impl Command {
-    /// Applies the command to the store at instant `now` and sends the answer.
-    ///
-    /// [`Command::Shutdown`] is the owner task's business; here it only acknowledges.
-    pub(crate) fn apply(self, store: &mut Store, now: Instant) {
-        store.note_command();
-        // `let _ =`: the caller may have dropped its future; the command is applied regardless.
-        match self {
-            Command::Get { key, reply } => {
-                let _ = reply.send(Ok(store.get(&key, now)));
-            }
-            Command::Set {
-                key,
-                value,
-                ttl,
-                reply,
-            } => {
-                store.set(key, value, ttl, now);
-                let _ = reply.send(Ok(()));
-            }
-            Command::Delete { key, reply } => {
-                store.delete(&key);
-                let _ = reply.send(Ok(()));
-            }
-            Command::ListAppendUnique {
-                key,
-                items,
-                id_key,
-                ttl,
-                reply,
-            } => {
-                let _ = reply.send(store.list_append_unique(key, items, &id_key, ttl, now));
-            }
-            Command::ListPopAll { key, reply } => {
-                let _ = reply.send(Ok(store.list_pop_all(&key, now)));
-            }
-            Command::ListPush {
-                key,
-                items,
-                max_len,
-                ttl,
-                reply,
-            } => {
-                let _ = reply.send(store.list_push(key, items, max_len, ttl, now));
-            }
-            Command::ListPopFront { key, count, reply } => {
-                let _ = reply.send(store.list_pop_front(&key, count, now));
-            }
-            Command::Mset {
-                entries,
-                ttl,
-                reply,
-            } => {
-                store.mset(entries, ttl, now);
-                let _ = reply.send(Ok(()));
-            }
-            Command::Mget { keys, reply } => {
-                let _ = reply.send(Ok(store.mget(&keys, now)));
-            }
-            Command::Expire { key, ttl, reply } => {
-                let _ = reply.send(Ok(store.expire(&key, ttl, now)));
-            }
-            Command::PurgeExpired { limit, reply } => {
-                let _ = reply.send(Ok(store.purge_expired(limit, now)));
-            }
-            Command::Stats { reply } => {
-                let _ = reply.send(Ok(store.stats()));
-            }
-            Command::Shutdown { reply } => {
-                let _ = reply.send(Ok(()));
-            }
-            Command::Incr {
-                key,
-                by,
-                ttl,
-                reply,
-            } => {
-                let _ = reply.send(store.incr(key, by, ttl, now));
-            }
-            Command::SetIfAbsent {
-                key,
-                value,
-                ttl,
-                reply,
-            } => {
-                let _ = reply.send(Ok(store.set_if_absent(key, value, ttl, now)));
-            }
-            Command::CompareAndSet {
-                key,
-                expected,
-                new,
-                ttl,
-                reply,
-            } => {
-                let _ = reply.send(Ok(store.compare_and_set(key, expected, new, ttl, now)));
-            }
-            Command::Update { key, f, reply } => {
-                let _ = reply.send(store.update(key, f, now));
-            }
-            Command::Transaction { prefix, f, reply } => {
-                let _ = reply.send(store.transaction(&prefix, f, now));
-            }
-            Command::GetDel { key, reply } => {
-                let _ = reply.send(Ok(store.get_del(&key, now)));
-            }
-            Command::Exists { key, reply } => {
-                let _ = reply.send(Ok(store.exists(&key, now)));
-            }
-            Command::Ttl { key, reply } => {
-                let _ = reply.send(Ok(store.ttl(&key, now)));
-            }
-            Command::Persist { key, reply } => {
-                let _ = reply.send(Ok(store.persist(&key, now)));
-            }
-            Command::ScanPrefix {
-                prefix,
-                limit,
-                reply,
-            } => {
-                let _ = reply.send(Ok(store.scan_prefix(&prefix, limit, now)));
-            }
-            // The owner task's `Watchers` take these two before they get here (they need channels,
-            // which the store has none of). Applied without watchers, there is no one to deliver
-            // to: dropping the reply ends the caller's stream or wait with `KvError::Closed`.
-            Command::Watch { .. } | Command::WaitFor { .. } => {}
-        }
-    }
-
     /// Logs the command at debug level: its operation and key, never its value.
     pub(crate) fn trace(&self) {
         match self {

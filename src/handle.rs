@@ -1,12 +1,17 @@
-//! [`KvHandle`] and [`KvBuilder`]: turn a call into a command, send it, await the answer.
+//! [`KvHandle`]: every call of the store, each turned into a [`Command`] for the executor behind
+//! the handle.
 //!
-//! A handle is a sender to the owner task's mailbox plus a key prefix. Everything a call does on the
-//! caller's side happens here or in [`calls`](crate::calls): prefixing the key, serializing the
-//! value, checking the TTL and list items, and shaping the owner's answer. The owner task only ever sees well-formed commands.
+//! A handle is a sender to an owner task's mailbox plus a key prefix; it does not know which
+//! executor reads the mailbox. Everything a call does on the caller's side happens here or in
+//! [`calls`](crate::calls): prefixing the key, serializing the value, checking TTLs and list items,
+//! and shaping the answer. The owner task only ever sees well-formed commands.
+//!
+//! The methods come in the order a reader needs them: starting a store, reading, writing, lists,
+//! coordination, then housekeeping and lifecycle.
 
 use std::fmt;
 use std::future::Future;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use serde::de::DeserializeOwned;
@@ -14,15 +19,16 @@ use serde::Serialize;
 use serde_json::Value;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::calls::{check_ttl, ListAppendUnique, ListPush, Mset, PurgeExpired, Set};
-use crate::command::{Command, Reply};
+use crate::builder::KvBuilder;
+use crate::calls::{
+    CompareAndSet, Incr, List, ListAppendUnique, ListPush, Mset, PurgeExpired, ScanPrefix, Set,
+    SetIfAbsent, Watch,
+};
+use crate::command::{Command, Reply, TxnFn, UpdateFn};
 use crate::error::KvError;
-use crate::list::List;
-use crate::owner::{self, OwnerConfig};
 use crate::stats::Stats;
-
-/// The default number of commands that may wait in the mailbox before callers wait for room.
-const DEFAULT_MAILBOX_CAPACITY: usize = 1024;
+use crate::ttl::{check_ttl, Ttl};
+use crate::txn::Txn;
 
 /// A cloneable handle to an ephemeral key-value store run by its own owner task.
 ///
@@ -88,6 +94,7 @@ impl fmt::Debug for KvHandle {
     }
 }
 
+/// Starting a store, and the key prefix every call of a handle carries.
 impl KvHandle {
     /// Starts a store with default settings (no prefix, active expiry on) and returns a handle to
     /// it.
@@ -154,45 +161,10 @@ impl KvHandle {
     pub fn prefix(&self) -> &str {
         &self.prefix
     }
+}
 
-    /// Whether the store has stopped, so that every call would return [`KvError::Closed`].
-    ///
-    /// ```
-    /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() {
-    /// let kv = ephemeral_kv::KvHandle::spawn();
-    /// assert!(!kv.is_closed());
-    /// kv.shutdown().await;
-    /// assert!(kv.is_closed());
-    /// # }
-    /// ```
-    pub fn is_closed(&self) -> bool {
-        self.sender.is_closed()
-    }
-
-    /// Stores `value` at `key`, replacing any earlier value **and TTL**.
-    ///
-    /// The returned [`Set`] is awaited directly; [`Set::ttl`] makes the key expire. Without it the
-    /// key never expires, even if it had a TTL before (as the reference's `ttl_s=None` says).
-    ///
-    /// # Errors
-    /// [`KvError::Serialize`] if `value` cannot become JSON, [`KvError::InvalidTtl`] for a zero TTL,
-    /// [`KvError::Closed`] if the store has stopped. Nothing is written on error.
-    ///
-    /// ```
-    /// use std::time::Duration;
-    /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() -> Result<(), ephemeral_kv::KvError> {
-    /// let kv = ephemeral_kv::KvHandle::spawn();
-    /// kv.set("session_token", "abc123").await?;
-    /// kv.set("user_id", 42).ttl(Duration::from_secs(600)).await?;
-    /// # Ok(())
-    /// # }
-    /// ```
-    pub fn set<T: Serialize>(&self, key: impl AsRef<str>, value: T) -> Set<'_> {
-        Set::new(self, self.key(key), value)
-    }
-
+/// Reading: values come back shared with the store (`Arc<Value>`), never copied.
+impl KvHandle {
     /// The value at `key`, shared with the store, or `None` if it is missing or expired.
     ///
     /// The value is not copied: the store and every reader share one immutable `Arc<Value>`, as
@@ -277,6 +249,179 @@ impl KvHandle {
         }
     }
 
+    /// The values of several keys in one atomic command, in the order given (duplicates included),
+    /// with `None` for each missing or expired key. Values are shared with the store, as with
+    /// [`get`](KvHandle::get).
+    ///
+    /// # Errors
+    /// [`KvError::Closed`] if the store has stopped.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use serde_json::json;
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), ephemeral_kv::KvError> {
+    /// let kv = ephemeral_kv::KvHandle::spawn();
+    /// kv.set("bar", "bar_value").await?;
+    /// let values = kv.mget(["foo", "bar"]).await?;
+    /// assert_eq!(values, vec![None, Some(Arc::new(json!("bar_value")))]);
+    /// let keys = vec!["bar".to_string(), "bar".to_string()];
+    /// assert_eq!(kv.mget(&keys).await?.len(), 2);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn mget<I>(
+        &self,
+        keys: I,
+    ) -> impl Future<Output = Result<Vec<Option<Arc<Value>>>, KvError>> + Send + '_
+    where
+        I: IntoIterator,
+        I::Item: AsRef<str>,
+    {
+        let keys: Vec<String> = keys.into_iter().map(|key| self.key(key)).collect();
+        self.call(|reply| Command::Mget { keys, reply })
+    }
+
+    /// Whether `key` holds a live value (without copying the value).
+    ///
+    /// # Errors
+    /// [`KvError::Closed`].
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), ephemeral_kv::KvError> {
+    /// let kv = ephemeral_kv::KvHandle::spawn();
+    /// kv.set("k", serde_json::Value::Null).await?;
+    /// assert!(kv.exists("k").await?); // a stored null is still there
+    /// assert!(!kv.exists("other").await?);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn exists(
+        &self,
+        key: impl AsRef<str>,
+    ) -> impl Future<Output = Result<bool, KvError>> + Send + '_ {
+        let key = self.key(key);
+        self.call(|reply| Command::Exists { key, reply })
+    }
+
+    /// How long `key` has left: [`Ttl::Missing`], [`Ttl::NoExpiry`] or [`Ttl::Expires`] with the
+    /// time left on tokio's clock.
+    ///
+    /// # Errors
+    /// [`KvError::Closed`].
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use ephemeral_kv::Ttl;
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() -> Result<(), ephemeral_kv::KvError> {
+    /// let kv = ephemeral_kv::KvHandle::spawn();
+    /// kv.set("k", 1).ttl(Duration::from_secs(60)).await?;
+    /// tokio::time::advance(Duration::from_secs(15)).await;
+    /// assert_eq!(kv.ttl("k").await?, Ttl::Expires(Duration::from_secs(45)));
+    /// assert_eq!(kv.ttl("nothing").await?, Ttl::Missing);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn ttl(
+        &self,
+        key: impl AsRef<str>,
+    ) -> impl Future<Output = Result<Ttl, KvError>> + Send + '_ {
+        let key = self.key(key);
+        self.call(|reply| Command::Ttl { key, reply })
+    }
+
+    /// The live keys that start with `prefix`, sorted, relative to this handle's prefix (so they
+    /// can be passed straight back to this handle). [`ScanPrefix::limit`] keeps the first few.
+    ///
+    /// It looks at every key in the store, so on a large store it is slow and holds up every other
+    /// caller while it runs; keep it for small stores or rare use.
+    ///
+    /// # Errors
+    /// [`KvError::Closed`].
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), ephemeral_kv::KvError> {
+    /// let kv = ephemeral_kv::KvHandle::spawn();
+    /// kv.mset([("run:42:b", 1), ("run:42:a", 2), ("run:7:a", 3)]).await?;
+    /// assert_eq!(kv.scan_prefix("run:42:").limit(100).await?, vec!["run:42:a", "run:42:b"]);
+    /// let run = kv.with_prefix("run:42:");
+    /// assert_eq!(run.scan_prefix("").await?, vec!["a", "b"]);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn scan_prefix(&self, prefix: impl AsRef<str>) -> ScanPrefix<'_> {
+        ScanPrefix::new(self, self.key(prefix))
+    }
+}
+
+/// Writing values and TTLs.
+impl KvHandle {
+    /// Stores `value` at `key`, replacing any earlier value **and TTL**.
+    ///
+    /// The returned [`Set`] is awaited directly; [`Set::ttl`] makes the key expire. Without it the
+    /// key never expires, even if it had a TTL before (as the reference's `ttl_s=None` says).
+    ///
+    /// # Errors
+    /// [`KvError::Serialize`] if `value` cannot become JSON, [`KvError::InvalidTtl`] for a zero TTL,
+    /// [`KvError::Closed`] if the store has stopped. Nothing is written on error.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), ephemeral_kv::KvError> {
+    /// let kv = ephemeral_kv::KvHandle::spawn();
+    /// kv.set("session_token", "abc123").await?;
+    /// kv.set("user_id", 42).ttl(Duration::from_secs(600)).await?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn set<T: Serialize>(&self, key: impl AsRef<str>, value: T) -> Set<'_> {
+        Set::new(self, self.key(key), value)
+    }
+
+    /// Stores several key-value pairs in one atomic command, all with the same TTL.
+    ///
+    /// All or nothing: if any value fails to serialize, or the TTL is zero, nothing is written, and
+    /// no reader ever sees some of the pairs without the others. The last of duplicate keys wins.
+    /// Without [`Mset::ttl`] the keys never expire.
+    ///
+    /// # Errors
+    /// [`KvError::Serialize`], [`KvError::InvalidTtl`], [`KvError::Closed`].
+    ///
+    /// ```
+    /// use std::collections::HashMap;
+    /// use std::sync::Arc;
+    /// use std::time::Duration;
+    /// use serde_json::json;
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), ephemeral_kv::KvError> {
+    /// let kv = ephemeral_kv::KvHandle::spawn();
+    /// kv.mset([("foo", json!(1)), ("bar", json!("baz"))]).await?;
+    /// kv.mset([("session", json!("abc")), ("count", json!(42))])
+    ///     .ttl(Duration::from_secs(60))
+    ///     .await?;
+    /// let from_map: HashMap<String, u32> = HashMap::from([("x".to_string(), 7)]);
+    /// kv.mset(from_map).await?;
+    /// let values = kv.mget(["foo", "x"]).await?;
+    /// assert_eq!(values, vec![Some(Arc::new(json!(1))), Some(Arc::new(json!(7)))]);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn mset<I, K, V>(&self, entries: I) -> Mset<'_>
+    where
+        I: IntoIterator<Item = (K, V)>,
+        K: AsRef<str>,
+        V: Serialize,
+    {
+        let entries = entries
+            .into_iter()
+            .map(|(key, value)| (self.key(key), value));
+        Mset::new(self, entries)
+    }
+
     /// Removes `key`. A missing key is a no-op, not an error.
     ///
     /// # Errors
@@ -301,6 +446,67 @@ impl KvHandle {
         self.call(|reply| Command::Delete { key, reply })
     }
 
+    /// Gives `key` a new TTL, counted from now. Returns `true` if the key was live and got it,
+    /// `false` if it is missing or expired (an expired key is not revived).
+    ///
+    /// A TTL too large to represent means the key no longer expires.
+    ///
+    /// # Errors
+    /// [`KvError::InvalidTtl`] for a zero TTL (the key keeps its old TTL), [`KvError::Closed`].
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), ephemeral_kv::KvError> {
+    /// let kv = ephemeral_kv::KvHandle::spawn();
+    /// kv.set("session_token", "abc123").await?;
+    /// assert!(kv.expire("session_token", Duration::from_secs(300)).await?);
+    /// assert!(!kv.expire("missing", Duration::from_secs(300)).await?);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn expire(
+        &self,
+        key: impl AsRef<str>,
+        ttl: Duration,
+    ) -> impl Future<Output = Result<bool, KvError>> + Send + '_ {
+        let key = self.key(key);
+        async move {
+            check_ttl(&key, Some(ttl))?;
+            self.call(|reply| Command::Expire { key, ttl, reply }).await
+        }
+    }
+
+    /// Makes a live key never expire. Returns `true` if it had a TTL that was removed, `false` if
+    /// it had none or is missing or expired (an expired key is not revived).
+    ///
+    /// # Errors
+    /// [`KvError::Closed`].
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use ephemeral_kv::Ttl;
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), ephemeral_kv::KvError> {
+    /// let kv = ephemeral_kv::KvHandle::spawn();
+    /// kv.set("k", 1).ttl(Duration::from_secs(60)).await?;
+    /// assert!(kv.persist("k").await?);
+    /// assert!(!kv.persist("k").await?);
+    /// assert_eq!(kv.ttl("k").await?, Ttl::NoExpiry);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn persist(
+        &self,
+        key: impl AsRef<str>,
+    ) -> impl Future<Output = Result<bool, KvError>> + Send + '_ {
+        let key = self.key(key);
+        self.call(|reply| Command::Persist { key, reply })
+    }
+}
+
+/// Lists: inboxes of unique items, capped logs, work queues.
+impl KvHandle {
     /// Appends to the list at `key` each item whose id (its `"id"` field, or the field named by
     /// [`ListAppendUnique::id_key`]) is not already there, and returns the whole list as a
     /// [`List`], shared with the store rather than copied.
@@ -355,42 +561,6 @@ impl KvHandle {
         I::Item: Serialize,
     {
         ListAppendUnique::new(self, self.key(key), items)
-    }
-
-    /// Removes the list at `key` and returns its items, atomically: no item is lost or returned
-    /// twice, however many tasks pop at once.
-    ///
-    /// A missing or expired key gives an empty `Vec`. So does a key holding something other than a
-    /// list, and that value is left untouched (the reference returns `[]` there; deleting a value
-    /// the call cannot return would lose data). A list stored with [`set`](KvHandle::set) counts.
-    ///
-    /// # Errors
-    /// [`KvError::Closed`] if the store has stopped.
-    ///
-    /// ```
-    /// use serde_json::json;
-    /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() -> Result<(), ephemeral_kv::KvError> {
-    /// let kv = ephemeral_kv::KvHandle::spawn();
-    /// kv.set("recent_events", json!(["a", "b"])).await?;
-    /// assert_eq!(kv.list_pop_all("recent_events").await?, vec![json!("a"), json!("b")]);
-    /// assert_eq!(kv.list_pop_all("logs").await?, Vec::<serde_json::Value>::new());
-    /// # Ok(())
-    /// # }
-    /// ```
-    pub fn list_pop_all(
-        &self,
-        key: impl AsRef<str>,
-    ) -> impl Future<Output = Result<Vec<Value>, KvError>> + Send + '_ {
-        let key = self.key(key);
-        async move {
-            let list = self
-                .call(|reply| Command::ListPopAll { key, reply })
-                .await?;
-            // The store has let go of it: the items move out, copied only if a reader still
-            // shares this version of the list.
-            Ok(list.map(List::new).map(List::into_vec).unwrap_or_default())
-        }
     }
 
     /// Appends `items` (any JSON values) to the end of the list at `key` and returns the list's
@@ -474,110 +644,341 @@ impl KvHandle {
         self.call(move |reply| Command::ListPopFront { key, count, reply })
     }
 
-    /// Stores several key-value pairs in one atomic command, all with the same TTL.
+    /// Removes the list at `key` and returns its items, atomically: no item is lost or returned
+    /// twice, however many tasks pop at once.
     ///
-    /// All or nothing: if any value fails to serialize, or the TTL is zero, nothing is written, and
-    /// no reader ever sees some of the pairs without the others. The last of duplicate keys wins.
-    /// Without [`Mset::ttl`] the keys never expire.
-    ///
-    /// # Errors
-    /// [`KvError::Serialize`], [`KvError::InvalidTtl`], [`KvError::Closed`].
-    ///
-    /// ```
-    /// use std::collections::HashMap;
-    /// use std::sync::Arc;
-    /// use std::time::Duration;
-    /// use serde_json::json;
-    /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() -> Result<(), ephemeral_kv::KvError> {
-    /// let kv = ephemeral_kv::KvHandle::spawn();
-    /// kv.mset([("foo", json!(1)), ("bar", json!("baz"))]).await?;
-    /// kv.mset([("session", json!("abc")), ("count", json!(42))])
-    ///     .ttl(Duration::from_secs(60))
-    ///     .await?;
-    /// let from_map: HashMap<String, u32> = HashMap::from([("x".to_string(), 7)]);
-    /// kv.mset(from_map).await?;
-    /// let values = kv.mget(["foo", "x"]).await?;
-    /// assert_eq!(values, vec![Some(Arc::new(json!(1))), Some(Arc::new(json!(7)))]);
-    /// # Ok(())
-    /// # }
-    /// ```
-    pub fn mset<I, K, V>(&self, entries: I) -> Mset<'_>
-    where
-        I: IntoIterator<Item = (K, V)>,
-        K: AsRef<str>,
-        V: Serialize,
-    {
-        let entries = entries
-            .into_iter()
-            .map(|(key, value)| (self.key(key), value));
-        Mset::new(self, entries)
-    }
-
-    /// The values of several keys in one atomic command, in the order given (duplicates included),
-    /// with `None` for each missing or expired key. Values are shared with the store, as with
-    /// [`get`](KvHandle::get).
+    /// A missing or expired key gives an empty `Vec`. So does a key holding something other than a
+    /// list, and that value is left untouched (the reference returns `[]` there; deleting a value
+    /// the call cannot return would lose data). A list stored with [`set`](KvHandle::set) counts.
     ///
     /// # Errors
     /// [`KvError::Closed`] if the store has stopped.
     ///
     /// ```
-    /// use std::sync::Arc;
     /// use serde_json::json;
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> Result<(), ephemeral_kv::KvError> {
     /// let kv = ephemeral_kv::KvHandle::spawn();
-    /// kv.set("bar", "bar_value").await?;
-    /// let values = kv.mget(["foo", "bar"]).await?;
-    /// assert_eq!(values, vec![None, Some(Arc::new(json!("bar_value")))]);
-    /// let keys = vec!["bar".to_string(), "bar".to_string()];
-    /// assert_eq!(kv.mget(&keys).await?.len(), 2);
+    /// kv.set("recent_events", json!(["a", "b"])).await?;
+    /// assert_eq!(kv.list_pop_all("recent_events").await?, vec![json!("a"), json!("b")]);
+    /// assert_eq!(kv.list_pop_all("logs").await?, Vec::<serde_json::Value>::new());
     /// # Ok(())
     /// # }
     /// ```
-    pub fn mget<I>(
+    pub fn list_pop_all(
         &self,
-        keys: I,
-    ) -> impl Future<Output = Result<Vec<Option<Arc<Value>>>, KvError>> + Send + '_
-    where
-        I: IntoIterator,
-        I::Item: AsRef<str>,
-    {
-        let keys: Vec<String> = keys.into_iter().map(|key| self.key(key)).collect();
-        self.call(|reply| Command::Mget { keys, reply })
+        key: impl AsRef<str>,
+    ) -> impl Future<Output = Result<Vec<Value>, KvError>> + Send + '_ {
+        let key = self.key(key);
+        async move {
+            let list = self
+                .call(|reply| Command::ListPopAll { key, reply })
+                .await?;
+            // The store has let go of it: the items move out, copied only if a reader still
+            // shares this version of the list.
+            Ok(list.map(List::new).map(List::into_vec).unwrap_or_default())
+        }
     }
+}
 
-    /// Gives `key` a new TTL, counted from now. Returns `true` if the key was live and got it,
-    /// `false` if it is missing or expired (an expired key is not revived).
+/// Coordination: counters, leases, conditional writes, atomic closures, change feeds and
+/// hand-offs. Each is one command, so each read-modify-write is atomic.
+impl KvHandle {
+    /// Adds `by` (which may be negative) to the integer at `key` and returns the new value. A
+    /// missing or expired key counts as 0.
     ///
-    /// A TTL too large to represent means the key no longer expires.
+    /// [`Incr::ttl`] sets a TTL only when this call creates the key; an existing counter keeps its
+    /// TTL (or lack of one).
     ///
     /// # Errors
-    /// [`KvError::InvalidTtl`] for a zero TTL (the key keeps its old TTL), [`KvError::Closed`].
+    /// [`KvError::WrongType`] if the key holds anything but an integer that fits `i64`,
+    /// [`KvError::Overflow`] if the sum would leave `i64`'s range, [`KvError::InvalidTtl`] for a
+    /// zero TTL, [`KvError::Closed`]. The counter is unchanged on error.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use ephemeral_kv::KvError;
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), KvError> {
+    /// let kv = ephemeral_kv::KvHandle::spawn();
+    /// assert_eq!(kv.incr("attempts", 1).await?, 1);
+    /// assert_eq!(kv.incr("attempts", -3).await?, -2);
+    /// let n = kv.incr("rate:1.2.3.4", 1).ttl(Duration::from_secs(60)).await?;
+    /// assert_eq!(n, 1);
+    ///
+    /// kv.set("name", "Ada").await?;
+    /// assert!(matches!(kv.incr("name", 1).await, Err(KvError::WrongType { .. })));
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn incr(&self, key: impl AsRef<str>, by: i64) -> Incr<'_> {
+        Incr::new(self, self.key(key), by)
+    }
+
+    /// Stores `value` at `key` only if the key is missing or expired, and returns whether it did.
+    /// With [`SetIfAbsent::ttl`] this is a lease: whoever stores it holds it until it is deleted or
+    /// expires.
+    ///
+    /// # Errors
+    /// [`KvError::Serialize`], [`KvError::InvalidTtl`], [`KvError::Closed`].
     ///
     /// ```
     /// use std::time::Duration;
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> Result<(), ephemeral_kv::KvError> {
     /// let kv = ephemeral_kv::KvHandle::spawn();
-    /// kv.set("session_token", "abc123").await?;
-    /// assert!(kv.expire("session_token", Duration::from_secs(300)).await?);
-    /// assert!(!kv.expire("missing", Duration::from_secs(300)).await?);
+    /// let got = kv.set_if_absent("lock:job:7", "worker-1").ttl(Duration::from_secs(30)).await?;
+    /// assert!(got);
+    /// assert!(!kv.set_if_absent("lock:job:7", "worker-2").await?);
     /// # Ok(())
     /// # }
     /// ```
-    pub fn expire(
+    pub fn set_if_absent<T: Serialize>(&self, key: impl AsRef<str>, value: T) -> SetIfAbsent<'_> {
+        SetIfAbsent::new(self, self.key(key), value)
+    }
+
+    /// Stores `new` at `key` only if the key currently holds `expected` (with `None`: only if it is
+    /// missing or expired), and returns whether it did.
+    ///
+    /// Without [`CompareAndSet::ttl`] an existing key keeps its TTL and a created one never
+    /// expires.
+    ///
+    /// # Errors
+    /// [`KvError::Serialize`], [`KvError::InvalidTtl`], [`KvError::Closed`].
+    ///
+    /// ```
+    /// use serde_json::json;
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), ephemeral_kv::KvError> {
+    /// let kv = ephemeral_kv::KvHandle::spawn();
+    /// kv.set("state", "idle").await?;
+    /// assert!(kv.compare_and_set("state", Some(json!("idle")), "busy").await?);
+    /// assert!(!kv.compare_and_set("state", Some(json!("idle")), "busy").await?);
+    /// assert!(!kv.compare_and_set("state", None, "idle").await?); // not absent
+    /// assert_eq!(kv.get("state").await?.as_deref(), Some(&json!("busy")));
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn compare_and_set<T: Serialize>(
         &self,
         key: impl AsRef<str>,
-        ttl: Duration,
-    ) -> impl Future<Output = Result<bool, KvError>> + Send + '_ {
+        expected: Option<Value>,
+        new: T,
+    ) -> CompareAndSet<'_> {
+        CompareAndSet::new(self, self.key(key), expected, new)
+    }
+
+    /// Removes `key` and returns the value it held, atomically: of many tasks taking one key, one
+    /// gets the value and the rest get `None`.
+    ///
+    /// # Errors
+    /// [`KvError::Closed`].
+    ///
+    /// ```
+    /// use serde_json::json;
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), ephemeral_kv::KvError> {
+    /// let kv = ephemeral_kv::KvHandle::spawn();
+    /// kv.set("job:7:result", "done").await?;
+    /// assert_eq!(kv.get_del("job:7:result").await?, Some(json!("done")));
+    /// assert_eq!(kv.get_del("job:7:result").await?, None);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn get_del(
+        &self,
+        key: impl AsRef<str>,
+    ) -> impl Future<Output = Result<Option<Value>, KvError>> + Send + '_ {
         let key = self.key(key);
         async move {
-            check_ttl(&key, Some(ttl))?;
-            self.call(|reply| Command::Expire { key, ttl, reply }).await
+            let value = self.call(|reply| Command::GetDel { key, reply }).await?;
+            // The store has let go of it: it moves out, copied only if a reader still shares it.
+            Ok(value.map(Arc::unwrap_or_clone))
         }
     }
 
+    /// Replaces the value at `key` with what `f` makes of it, atomically, and returns the new
+    /// value. `f` gets the current value (`None` if missing or expired) and returns the new one, or
+    /// `None` to delete the key. An existing key keeps its TTL; a created one never expires.
+    ///
+    /// `f` runs on the owner task, which serves every caller of the store: **keep it short**, and
+    /// never block or wait in it. If it panics, the panic is caught, the key is left exactly as it
+    /// was, the call returns [`KvError::UpdatePanicked`], and the store keeps serving.
+    ///
+    /// `f` is `FnMut` because of the Redis backend: in-process it runs exactly once, but on Redis
+    /// (an optimistic `WATCH`/`MULTI`/`EXEC`) it runs again when another client changed the key
+    /// between the read and the write, up to a bounded number of attempts. Keep it free of side
+    /// effects other than its return value.
+    ///
+    /// # Errors
+    /// [`KvError::UpdatePanicked`], [`KvError::Closed`]; on Redis also [`KvError::Backend`] and
+    /// [`KvError::Contended`].
+    ///
+    /// ```
+    /// use serde_json::json;
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), ephemeral_kv::KvError> {
+    /// let kv = ephemeral_kv::KvHandle::spawn();
+    /// let add_apple = |cur: Option<&serde_json::Value>| {
+    ///     let mut cart = cur.cloned().unwrap_or(json!([]));
+    ///     cart.as_array_mut()?.push(json!("apple"));
+    ///     Some(cart)
+    /// };
+    /// let cart = kv.update("cart:9", add_apple).await?;
+    /// assert_eq!(cart.as_deref(), Some(&json!(["apple"])));
+    /// assert_eq!(kv.update("cart:9", |_| None).await?, None); // deletes
+    /// assert_eq!(kv.exists("cart:9").await?, false);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn update<F>(
+        &self,
+        key: impl AsRef<str>,
+        f: F,
+    ) -> impl Future<Output = Result<Option<Arc<Value>>, KvError>> + Send + '_
+    where
+        F: FnMut(Option<&Value>) -> Option<Value> + Send + 'static,
+    {
+        let key = self.key(key);
+        let f: UpdateFn = Box::new(f);
+        self.call(|reply| Command::Update { key, f, reply })
+    }
+
+    /// Runs `f` over several keys at once and returns what it returns. Through its [`Txn`], `f`
+    /// reads ([`Txn::get`]) and stages writes ([`Txn::set`], [`Txn::delete`], [`Txn::expire`]);
+    /// when it returns, all the staged writes are applied together, and no other call runs in
+    /// between. [`Txn::abort`] drops them. Keys are relative to this handle's prefix.
+    ///
+    /// `f` runs on the owner task, which serves every caller of the store: **keep it short**, and
+    /// never block or wait in it. If it panics, the panic is caught, none of its writes are
+    /// applied, the call returns [`KvError::TransactionPanicked`], and the store keeps serving.
+    ///
+    /// `f` is `FnMut` because of the Redis backend: in-process it runs exactly once, but on Redis
+    /// it runs against the values fetched so far and again after fetching any key it read that was
+    /// not fetched yet, and again from scratch when another client changed a key it read before
+    /// the writes were applied (an optimistic `WATCH`/`MULTI`/`EXEC`, with a bounded number of
+    /// attempts). Only the run whose writes are applied returns its value to the caller. Keep it
+    /// free of side effects other than its return value and its [`Txn`] calls.
+    ///
+    /// # Errors
+    /// [`KvError::TransactionPanicked`], [`KvError::Closed`]; on Redis also [`KvError::Backend`]
+    /// and [`KvError::Contended`].
+    ///
+    /// ```
+    /// use serde_json::json;
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), ephemeral_kv::KvError> {
+    /// let kv = ephemeral_kv::KvHandle::spawn();
+    /// kv.mset([("acct:a", 100), ("acct:b", 0)]).await?;
+    /// let moved = kv
+    ///     .transaction(|txn| {
+    ///         let a = txn.get("acct:a").and_then(|v| v.as_i64()).unwrap_or(0);
+    ///         let b = txn.get("acct:b").and_then(|v| v.as_i64()).unwrap_or(0);
+    ///         let amount = a.min(30);
+    ///         txn.set("acct:a", a - amount);
+    ///         txn.set("acct:b", b + amount);
+    ///         amount
+    ///     })
+    ///     .await?;
+    /// assert_eq!(moved, 30);
+    /// let [a, b] = <[_; 2]>::try_from(kv.mget(["acct:a", "acct:b"]).await?).unwrap();
+    /// assert_eq!((a.as_deref(), b.as_deref()), (Some(&json!(70)), Some(&json!(30))));
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn transaction<F, R>(&self, f: F) -> impl Future<Output = Result<R, KvError>> + Send + '_
+    where
+        F: FnMut(&mut Txn<'_>) -> R + Send + 'static,
+        R: Send + 'static,
+    {
+        // Each run overwrites the slot; the executor stops running `f` once a run's writes are
+        // applied, so what is left in it is the committed run's value.
+        let slot = Arc::new(Mutex::new(None));
+        let writer = Arc::clone(&slot);
+        let mut f = f;
+        let f: TxnFn = Box::new(move |txn: &mut Txn<'_>| {
+            let result = f(txn);
+            *writer.lock().unwrap_or_else(PoisonError::into_inner) = Some(result);
+        });
+        let prefix = self.prefix().to_owned();
+        async move {
+            self.call(|reply| Command::Transaction { prefix, f, reply })
+                .await?;
+            let result = slot.lock().unwrap_or_else(PoisonError::into_inner).take();
+            result.ok_or(KvError::Closed)
+        }
+    }
+
+    /// Opens a stream of the changes to keys under `prefix` (relative to this handle's prefix):
+    /// [`WatchEvent::Set`](crate::WatchEvent::Set), [`Deleted`](crate::WatchEvent::Deleted) and
+    /// [`Expired`](crate::WatchEvent::Expired), in the order the owner task applied them.
+    ///
+    /// Awaiting the returned [`Watch`] registers the stream; every change applied after that is
+    /// seen. A reader that falls behind by more than [`Watch::capacity`] events loses the oldest
+    /// and is told how many with [`KvError::Lagged`]: the store never waits for it. Dropping the
+    /// stream unsubscribes; the stream ends when the store stops.
+    ///
+    /// # Errors
+    /// [`KvError::Closed`] if the store has stopped; [`KvError::Unsupported`] on Redis, which has
+    /// no change feed this crate can make ordered and lossless.
+    ///
+    /// ```
+    /// use ephemeral_kv::WatchEvent;
+    /// use futures::StreamExt;
+    /// use serde_json::json;
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), ephemeral_kv::KvError> {
+    /// let kv = ephemeral_kv::KvHandle::spawn();
+    /// let mut events = kv.watch("inbox:").await?;
+    /// kv.set("elsewhere", 1).await?; // not under the prefix: not seen
+    /// kv.set("inbox:1", "hi").await?;
+    /// let event = events.next().await.transpose()?;
+    /// assert_eq!(event, Some(WatchEvent::Set { key: "inbox:1".into(), value: json!("hi").into() }));
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn watch(&self, prefix: impl AsRef<str>) -> Watch<'_> {
+        Watch::new(self, self.key(prefix))
+    }
+
+    /// Waits until `key` holds a value and returns it: at once if it already does, else as soon as
+    /// any call gives it one.
+    ///
+    /// It waits for as long as it takes; bound it with [`tokio::time::timeout`]. A wait that is
+    /// dropped (by a timeout or otherwise) is forgotten by the store. On Redis the waited keys are
+    /// polled, so it resolves within about 20 ms of the write (by any client).
+    ///
+    /// # Errors
+    /// [`KvError::Closed`] if the store stops before the key gets a value; on Redis,
+    /// [`KvError::Backend`] if the first read fails.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use serde_json::json;
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), ephemeral_kv::KvError> {
+    /// let kv = ephemeral_kv::KvHandle::spawn();
+    /// let worker = kv.clone();
+    /// tokio::spawn(async move { worker.set("job:7:result", "done").await });
+    /// let v = kv.wait_for("job:7:result").await?;
+    /// assert_eq!(*v, json!("done"));
+    ///
+    /// let late = tokio::time::timeout(Duration::from_millis(10), kv.wait_for("never")).await;
+    /// assert!(late.is_err()); // timed out
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn wait_for(
+        &self,
+        key: impl AsRef<str>,
+    ) -> impl Future<Output = Result<Arc<Value>, KvError>> + Send + '_ {
+        let key = self.key(key);
+        self.call(|reply| Command::WaitFor { key, reply })
+    }
+}
+
+/// Housekeeping and lifecycle.
+impl KvHandle {
     /// Removes expired entries, up to [`PurgeExpired::limit`] (1000 by default), and returns how
     /// many it removed.
     ///
@@ -636,6 +1037,21 @@ impl KvHandle {
         Ok(stats)
     }
 
+    /// Whether the store has stopped, so that every call would return [`KvError::Closed`].
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let kv = ephemeral_kv::KvHandle::spawn();
+    /// assert!(!kv.is_closed());
+    /// kv.shutdown().await;
+    /// assert!(kv.is_closed());
+    /// # }
+    /// ```
+    pub fn is_closed(&self) -> bool {
+        self.sender.is_closed()
+    }
+
     /// Stops the store: the owner task answers every command queued before this one, then ends and
     /// frees the store. Every later call, on any handle, returns [`KvError::Closed`]. Returns once
     /// the owner task has stopped; calling it on a stopped store returns at once.
@@ -654,7 +1070,10 @@ impl KvHandle {
         // An error here means the store had already stopped, which is what was asked for.
         let _ = self.call(|reply| Command::Shutdown { reply }).await;
     }
+}
 
+/// The caller-side plumbing every call shares.
+impl KvHandle {
     /// A handle sending to an owner task's mailbox, whichever executor runs behind it.
     pub(crate) fn new(sender: mpsc::Sender<Command>, prefix: String) -> KvHandle {
         KvHandle {
@@ -689,115 +1108,11 @@ impl KvHandle {
     }
 }
 
-/// Configures a store before starting it. Made by [`KvHandle::builder`].
-///
-/// ```
-/// # #[tokio::main(flavor = "current_thread")]
-/// # async fn main() {
-/// let kv = ephemeral_kv::KvBuilder::new()
-///     .prefix("app:")
-///     .active_expiry(false)
-///     .mailbox_capacity(256)
-///     .spawn();
-/// assert_eq!(kv.prefix(), "app:");
-/// # }
-/// ```
-#[derive(Debug, Clone)]
-pub struct KvBuilder {
-    pub(crate) prefix: String,
-    active_expiry: bool,
-    pub(crate) mailbox_capacity: usize,
-}
-
-impl Default for KvBuilder {
-    fn default() -> Self {
-        KvBuilder::new()
-    }
-}
-
-impl KvBuilder {
-    /// Default settings: no prefix, active expiry on, a mailbox of 1024 commands.
-    ///
-    /// ```
-    /// let builder = ephemeral_kv::KvBuilder::new();
-    /// # let _ = builder;
-    /// ```
-    pub fn new() -> KvBuilder {
-        KvBuilder {
-            prefix: String::new(),
-            active_expiry: true,
-            mailbox_capacity: DEFAULT_MAILBOX_CAPACITY,
-        }
-    }
-
-    /// A prefix put before every key of the returned handle (and of handles made from it by
-    /// [`KvHandle::with_prefix`]), for namespacing.
-    ///
-    /// ```
-    /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() {
-    /// let kv = ephemeral_kv::KvHandle::builder().prefix("app:").spawn();
-    /// assert_eq!(kv.with_prefix("run:").prefix(), "app:run:");
-    /// # }
-    /// ```
-    pub fn prefix(mut self, prefix: impl Into<String>) -> KvBuilder {
-        self.prefix = prefix.into();
-        self
-    }
-
-    /// Whether the owner task removes expired entries on its own, soon after their deadline
-    /// (default `true`). It does so in slices of a few hundred entries between batches of commands,
-    /// so a mass expiry never starves callers.
-    ///
-    /// With `false`, expired entries are removed only when a call touches them or by
-    /// [`KvHandle::purge_expired`], as in the reference; they are invisible either way.
-    ///
-    /// ```
-    /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() {
-    /// let kv = ephemeral_kv::KvHandle::builder().active_expiry(false).spawn();
-    /// # let _ = kv;
-    /// # }
-    /// ```
-    pub fn active_expiry(mut self, on: bool) -> KvBuilder {
-        self.active_expiry = on;
-        self
-    }
-
-    /// How many commands may wait in the owner task's mailbox before callers wait for room
-    /// (default 1024; 0 is taken as 1). A bounded mailbox gives backpressure instead of unbounded
-    /// memory growth when callers outrun the owner task.
-    ///
-    /// ```
-    /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() {
-    /// let kv = ephemeral_kv::KvHandle::builder().mailbox_capacity(16).spawn();
-    /// # let _ = kv;
-    /// # }
-    /// ```
-    pub fn mailbox_capacity(mut self, capacity: usize) -> KvBuilder {
-        self.mailbox_capacity = capacity.max(1);
-        self
-    }
-
-    /// Starts the owner task on the current tokio runtime and returns the first handle.
-    ///
-    /// # Panics
-    /// Like [`tokio::spawn`], panics when called outside a tokio runtime.
-    ///
-    /// ```
-    /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() {
-    /// let kv = ephemeral_kv::KvBuilder::new().spawn();
-    /// # let _ = kv;
-    /// # }
-    /// ```
-    pub fn spawn(self) -> KvHandle {
-        let (sender, mailbox) = mpsc::channel(self.mailbox_capacity);
-        let config = OwnerConfig {
-            active_expiry: self.active_expiry,
-        };
-        tokio::spawn(owner::run(mailbox, config));
-        KvHandle::new(sender, self.prefix)
+/// Removes the first `strip` bytes (a handle's prefix) from a full key. Keys that come back from
+/// the store always start with that prefix; the fallback only keeps this total.
+pub(crate) fn relative_key(key: String, strip: usize) -> String {
+    match key.get(strip..) {
+        Some(relative) => relative.to_owned(),
+        None => key,
     }
 }

@@ -83,64 +83,42 @@
 //!
 //! See [`KvHandle`] for the details of each.
 //!
-//! # Layout
-//! A call flows in one direction through these modules (`ARCHITECTURE.md` draws it):
-//! - `handle`: [`KvHandle`] and [`KvBuilder`]; turns a call into a command, sends it, awaits the
-//!   answer.
-//! - `coordination`: the coordination calls of [`KvHandle`] (counters, leases, closures, scans,
-//!   change feeds).
-//! - `calls`: the awaitable values of calls with options ([`Set`], [`ListAppendUnique`], [`Mset`],
-//!   [`PurgeExpired`], [`Incr`], [`SetIfAbsent`], [`CompareAndSet`], [`ScanPrefix`]) and the input
-//!   checks.
-//! - `watch`: the caller's side of a change feed: [`Watch`], [`WatchStream`], [`WatchEvent`].
-//! - `txn`: [`Txn`], what a transaction closure reads and stages writes through.
-//! - `ttl`: [`Ttl`], a key's time left.
-//! - `command`: the command enum, the single list of what the store can do.
-//! - `owner`: the owner task; receives commands in batches, applies them, runs active expiry, stops.
-//! - `redis` (feature `redis`): the other executor behind the command enum; its owner task sends
-//!   each batch to Redis as one pipeline (`redis/exec.rs`: one command's entries and answer;
-//!   `redis/scripts.rs`: the Lua scripts; `redis/optimistic.rs`: `update` and `transaction` as
-//!   `WATCH`/`MULTI`/`EXEC` retries).
-//! - `watchers`: on the owner task, the open watch streams and pending `wait_for` calls, and the
-//!   fan-out of changes to them.
-//! - `store`: the map and its rules, plain synchronous code (`store/coordination.rs`: the rules of
-//!   the coordination commands).
-//! - `changes`: the log of changes the store made, kept for watchers while anyone listens.
-//! - `stats`: [`Stats`], a snapshot of what the store holds and how it has been used.
-//! - `expiry`: the index of deadlines that makes purging cost what it removes.
-//! - `error`: [`KvError`].
+//! # Design
+//! One owner task per store applies a command enum that every call is turned into; how a call
+//! flows from [`KvHandle`] to the map is drawn in `ARCHITECTURE.md`.
 
 #![warn(missing_docs)]
 
+// The caller side: the handle, its builder and the awaitable call values.
+mod builder;
 mod calls;
-mod changes;
-mod command;
-mod coordination;
-mod error;
-mod expiry;
 mod handle;
-mod list;
-mod owner;
+
+// Between the two sides: the commands, as plain data, and what they carry.
+mod command;
+mod txn;
+
+// The executors, each handling every command.
+mod local;
 #[cfg(feature = "redis")]
 mod redis;
-mod stats;
-mod store;
-mod ttl;
-mod txn;
-mod watch;
-mod watchers;
 
+// Shared by all of it.
+mod error;
+mod stats;
+mod ttl;
+
+pub use builder::KvBuilder;
 pub use calls::{
-    CompareAndSet, Incr, ListAppendUnique, ListPush, Mset, PurgeExpired, ScanPrefix, Set,
-    SetIfAbsent, DEFAULT_ID_KEY, DEFAULT_PURGE_LIMIT,
+    CompareAndSet, Incr, List, ListAppendUnique, ListPush, Mset, PurgeExpired, ScanPrefix, Set,
+    SetIfAbsent, Watch, WatchEvent, WatchStream, DEFAULT_ID_KEY, DEFAULT_PURGE_LIMIT,
+    DEFAULT_WATCH_CAPACITY, MAX_WATCH_CAPACITY,
 };
 pub use error::KvError;
-pub use handle::{KvBuilder, KvHandle};
-pub use list::List;
+pub use handle::KvHandle;
 pub use stats::Stats;
 pub use ttl::Ttl;
 pub use txn::Txn;
-pub use watch::{Watch, WatchEvent, WatchStream, DEFAULT_WATCH_CAPACITY, MAX_WATCH_CAPACITY};
 
 /// The README's code blocks, compiled and run as doctests so that it stays true.
 #[cfg(doctest)]

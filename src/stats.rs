@@ -43,12 +43,3 @@ pub struct Stats {
     /// Watch streams and pending `wait_for` calls the owner task is serving.
     pub watchers: usize,
 }
-
-/// The running counters behind [`Stats`], kept by the store.
-#[derive(Debug, Default)]
-pub(crate) struct Counters {
-    pub(crate) hits: u64,
-    pub(crate) misses: u64,
-    pub(crate) expirations: u64,
-    pub(crate) commands: u64,
-}

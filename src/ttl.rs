@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use crate::error::KvError;
+
 /// How long a key has left to live.
 ///
 /// The three cases a bare `Option<Duration>` would blur are kept apart: a key that is not there, a
@@ -29,4 +31,16 @@ pub enum Ttl {
     NoExpiry,
     /// The key is live and expires after this long (never zero: a key is expired at its deadline).
     Expires(Duration),
+}
+
+/// Refuses a zero TTL, naming `key`: a key that expires the instant it is written is almost always
+/// a bug. Every call that takes a TTL checks it here, before anything is sent.
+pub(crate) fn check_ttl(key: &str, ttl: Option<Duration>) -> Result<(), KvError> {
+    match ttl {
+        Some(ttl) if ttl.is_zero() => Err(KvError::InvalidTtl {
+            key: key.to_owned(),
+            ttl,
+        }),
+        _ => Ok(()),
+    }
 }

@@ -6,11 +6,11 @@
 //! [`Txn::abort`], they are dropped. That is what makes a transaction all-or-nothing even when user
 //! code fails halfway.
 //!
-//! Where reads come from is a [`Reads`]: the in-process store itself, or (for the Redis executor)
-//! the values fetched so far, with a note of every key read that was not fetched yet so that the
-//! executor can fetch it and run the closure again.
+//! Where reads come from is a [`Source`], which each executor provides: the in-process store
+//! itself, or (for the Redis executor) the values fetched so far, noting every key read that was
+//! not fetched yet so that the executor can fetch it and run the closure again. So this module,
+//! like the command enum that carries its closures, knows no executor.
 
-use std::cell::RefCell;
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
@@ -20,7 +20,7 @@ use serde_json::Value;
 use tokio::time::Instant;
 
 use crate::error::KvError;
-use crate::store::Store;
+use crate::ttl::check_ttl;
 
 /// A write a transaction recorded, to apply on commit. Keys are full (prefixed).
 #[derive(Debug)]
@@ -40,17 +40,10 @@ pub(crate) enum Op {
 }
 
 /// Where a [`Txn`] reads the values it has not written itself.
-pub(crate) enum Reads<'a> {
-    /// The in-process store, read directly: every key is there to read.
-    Store(&'a Store),
-    /// Values fetched from elsewhere (by full key; `None`: fetched and missing). A key read that
-    /// is not in `fetched` reads as missing and is noted in `unfetched`: the run is then
-    /// incomplete, and its outcome must not be used.
-    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
-    Fetched {
-        fetched: &'a HashMap<String, Option<Arc<Value>>>,
-        unfetched: RefCell<Vec<String>>,
-    },
+pub(crate) trait Source {
+    /// The live value at the full `key` at instant `now`, with its deadline (`None`: never
+    /// expires), or `None` if the key is missing or expired.
+    fn read(&self, key: &str, now: Instant) -> Option<(&Arc<Value>, Option<Instant>)>;
 }
 
 /// What a transaction sees of one key it has written: `None` for deleted.
@@ -85,7 +78,7 @@ type Staged = Option<(Arc<Value>, Option<Instant>)>;
 /// # }
 /// ```
 pub struct Txn<'a> {
-    reads: Reads<'a>,
+    reads: &'a dyn Source,
     prefix: &'a str,
     now: Instant,
     staged: HashMap<String, Staged>,
@@ -105,7 +98,7 @@ impl fmt::Debug for Txn<'_> {
 }
 
 impl<'a> Txn<'a> {
-    pub(crate) fn new(reads: Reads<'a>, prefix: &'a str, now: Instant) -> Self {
+    pub(crate) fn new(reads: &'a dyn Source, prefix: &'a str, now: Instant) -> Self {
         Txn {
             reads,
             prefix,
@@ -203,7 +196,7 @@ impl<'a> Txn<'a> {
     /// ```
     pub fn expire(&mut self, key: impl AsRef<str>, ttl: Duration) -> Result<bool, KvError> {
         let key = self.full_key(key);
-        crate::calls::check_ttl(&key, Some(ttl))?;
+        check_ttl(&key, Some(ttl))?;
         let Some((value, _)) = self.view(&key) else {
             return Ok(false);
         };
@@ -240,16 +233,6 @@ impl<'a> Txn<'a> {
         self.aborted = true;
     }
 
-    /// The keys this run read that were not fetched (always none when reading the store).
-    #[cfg(feature = "redis")]
-    pub(crate) fn take_unfetched(&mut self) -> Vec<String> {
-        match &mut self.reads {
-            Reads::Store(_) => Vec::new(),
-            Reads::Fetched { unfetched, .. } => std::mem::take(unfetched.get_mut()),
-        }
-    }
-
-    /// The writes to apply: none if the transaction was aborted.
     pub(crate) fn into_ops(self) -> Vec<Op> {
         if self.aborted {
             Vec::new()
@@ -268,15 +251,6 @@ impl<'a> Txn<'a> {
         if let Some(staged) = self.staged.get(key) {
             return staged.as_ref().map(|(value, deadline)| (value, *deadline));
         }
-        match &self.reads {
-            Reads::Store(store) => store.peek(key, self.now),
-            Reads::Fetched { fetched, unfetched } => match fetched.get(key) {
-                Some(value) => value.as_ref().map(|value| (value, None)),
-                None => {
-                    unfetched.borrow_mut().push(key.to_owned());
-                    None
-                }
-            },
-        }
+        self.reads.read(key, self.now)
     }
 }

@@ -10,12 +10,15 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use redis::{Cmd, Pipeline, Script, ServerError, Value as Reply};
+use redis::{Cmd, Pipeline, Script, ServerError, Value as RedisValue};
 use serde_json::Value;
 
 use super::scripts::Scripts;
-use crate::command::{Command, Reply as Answer};
+use tokio::sync::broadcast;
+
+use crate::command::{Change, Command, Reply, TxnFn, UpdateFn};
 use crate::error::KvError;
+use crate::stats::Stats;
 use crate::ttl::Ttl;
 
 /// TTLs above this many milliseconds mean "never expires" (as a TTL too large for an instant does
@@ -28,7 +31,55 @@ pub(crate) enum Step {
     /// Its entries are in the batch's pipeline; answer it from their replies.
     Pipelined(Pipelined),
     /// Run it on its own, after the entries queued before it have been answered.
-    Alone(Command),
+    Alone(Alone),
+}
+
+/// The commands that need the connection to themselves (or no server at all): run one at a time
+/// by the owner task, in order, after everything received before them is answered.
+pub(crate) enum Alone {
+    PurgeExpired {
+        reply: Reply<usize>,
+    },
+    Stats {
+        reply: Reply<Stats>,
+    },
+    Shutdown {
+        reply: Reply<()>,
+    },
+    ScanPrefix {
+        prefix: String,
+        limit: usize,
+        reply: Reply<Vec<String>>,
+    },
+    Update {
+        key: String,
+        f: UpdateFn,
+        reply: Reply<Option<Arc<Value>>>,
+    },
+    Transaction {
+        prefix: String,
+        f: TxnFn,
+        reply: Reply<()>,
+    },
+    ListPush {
+        key: String,
+        items: Vec<Value>,
+        max_len: usize,
+        ttl: Option<Duration>,
+        reply: Reply<usize>,
+    },
+    ListPopFront {
+        key: String,
+        count: usize,
+        reply: Reply<Vec<Value>>,
+    },
+    Watch {
+        reply: Reply<broadcast::Receiver<Change>>,
+    },
+    WaitFor {
+        key: String,
+        reply: Reply<Arc<Value>>,
+    },
 }
 
 /// A command whose entries are queued in a pipeline, waiting for their replies.
@@ -36,12 +87,12 @@ pub(crate) struct Pipelined {
     /// How many pipeline entries (and so replies) are its.
     pub(crate) entries: usize,
     /// Answers the caller from its replies, or with the error that lost them.
-    answer: Box<dyn FnOnce(Result<Vec<Reply>, KvError>) + Send>,
+    answer: Box<dyn FnOnce(Result<Vec<RedisValue>, KvError>) + Send>,
 }
 
 impl Pipelined {
     /// Answers the caller.
-    pub(crate) fn finish(self, replies: Result<Vec<Reply>, KvError>) {
+    pub(crate) fn finish(self, replies: Result<Vec<RedisValue>, KvError>) {
         (self.answer)(replies)
     }
 }
@@ -49,8 +100,8 @@ impl Pipelined {
 /// A [`Pipelined`] of `entries` replies, decoded by `decode` and sent on `reply`.
 fn pipelined<T: Send + 'static>(
     entries: usize,
-    reply: Answer<T>,
-    decode: impl FnOnce(Vec<Reply>) -> Result<T, KvError> + Send + 'static,
+    reply: Reply<T>,
+    decode: impl FnOnce(Vec<RedisValue>) -> Result<T, KvError> + Send + 'static,
 ) -> Step {
     Step::Pipelined(Pipelined {
         entries,
@@ -95,7 +146,7 @@ pub(crate) fn plan(command: Command, pipe: &mut Pipeline, scripts: &Scripts) -> 
             }
             pipe.add_command(call);
             pipelined(1, reply, move |replies| match replies.into_iter().next() {
-                Some(Reply::ServerError(error)) => Err(wrong_type(&key, "a list", &error)),
+                Some(RedisValue::ServerError(error)) => Err(wrong_type(&key, "a list", &error)),
                 other => {
                     json(&key, reply_or_error(other)?)?.ok_or_else(|| unexpected(&key, "no list"))
                 }
@@ -137,7 +188,7 @@ pub(crate) fn plan(command: Command, pipe: &mut Pipeline, scripts: &Scripts) -> 
             }
             pipe.cmd("MGET").arg(&keys);
             pipelined(1, reply, move |replies| match first(replies)? {
-                Reply::Array(values) if values.len() == keys.len() => keys
+                RedisValue::Array(values) if values.len() == keys.len() => keys
                     .iter()
                     .zip(values)
                     .map(|(key, value)| json(key, value))
@@ -164,18 +215,18 @@ pub(crate) fn plan(command: Command, pipe: &mut Pipeline, scripts: &Scripts) -> 
             call.arg(by).arg(ttl_arg(ttl));
             pipe.add_command(call);
             pipelined(1, reply, move |replies| match replies.into_iter().next() {
-                Some(Reply::ServerError(error)) if error.code() == "KVOVERFLOW" => {
+                Some(RedisValue::ServerError(error)) if error.code() == "KVOVERFLOW" => {
                     let current = error.details().and_then(|text| text.trim().parse().ok());
                     match current {
                         Some(current) => Err(KvError::Overflow { key, current, by }),
                         None => Err(backend_error(&key, &error)),
                     }
                 }
-                Some(Reply::ServerError(error)) => {
+                Some(RedisValue::ServerError(error)) => {
                     Err(wrong_type(&key, "an integer (i64)", &error))
                 }
                 other => match reply_or_error(other)? {
-                    Reply::BulkString(text) => std::str::from_utf8(&text)
+                    RedisValue::BulkString(text) => std::str::from_utf8(&text)
                         .ok()
                         .and_then(|text| text.parse().ok())
                         .ok_or_else(|| unexpected(&key, "a counter that is not an integer")),
@@ -192,7 +243,7 @@ pub(crate) fn plan(command: Command, pipe: &mut Pipeline, scripts: &Scripts) -> 
             let mut call = set(&key, &value, ttl);
             call.arg("NX");
             pipe.add_command(call);
-            pipelined(1, reply, |replies| Ok(first(replies)? != Reply::Nil))
+            pipelined(1, reply, |replies| Ok(first(replies)? != RedisValue::Nil))
         }
         Command::CompareAndSet {
             key,
@@ -221,10 +272,10 @@ pub(crate) fn plan(command: Command, pipe: &mut Pipeline, scripts: &Scripts) -> 
         Command::Ttl { key, reply } => {
             pipe.cmd("PTTL").arg(&key);
             pipelined(1, reply, move |replies| match first(replies)? {
-                Reply::Int(-2) => Ok(Ttl::Missing),
-                Reply::Int(-1) => Ok(Ttl::NoExpiry),
+                RedisValue::Int(-2) => Ok(Ttl::Missing),
+                RedisValue::Int(-1) => Ok(Ttl::NoExpiry),
                 // A key with under a millisecond left is still there: never report zero.
-                Reply::Int(ms) => Ok(Ttl::Expires(Duration::from_millis(ms.max(1) as u64))),
+                RedisValue::Int(ms) => Ok(Ttl::Expires(Duration::from_millis(ms.max(1) as u64))),
                 _ => Err(unexpected(&key, "a reply to PTTL that is not an integer")),
             })
         }
@@ -232,7 +283,40 @@ pub(crate) fn plan(command: Command, pipe: &mut Pipeline, scripts: &Scripts) -> 
             pipe.cmd("PERSIST").arg(&key);
             pipelined(1, reply, move |replies| flag(&key, first(replies)?))
         }
-        other => Step::Alone(other),
+        Command::PurgeExpired { limit: _, reply } => Step::Alone(Alone::PurgeExpired { reply }),
+        Command::Stats { reply } => Step::Alone(Alone::Stats { reply }),
+        Command::Shutdown { reply } => Step::Alone(Alone::Shutdown { reply }),
+        Command::ScanPrefix {
+            prefix,
+            limit,
+            reply,
+        } => Step::Alone(Alone::ScanPrefix {
+            prefix,
+            limit,
+            reply,
+        }),
+        Command::Update { key, f, reply } => Step::Alone(Alone::Update { key, f, reply }),
+        Command::Transaction { prefix, f, reply } => {
+            Step::Alone(Alone::Transaction { prefix, f, reply })
+        }
+        Command::ListPush {
+            key,
+            items,
+            max_len,
+            ttl,
+            reply,
+        } => Step::Alone(Alone::ListPush {
+            key,
+            items,
+            max_len,
+            ttl,
+            reply,
+        }),
+        Command::ListPopFront { key, count, reply } => {
+            Step::Alone(Alone::ListPopFront { key, count, reply })
+        }
+        Command::Watch { reply, .. } => Step::Alone(Alone::Watch { reply }),
+        Command::WaitFor { key, reply } => Step::Alone(Alone::WaitFor { key, reply }),
     }
 }
 
@@ -270,13 +354,13 @@ fn evalsha<K: AsRef<str>>(script: &Script, keys: impl IntoIterator<Item = K>) ->
 }
 
 /// The one reply of a one-entry command, with a server error turned into [`KvError::Backend`].
-fn first(replies: Vec<Reply>) -> Result<Reply, KvError> {
+fn first(replies: Vec<RedisValue>) -> Result<RedisValue, KvError> {
     reply_or_error(replies.into_iter().next())
 }
 
-fn reply_or_error(reply: Option<Reply>) -> Result<Reply, KvError> {
+fn reply_or_error(reply: Option<RedisValue>) -> Result<RedisValue, KvError> {
     match reply {
-        Some(Reply::ServerError(error)) => Err(backend_error("", &error)),
+        Some(RedisValue::ServerError(error)) => Err(backend_error("", &error)),
         Some(reply) => Ok(reply),
         None => Err(KvError::Backend {
             message: "redis sent fewer replies than commands".to_owned(),
@@ -285,23 +369,23 @@ fn reply_or_error(reply: Option<Reply>) -> Result<Reply, KvError> {
 }
 
 /// A stored value: nil is missing, text is parsed as JSON.
-pub(crate) fn json(key: &str, reply: Reply) -> Result<Option<Arc<Value>>, KvError> {
+pub(crate) fn json(key: &str, reply: RedisValue) -> Result<Option<Arc<Value>>, KvError> {
     match reply {
-        Reply::Nil => Ok(None),
-        Reply::BulkString(text) => serde_json::from_slice(&text)
+        RedisValue::Nil => Ok(None),
+        RedisValue::BulkString(text) => serde_json::from_slice(&text)
             .map(|value| Some(Arc::new(value)))
             .map_err(|error| KvError::Backend {
                 message: format!("key `{key}` holds text that is not JSON: {error}"),
             }),
-        Reply::ServerError(error) => Err(backend_error(key, &error)),
+        RedisValue::ServerError(error) => Err(backend_error(key, &error)),
         _ => Err(unexpected(key, "a reply that is not text")),
     }
 }
 
 /// An integer reply read as a yes/no.
-fn flag(key: &str, reply: Reply) -> Result<bool, KvError> {
+fn flag(key: &str, reply: RedisValue) -> Result<bool, KvError> {
     match reply {
-        Reply::Int(n) => Ok(n != 0),
+        RedisValue::Int(n) => Ok(n != 0),
         _ => Err(unexpected(key, "a reply that is not an integer")),
     }
 }
@@ -348,8 +432,8 @@ fn unexpected(key: &str, what: &str) -> KvError {
 }
 
 /// Whether a reply is the `NOSCRIPT` of a script cache emptied by a server restart.
-pub(crate) fn is_noscript(reply: &Reply) -> bool {
-    matches!(reply, Reply::ServerError(error) if error.code() == "NOSCRIPT")
+pub(crate) fn is_noscript(reply: &RedisValue) -> bool {
+    matches!(reply, RedisValue::ServerError(error) if error.code() == "NOSCRIPT")
 }
 
 #[cfg(test)]

@@ -1,9 +1,9 @@
 //! The Redis executor: an owner task that runs the handle's [`Command`]s on a Redis server instead
-//! of a local map. Built by [`KvBuilder::redis`]; only with the `redis` cargo feature.
+//! of a local map. Built by [`KvBuilder::redis`](crate::KvBuilder::redis); only with the `redis` cargo feature.
 //!
-//! Nothing above the command enum knows which executor runs: a [`KvHandle`] from
-//! [`KvBuilder::redis`] is the same type, with the same calls, as one from
-//! [`KvBuilder::spawn`]. This module is the Redis side of that seam:
+//! Nothing above the command enum knows which executor runs: a [`KvHandle`](crate::KvHandle) from
+//! [`KvBuilder::redis`](crate::KvBuilder::redis) is the same type, with the same calls, as one from
+//! [`KvBuilder::spawn`](crate::KvBuilder::spawn). This module is the Redis side of that seam:
 //! - the owner loop here drains the mailbox in batches and sends each batch's simple commands as
 //!   **one pipeline** (one round trip for many concurrent callers), with up to [`IN_FLIGHT`]
 //!   pipelines on the wire at once;
@@ -28,16 +28,15 @@ use std::time::Duration;
 
 use futures::stream::{FuturesUnordered, StreamExt};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::{Pipeline, RedisError, Value as Reply};
+use redis::{Pipeline, RedisError, Value as RedisValue};
 use serde_json::Value;
 use tokio::sync::mpsc;
 use tokio::time::MissedTickBehavior;
 
-use crate::command::{Command, Reply as Answer};
+use crate::command::{Command, Reply};
 use crate::error::KvError;
-use crate::handle::{KvBuilder, KvHandle};
 use crate::stats::Stats;
-use exec::{plan, Pipelined, Step};
+use exec::{plan, Alone, Pipelined, Step};
 use scripts::Scripts;
 
 /// How many commands the owner takes from the mailbox at once, and so the most one pipeline
@@ -67,89 +66,39 @@ const WAIT_FOR_POLL: Duration = Duration::from_millis(20);
 /// How many keys one `SCAN` step asks for.
 const SCAN_COUNT: usize = 1000;
 
-impl KvBuilder {
-    /// Connects to the Redis server at `url` (such as `"redis://127.0.0.1:6379"`) and returns a
-    /// handle whose calls run there: the same [`KvHandle`], with the same calls, as
-    /// [`spawn`](KvBuilder::spawn) gives, shared by every process that connects to the same server
-    /// with the same [`prefix`](KvBuilder::prefix). Only with the `redis` cargo feature.
-    ///
-    /// The prefix namespaces the Redis keys: key `k` of a handle with prefix `app:` is the Redis
-    /// key `app:k`. Values are stored as compact JSON text, TTLs in milliseconds.
-    ///
-    /// One server (or a Redis-compatible one, 6.2 or newer); Redis Cluster is not supported (the
-    /// scripts for `mset` with a TTL touch several keys, which a cluster only allows within one
-    /// hash slot).
-    ///
-    /// # What differs from the in-process store
-    /// - Calls cost a network round trip; concurrent calls share one (the owner task sends each
-    ///   batch as one pipeline).
-    /// - Every call can fail with [`KvError::Backend`] when the server is unreachable or slow
-    ///   (after about two seconds); the handle reconnects on its own when the server is back.
-    /// - [`update`](KvHandle::update) and [`transaction`](KvHandle::transaction) are optimistic:
-    ///   their closure may run more than once, and after 16 conflicts in a row they give up with
-    ///   [`KvError::Contended`].
-    /// - [`watch`](KvHandle::watch) returns [`KvError::Unsupported`].
-    ///   [`wait_for`](KvHandle::wait_for) works by polling: it resolves within about 20 ms of the
-    ///   write, from any client.
-    /// - [`purge_expired`](KvHandle::purge_expired) returns `0` (Redis removes expired keys
-    ///   itself); [`stats`](KvHandle::stats) fills `entries` (the keys under the builder's
-    ///   prefix), `commands` (handled by this handle's owner task) and `watchers` (pending
-    ///   `wait_for` calls); the rest is 0.
-    /// - TTLs run on the server's clock, not tokio's: pausing tokio's time does not expire keys.
-    /// - [`list_append_unique`](KvHandle::list_append_unique) compares ids as Lua's `cjson`
-    ///   decodes them: numbers as doubles, so `1` and `1.0` are one id (in-process they are two).
-    /// - The builder's [`active_expiry`](KvBuilder::active_expiry) has no effect.
-    ///
-    /// # Errors
-    /// [`KvError::Backend`] if the URL is invalid, the server cannot be reached, or it refuses to
-    /// load the scripts (Redis 6.2 or newer is needed).
-    ///
-    /// # Panics
-    /// Like [`tokio::spawn`], panics when called outside a tokio runtime.
-    ///
-    /// ```no_run
-    /// use std::time::Duration;
-    /// use serde_json::json;
-    /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() -> Result<(), ephemeral_kv::KvError> {
-    /// let kv = ephemeral_kv::KvHandle::builder()
-    ///     .prefix("app:")
-    ///     .redis("redis://127.0.0.1:6379")
-    ///     .await?;
-    /// kv.set("user_id", 42).ttl(Duration::from_secs(600)).await?;
-    /// assert_eq!(kv.get("user_id").await?.as_deref(), Some(&json!(42)));
-    /// // A lease that another process, on the same server and prefix, cannot take meanwhile.
-    /// assert!(kv.set_if_absent("lock:job:7", "worker-1").ttl(Duration::from_secs(30)).await?);
-    /// # Ok(())
-    /// # }
-    /// ```
-    pub async fn redis(self, url: impl AsRef<str>) -> Result<KvHandle, KvError> {
-        let client = redis::Client::open(url.as_ref())
-            .map_err(|error| connection_error("invalid Redis URL", &error))?;
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(CONNECT_TIMEOUT))
-            .set_response_timeout(Some(RESPONSE_TIMEOUT))
-            // Few, short reconnection retries: a call on a server that is down fails within about
-            // a second instead of waiting out a long backoff; the next call tries again.
-            .set_number_of_retries(1)
-            .set_min_delay(Duration::from_millis(50))
-            .set_max_delay(Duration::from_millis(200));
-        let mut connection = ConnectionManager::new_with_config(client, config)
-            .await
-            .map_err(|error| connection_error("cannot connect to Redis", &error))?;
-        let scripts = Arc::new(Scripts::new());
-        load_scripts(&mut connection, &scripts).await?;
-        let (sender, mailbox) = mpsc::channel(self.mailbox_capacity);
-        let owner = Owner {
-            connection,
-            scripts,
-            prefix: self.prefix.clone(),
-            commands: 0,
-            waiters: HashMap::new(),
-        };
-        tokio::spawn(owner.run(mailbox));
-        Ok(KvHandle::new(sender, self.prefix))
-    }
+/// Connects to the Redis server at `url` and starts an owner task running commands there;
+/// returns the sender of its mailbox. [`KvBuilder::redis`](crate::KvBuilder::redis) is the public
+/// face of this.
+pub(crate) async fn connect(
+    url: &str,
+    prefix: String,
+    mailbox_capacity: usize,
+) -> Result<mpsc::Sender<Command>, KvError> {
+    let client =
+        redis::Client::open(url).map_err(|error| connection_error("invalid Redis URL", &error))?;
+    let config = ConnectionManagerConfig::new()
+        .set_connection_timeout(Some(CONNECT_TIMEOUT))
+        .set_response_timeout(Some(RESPONSE_TIMEOUT))
+        // Few, short reconnection retries: a call on a server that is down fails within about
+        // a second instead of waiting out a long backoff; the next call tries again.
+        .set_number_of_retries(1)
+        .set_min_delay(Duration::from_millis(50))
+        .set_max_delay(Duration::from_millis(200));
+    let mut connection = ConnectionManager::new_with_config(client, config)
+        .await
+        .map_err(|error| connection_error("cannot connect to Redis", &error))?;
+    let scripts = Arc::new(Scripts::new());
+    load_scripts(&mut connection, &scripts).await?;
+    let (sender, mailbox) = mpsc::channel(mailbox_capacity);
+    let owner = Owner {
+        connection,
+        scripts,
+        prefix,
+        commands: 0,
+        waiters: HashMap::new(),
+    };
+    tokio::spawn(owner.run(mailbox));
+    Ok(sender)
 }
 
 /// The Redis owner task's state.
@@ -164,7 +113,7 @@ struct Owner {
     /// Commands handled, for [`Stats::commands`].
     commands: u64,
     /// Pending `wait_for` calls by full key, answered by polling (see [`WAIT_FOR_POLL`]).
-    waiters: HashMap<String, Vec<Answer<Arc<Value>>>>,
+    waiters: HashMap<String, Vec<Reply<Arc<Value>>>>,
 }
 
 /// The simple commands of one batch: their entries in one pipeline, and their callers.
@@ -192,7 +141,7 @@ impl Owner {
         tracing::debug!("ephemeral-kv redis owner task started");
         let mut commands = Vec::with_capacity(BATCH);
         let mut in_flight = FuturesUnordered::new();
-        let mut shutdown: Option<Answer<()>> = None;
+        let mut shutdown: Option<Reply<()>> = None;
         // One interval for the whole run (not a sleep per turn), so that polling keeps its pace
         // while commands keep arriving.
         let mut poll = tokio::time::interval(WAIT_FOR_POLL);
@@ -217,17 +166,17 @@ impl Owner {
                 self.commands += 1;
                 match plan(command, &mut batch.pipe, &self.scripts) {
                     Step::Pipelined(pipelined) => batch.queued.push(pipelined),
-                    Step::Alone(command) => {
+                    Step::Alone(alone) => {
                         // Everything received before it is answered first, so calls keep their
                         // order, and nothing else uses the connection while it runs.
                         while in_flight.next().await.is_some() {}
                         let earlier = std::mem::replace(&mut batch, Batch::new());
                         answer(earlier, self.connection.clone(), Arc::clone(&self.scripts)).await;
-                        if let Command::Shutdown { reply } = command {
+                        if let Alone::Shutdown { reply } = alone {
                             shutdown = Some(reply);
                             break;
                         }
-                        self.alone(command).await;
+                        self.alone(alone).await;
                     }
                 }
             }
@@ -256,16 +205,16 @@ impl Owner {
     }
 
     /// Runs a command that needs round trips of its own, or none.
-    async fn alone(&mut self, command: Command) {
-        match command {
-            Command::PurgeExpired { reply, .. } => {
+    async fn alone(&mut self, alone: Alone) {
+        match alone {
+            Alone::PurgeExpired { reply } => {
                 // Redis removes expired keys itself; there is nothing left to purge.
                 let _ = reply.send(Ok(0));
             }
-            Command::Stats { reply } => {
+            Alone::Stats { reply } => {
                 let _ = reply.send(self.stats().await);
             }
-            Command::ScanPrefix {
+            Alone::ScanPrefix {
                 prefix,
                 limit,
                 reply,
@@ -278,10 +227,10 @@ impl Owner {
                 });
                 let _ = reply.send(keys);
             }
-            Command::Update { key, f, reply } => {
+            Alone::Update { key, f, reply } => {
                 let _ = reply.send(optimistic::update(&mut self.connection, key, f).await);
             }
-            Command::ListPush {
+            Alone::ListPush {
                 key,
                 items,
                 max_len,
@@ -292,18 +241,18 @@ impl Owner {
                     optimistic::list_push(&mut self.connection, key, items, max_len, ttl).await;
                 let _ = reply.send(result);
             }
-            Command::ListPopFront { key, count, reply } => {
+            Alone::ListPopFront { key, count, reply } => {
                 let result = optimistic::list_pop_front(&mut self.connection, key, count).await;
                 let _ = reply.send(result);
             }
-            Command::Transaction { prefix, f, reply } => {
+            Alone::Transaction { prefix, f, reply } => {
                 let result = optimistic::transaction(&mut self.connection, &prefix, f).await;
                 let _ = reply.send(result);
             }
-            Command::Watch { reply, .. } => {
+            Alone::Watch { reply } => {
                 let _ = reply.send(Err(unsupported("watch")));
             }
-            Command::WaitFor { key, reply } => {
+            Alone::WaitFor { key, reply } => {
                 let mut get = redis::cmd("GET");
                 get.arg(&key);
                 let found = match get.query_async(&mut self.connection).await {
@@ -320,8 +269,11 @@ impl Owner {
                     }
                 }
             }
-            // `plan` pipelines every other command, and the loop takes the shutdown itself.
-            other => tracing::error!(op = other.name(), "redis owner task cannot run this alone"),
+            // The loop takes the shutdown itself, before it gets here; answering it here too would
+            // be harmless.
+            Alone::Shutdown { reply } => {
+                let _ = reply.send(Ok(()));
+            }
         }
     }
 
@@ -337,7 +289,7 @@ impl Owner {
             return;
         }
         let keys: Vec<String> = self.waiters.keys().cloned().collect();
-        let values: Vec<Reply> = match redis::cmd("MGET")
+        let values: Vec<RedisValue> = match redis::cmd("MGET")
             .arg(&keys)
             .query_async(&mut self.connection)
             .await
@@ -434,7 +386,7 @@ async fn answer(batch: Batch, mut connection: ConnectionManager, scripts: Arc<Sc
         }
     };
     for pipelined in queued {
-        let own: Vec<Reply> = replies.by_ref().take(pipelined.entries).collect();
+        let own: Vec<RedisValue> = replies.by_ref().take(pipelined.entries).collect();
         pipelined.finish(Ok(own));
     }
 }
@@ -449,8 +401,8 @@ async fn send(
     connection: &mut ConnectionManager,
     scripts: &Scripts,
     pipe: &Pipeline,
-) -> Result<Vec<Reply>, KvError> {
-    let mut replies: Vec<Reply> = pipe
+) -> Result<Vec<RedisValue>, KvError> {
+    let mut replies: Vec<RedisValue> = pipe
         .query_async(connection)
         .await
         .map_err(|error| connection_error("redis pipeline failed", &error))?;
@@ -468,7 +420,7 @@ async fn send(
             again.add_command(command.clone());
         }
     }
-    let retried: Vec<Reply> = again
+    let retried: Vec<RedisValue> = again
         .query_async(connection)
         .await
         .map_err(|error| connection_error("redis pipeline failed", &error))?;

@@ -16,15 +16,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use redis::aio::ConnectionManager;
-use redis::{Pipeline, Value as Reply};
+use redis::{Pipeline, Value as RedisValue};
 use serde_json::Value;
 use tokio::time::Instant;
 
 use super::connection_error;
 use super::exec::{json, ttl_ms};
+use crate::command::{TxnFn, UpdateFn};
 use crate::error::{json_type_name, panic_message, KvError};
-use crate::store::{TxnFn, UpdateFn};
-use crate::txn::{Op, Reads, Txn};
+use crate::txn::{Op, Source, Txn};
 
 /// How many times an `update` or `transaction` tries before giving up with
 /// [`KvError::Contended`]. Each failed attempt means another client wrote a key it read, so
@@ -61,7 +61,7 @@ pub(crate) async fn rewrite<T>(
     for _ in 0..MAX_ATTEMPTS {
         let mut read = redis::pipe();
         read.cmd("WATCH").arg(&key).ignore().cmd("GET").arg(&key);
-        let (current,): (Reply,) = query(connection, &read, "redis read").await?;
+        let (current,): (RedisValue,) = query(connection, &read, "redis read").await?;
         let decided = json(&key, current).and_then(&mut f);
         let (write, answer) = match decided {
             Ok(decided) => decided,
@@ -210,14 +210,17 @@ pub(crate) async fn transaction(
     for _ in 0..MAX_ATTEMPTS {
         fetched.clear();
         let ops = loop {
-            let reads = Reads::Fetched {
-                fetched: &fetched,
-                unfetched: RefCell::default(),
+            // The run is synchronous and ends before any await: `Txn` is not `Send`.
+            let (outcome, ops, mut unfetched) = {
+                let reads = Fetched {
+                    fetched: &fetched,
+                    unfetched: RefCell::default(),
+                };
+                let mut txn = Txn::new(&reads, prefix, Instant::now());
+                let outcome = catch_unwind(AssertUnwindSafe(|| f(&mut txn)));
+                let ops = txn.into_ops();
+                (outcome, ops, reads.unfetched.into_inner())
             };
-            let mut txn = Txn::new(reads, prefix, Instant::now());
-            let outcome = catch_unwind(AssertUnwindSafe(|| f(&mut txn)));
-            let mut unfetched = txn.take_unfetched();
-            let ops = txn.into_ops();
             if unfetched.is_empty() {
                 if let Err(payload) = outcome {
                     unwatch(connection).await;
@@ -236,7 +239,7 @@ pub(crate) async fn transaction(
                 .ignore()
                 .cmd("MGET")
                 .arg(&unfetched);
-            let (values,): (Vec<Reply>,) =
+            let (values,): (Vec<RedisValue>,) =
                 query(connection, &read, "redis transaction read").await?;
             for (key, value) in unfetched.into_iter().zip(values) {
                 let value = json(&key, value)?;
@@ -267,6 +270,26 @@ pub(crate) async fn transaction(
     })
 }
 
+/// What a transaction run reads on Redis: the values fetched so far (by full key; `None`: fetched
+/// and missing). A key read that is not fetched yet reads as missing and is noted in `unfetched`:
+/// the run is then incomplete, and its outcome must not be used.
+struct Fetched<'a> {
+    fetched: &'a HashMap<String, Option<Arc<Value>>>,
+    unfetched: RefCell<Vec<String>>,
+}
+
+impl Source for Fetched<'_> {
+    fn read(&self, key: &str, _now: Instant) -> Option<(&Arc<Value>, Option<Instant>)> {
+        match self.fetched.get(key) {
+            Some(value) => value.as_ref().map(|value| (value, None)),
+            None => {
+                self.unfetched.borrow_mut().push(key.to_owned());
+                None
+            }
+        }
+    }
+}
+
 /// Sends a pipeline and reads its replies as `T`. On error the connection's watches are dropped,
 /// so that a later attempt starts clean.
 async fn query<T: redis::FromRedisValue>(
@@ -290,11 +313,11 @@ async fn commit(
     write: &Pipeline,
     what: &str,
 ) -> Result<bool, KvError> {
-    let applied: Option<Vec<Reply>> = query(connection, write, what).await?;
+    let applied: Option<Vec<RedisValue>> = query(connection, write, what).await?;
     if let Some(replies) = &applied {
-        if let Some(Reply::ServerError(error)) = replies
+        if let Some(RedisValue::ServerError(error)) = replies
             .iter()
-            .find(|reply| matches!(reply, Reply::ServerError(_)))
+            .find(|reply| matches!(reply, RedisValue::ServerError(_)))
         {
             return Err(super::exec::backend_error("", error));
         }

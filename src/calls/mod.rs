@@ -17,11 +17,16 @@ use futures::future::BoxFuture;
 use serde::Serialize;
 use serde_json::Value;
 
+mod list;
+mod watch;
+
+pub use list::List;
+pub use watch::{Watch, WatchEvent, WatchStream, DEFAULT_WATCH_CAPACITY, MAX_WATCH_CAPACITY};
+
 use crate::command::Command;
-use crate::coordination::relative_key;
 use crate::error::{json_type_name, KvError};
-use crate::handle::KvHandle;
-use crate::list::List;
+use crate::handle::{relative_key, KvHandle};
+use crate::ttl::check_ttl;
 
 /// The limit of [`KvHandle::purge_expired`] when none is given, as in the reference.
 ///
@@ -45,17 +50,6 @@ pub const DEFAULT_PURGE_LIMIT: usize = 1000;
 /// # }
 /// ```
 pub const DEFAULT_ID_KEY: &str = "id";
-
-/// Refuses a zero TTL, naming `key`.
-pub(crate) fn check_ttl(key: &str, ttl: Option<Duration>) -> Result<(), KvError> {
-    match ttl {
-        Some(ttl) if ttl.is_zero() => Err(KvError::InvalidTtl {
-            key: key.to_owned(),
-            ttl,
-        }),
-        _ => Ok(()),
-    }
-}
 
 /// Serializes a value meant for `key`.
 ///

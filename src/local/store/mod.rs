@@ -1,7 +1,7 @@
 //! The map and its rules, as plain synchronous code.
 //!
 //! Nothing here knows about channels or tasks: every method takes the current instant and returns
-//! its answer. The owner task ([`owner`](crate::owner)) calls these methods one command at a time,
+//! its answer. The owner task ([`actor`](super::actor)) calls these methods one command at a time,
 //! which is what makes each command atomic; tests can drive them directly.
 //!
 //! Values are kept behind `Arc` so that answering a read only bumps a reference count on the owner
@@ -25,15 +25,14 @@ use foldhash::HashMap;
 use serde_json::Value;
 use tokio::time::Instant;
 
-use crate::changes::ChangeLog;
+use super::changes::ChangeLog;
+use super::expiry::ExpiryIndex;
 use crate::error::{json_type_name, KvError};
-use crate::expiry::ExpiryIndex;
-use crate::stats::{Counters, Stats};
+use crate::stats::Stats;
 
 mod coordination;
 mod ids;
 
-pub(crate) use coordination::{TxnFn, UpdateFn};
 use ids::IdIndex;
 
 /// A map this small is never shrunk: its memory is not worth the rehash.
@@ -64,6 +63,15 @@ fn deadline_after(now: Instant, ttl: Option<Duration>) -> Option<Instant> {
 }
 
 /// The map of keys to values with their deadlines, and the index of those deadlines.
+/// The running counters behind [`Stats`].
+#[derive(Debug, Default)]
+struct Counters {
+    hits: u64,
+    misses: u64,
+    expirations: u64,
+    commands: u64,
+}
+
 #[derive(Debug, Default)]
 pub(crate) struct Store {
     /// Hashed with foldhash rather than std's SipHash: every command hashes its key on the one

@@ -1,8 +1,8 @@
-//! The change log: what the store changed during one command, kept for watchers and waiters.
+//! The change log: what the store changed during one command, kept for change feeds and waiters.
 //!
 //! The store is synchronous and knows nothing of channels, so it cannot tell subscribers anything
 //! itself. Instead it writes each change (a key set, deleted or expired) here, and the owner task's
-//! [`Watchers`](crate::watchers::Watchers) drains the log after every command and fans the changes
+//! [`Feeds`](super::feeds::Feeds) drains the log after every command and fans the changes
 //! out. While nobody listens the log is off and recording costs one branch per change, so a store
 //! without watchers pays nothing for this.
 
@@ -10,23 +10,7 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
-/// What happened to a key.
-#[derive(Debug, Clone, PartialEq)]
-pub(crate) enum ChangeKind {
-    /// The key now holds this value.
-    Set(Arc<Value>),
-    /// The key was removed by a command.
-    Deleted,
-    /// The key's TTL ran out and the store removed it (lazily, by a purge, or by active expiry).
-    Expired,
-}
-
-/// One change to one key, with the full (prefixed) key.
-#[derive(Debug, Clone, PartialEq)]
-pub(crate) struct Change {
-    pub(crate) key: String,
-    pub(crate) kind: ChangeKind,
-}
+use crate::command::{Change, ChangeKind};
 
 /// The changes not yet handed to watchers, recorded only while someone listens.
 #[derive(Debug, Default)]

@@ -3,7 +3,7 @@
 //!
 //! Registration is a command like any other, so a stream sees exactly the changes applied after it
 //! was opened, in the order the owner task applied them. The owner side is
-//! [`watchers`](crate::watchers).
+//! [`feeds`](crate::local) of the in-process executor.
 
 use std::fmt;
 use std::future::IntoFuture;
@@ -16,10 +16,9 @@ use futures::stream::{BoxStream, Stream};
 use serde_json::Value;
 use tokio::sync::broadcast::{self, error::RecvError};
 
-use crate::changes::{Change, ChangeKind};
-use crate::command::Command;
-use crate::coordination::relative_key;
+use crate::command::{Change, ChangeKind, Command};
 use crate::error::KvError;
+use crate::handle::relative_key;
 use crate::handle::KvHandle;
 
 /// How many events a [`WatchStream`] buffers by default before it starts losing the oldest.
@@ -170,11 +169,10 @@ impl<'a> IntoFuture for Watch<'a> {
                 prefix,
                 capacity,
             } = self;
-            let (sender, receiver) = broadcast::channel(capacity.clamp(1, MAX_WATCH_CAPACITY));
-            handle
+            let receiver = handle
                 .call(|reply| Command::Watch {
                     prefix: prefix.clone(),
-                    sender,
+                    capacity: capacity.clamp(1, MAX_WATCH_CAPACITY),
                     reply,
                 })
                 .await?;

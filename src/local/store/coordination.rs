@@ -2,7 +2,7 @@
 //! transactions, scans and TTL queries.
 //!
 //! Each runs whole on the owner task, so each read-modify-write is atomic by construction. Like the
-//! rest of the store, this is synchronous code that takes `now`. It lives beside `store.rs`, as a
+//! rest of the store, this is synchronous code that takes `now`. It lives beside `mod.rs`, as a
 //! child module with the same access to the map, so that the core rules and these stay easy to
 //! tell apart.
 
@@ -14,18 +14,10 @@ use serde_json::Value;
 use tokio::time::Instant;
 
 use super::{deadline_after, Store};
+use crate::command::{TxnFn, UpdateFn};
 use crate::error::{json_type_name, panic_message, KvError};
 use crate::ttl::Ttl;
-use crate::txn::{Op, Reads, Txn};
-
-/// The closure of an `update`: the current value in, the new value (or `None` to delete) out.
-/// `FnMut` so that an optimistic executor (Redis) can run it again after a conflict; the store
-/// here runs it exactly once.
-pub(crate) type UpdateFn = Box<dyn FnMut(Option<&Value>) -> Option<Value> + Send>;
-
-/// The closure of a `transaction`, its result already wired to the caller. `FnMut` for the same
-/// reason as [`UpdateFn`]; the store here runs it exactly once.
-pub(crate) type TxnFn = Box<dyn FnMut(&mut Txn<'_>) + Send>;
+use crate::txn::{Op, Source, Txn};
 
 impl Store {
     /// Adds `by` to the integer at `key` and returns the new value. A missing or expired key counts
@@ -136,7 +128,7 @@ impl Store {
         mut f: TxnFn,
         now: Instant,
     ) -> Result<(), KvError> {
-        let mut txn = Txn::new(Reads::Store(self), prefix, now);
+        let mut txn = Txn::new(&*self, prefix, now);
         catch_unwind(AssertUnwindSafe(|| f(&mut txn))).map_err(|payload| {
             KvError::TransactionPanicked {
                 prefix: prefix.to_owned(),
@@ -206,15 +198,6 @@ impl Store {
         keys
     }
 
-    /// The live value and deadline at `key`, without removing an expired entry (for [`Txn`],
-    /// which reads through a shared reference).
-    pub(crate) fn peek(&self, key: &str, now: Instant) -> Option<(&Arc<Value>, Option<Instant>)> {
-        self.map
-            .get(key)
-            .filter(|entry| !entry.is_expired(now))
-            .map(|entry| (&entry.value, entry.deadline))
-    }
-
     /// Removes `key` as expired if its deadline has passed, so that a command about to remove it
     /// reports an expiry to watchers, not a deletion of a value nobody could see.
     pub(crate) fn expire_if_due(&mut self, key: &str, now: Instant) {
@@ -230,6 +213,17 @@ impl Store {
             entry.value = value;
             entry.ids = None;
         }
+    }
+}
+
+/// A transaction reads the store directly: the live value and deadline at a key, without removing
+/// an expired entry ([`Txn`] reads through a shared reference).
+impl Source for Store {
+    fn read(&self, key: &str, now: Instant) -> Option<(&Arc<Value>, Option<Instant>)> {
+        self.map
+            .get(key)
+            .filter(|entry| !entry.is_expired(now))
+            .map(|entry| (&entry.value, entry.deadline))
     }
 }
 

@@ -6,7 +6,7 @@
 //! `(deadline, key)`, so the expired keys are always a prefix of it.
 //!
 //! The index holds exactly the keys of the map whose entry has a deadline, with that deadline.
-//! [`Store`](crate::store::Store) keeps that invariant: whenever it changes or removes an entry's
+//! [`Store`](super::store::Store) keeps that invariant: whenever it changes or removes an entry's
 //! deadline, it removes the old `(deadline, key)` pair here first.
 
 use std::collections::BTreeSet;

@@ -1,0 +1,264 @@
+//! The owner task: the one task that holds the [`Store`], as an actor.
+//!
+//! Its loop: take a batch of commands from the mailbox, [`handle`](Owner::handle) each one whole,
+//! and between batches remove a bounded slice of expired entries (active expiry). Because only
+//! this task touches the store, every command is atomic and all commands are applied in one order,
+//! with no lock.
+//!
+//! It stops when every [`KvHandle`](crate::KvHandle) is gone (the mailbox closes) or on
+//! [`Command::Shutdown`], after answering everything that was queued before it.
+
+use std::pin::pin;
+
+use tokio::sync::mpsc;
+use tokio::time::{sleep_until, Instant};
+
+use super::feeds::Feeds;
+use super::store::Store;
+use super::Config;
+use crate::command::{Command, Reply};
+
+/// How many commands the owner takes from the mailbox at once. Draining in batches saves a trip
+/// through the channel's wake-up machinery per command when many callers are busy.
+const BATCH: usize = 64;
+
+/// How many expired entries active expiry removes between two batches of commands, so that a mass
+/// expiry never holds up callers for long.
+const EXPIRY_SLICE: usize = 256;
+
+/// The largest change feed ring a `watch` may ask for (tokio's broadcast channel refuses more
+/// than `usize::MAX / 2`; a ring this size already holds a million changes).
+const MAX_FEED_CAPACITY: usize = 1 << 20;
+
+/// The owner task's state: the store, its change feeds and waiters, and a shutdown in progress.
+pub(crate) struct Owner {
+    config: Config,
+    store: Store,
+    feeds: Feeds,
+    /// Set by [`Command::Shutdown`]: answered once the task has stopped.
+    shutdown: Option<Reply<()>>,
+}
+
+impl Owner {
+    pub(crate) fn new(config: Config) -> Owner {
+        Owner {
+            config,
+            store: Store::default(),
+            feeds: Feeds::default(),
+            shutdown: None,
+        }
+    }
+
+    /// Runs the owner task until the mailbox closes or a shutdown command arrives.
+    pub(crate) async fn run(mut self, mut mailbox: mpsc::Receiver<Command>) {
+        tracing::debug!(
+            active_expiry = self.config.active_expiry,
+            "ephemeral-kv owner task started"
+        );
+        let mut batch = Vec::with_capacity(BATCH);
+        // One timer, re-armed only when the earliest deadline changes, wakes the task for active
+        // expiry while no commands arrive.
+        let mut timer = pin!(sleep_until(Instant::now()));
+        let mut armed_for = None;
+
+        loop {
+            let next_deadline = self
+                .config
+                .active_expiry
+                .then(|| self.store.next_deadline())
+                .flatten();
+            if let Some(deadline) = next_deadline {
+                if armed_for != Some(deadline) {
+                    timer.as_mut().reset(deadline);
+                    armed_for = Some(deadline);
+                }
+            }
+
+            tokio::select! {
+                // Commands first: expiry is housekeeping and may wait for the next turn.
+                biased;
+                received = mailbox.recv_many(&mut batch, BATCH) => {
+                    if received == 0 {
+                        break; // every handle is gone
+                    }
+                    for command in batch.drain(..) {
+                        command.trace();
+                        self.handle(command, Instant::now());
+                        if self.shutdown.is_some() {
+                            break;
+                        }
+                    }
+                    if self.shutdown.is_some() {
+                        // Commands queued after the shutdown are dropped unanswered: their callers
+                        // get `KvError::Closed`, as does every later call.
+                        mailbox.close();
+                        break;
+                    }
+                }
+                () = &mut timer, if next_deadline.is_some() => {}
+            }
+
+            if self.config.active_expiry {
+                self.store.purge_expired(EXPIRY_SLICE, Instant::now());
+                self.feeds.publish(&mut self.store);
+            }
+        }
+
+        drop(mailbox);
+        let Owner {
+            store, shutdown, ..
+        } = self;
+        drop(store);
+        tracing::debug!("ephemeral-kv owner task stopped");
+        if let Some(reply) = shutdown {
+            let _ = reply.send(Ok(()));
+        }
+    }
+
+    /// Applies one command at instant `now` and answers it; then hands the changes it made to the
+    /// change feeds. Every command is here, in one match with no catch-all arm.
+    ///
+    /// `let _ =` on every answer: the caller may have dropped its future; the command is applied
+    /// regardless.
+    fn handle(&mut self, command: Command, now: Instant) {
+        let store = &mut self.store;
+        store.note_command();
+        match command {
+            Command::Get { key, reply } => {
+                let _ = reply.send(Ok(store.get(&key, now)));
+            }
+            Command::Set {
+                key,
+                value,
+                ttl,
+                reply,
+            } => {
+                store.set(key, value, ttl, now);
+                let _ = reply.send(Ok(()));
+            }
+            Command::Delete { key, reply } => {
+                // Settle an expired key first, so that watchers see it expire rather than see a
+                // deletion of a value no call could read. Only worth a lookup while someone
+                // listens: either way the store ends the same.
+                if store.changes.listeners() > 0 {
+                    store.expire_if_due(&key, now);
+                }
+                store.delete(&key);
+                let _ = reply.send(Ok(()));
+            }
+            Command::ListAppendUnique {
+                key,
+                items,
+                id_key,
+                ttl,
+                reply,
+            } => {
+                let _ = reply.send(store.list_append_unique(key, items, &id_key, ttl, now));
+            }
+            Command::ListPopAll { key, reply } => {
+                let _ = reply.send(Ok(store.list_pop_all(&key, now)));
+            }
+            Command::ListPush {
+                key,
+                items,
+                max_len,
+                ttl,
+                reply,
+            } => {
+                let _ = reply.send(store.list_push(key, items, max_len, ttl, now));
+            }
+            Command::ListPopFront { key, count, reply } => {
+                let _ = reply.send(store.list_pop_front(&key, count, now));
+            }
+            Command::Mset {
+                entries,
+                ttl,
+                reply,
+            } => {
+                store.mset(entries, ttl, now);
+                let _ = reply.send(Ok(()));
+            }
+            Command::Mget { keys, reply } => {
+                let _ = reply.send(Ok(store.mget(&keys, now)));
+            }
+            Command::Expire { key, ttl, reply } => {
+                let _ = reply.send(Ok(store.expire(&key, ttl, now)));
+            }
+            Command::PurgeExpired { limit, reply } => {
+                let _ = reply.send(Ok(store.purge_expired(limit, now)));
+            }
+            Command::Stats { reply } => {
+                self.feeds.recount(store);
+                let _ = reply.send(Ok(store.stats()));
+            }
+            Command::Shutdown { reply } => {
+                self.shutdown = Some(reply);
+            }
+            Command::Incr {
+                key,
+                by,
+                ttl,
+                reply,
+            } => {
+                let _ = reply.send(store.incr(key, by, ttl, now));
+            }
+            Command::SetIfAbsent {
+                key,
+                value,
+                ttl,
+                reply,
+            } => {
+                let _ = reply.send(Ok(store.set_if_absent(key, value, ttl, now)));
+            }
+            Command::CompareAndSet {
+                key,
+                expected,
+                new,
+                ttl,
+                reply,
+            } => {
+                let _ = reply.send(Ok(store.compare_and_set(key, expected, new, ttl, now)));
+            }
+            Command::Update { key, f, reply } => {
+                let _ = reply.send(store.update(key, f, now));
+            }
+            Command::Transaction { prefix, f, reply } => {
+                let _ = reply.send(store.transaction(&prefix, f, now));
+            }
+            Command::GetDel { key, reply } => {
+                let _ = reply.send(Ok(store.get_del(&key, now)));
+            }
+            Command::Exists { key, reply } => {
+                let _ = reply.send(Ok(store.exists(&key, now)));
+            }
+            Command::Ttl { key, reply } => {
+                let _ = reply.send(Ok(store.ttl(&key, now)));
+            }
+            Command::Persist { key, reply } => {
+                let _ = reply.send(Ok(store.persist(&key, now)));
+            }
+            Command::ScanPrefix {
+                prefix,
+                limit,
+                reply,
+            } => {
+                let _ = reply.send(Ok(store.scan_prefix(&prefix, limit, now)));
+            }
+            Command::Watch {
+                prefix,
+                capacity,
+                reply,
+            } => {
+                let capacity = capacity.clamp(1, MAX_FEED_CAPACITY);
+                let _ = reply.send(Ok(self.feeds.subscribe(prefix, capacity)));
+            }
+            Command::WaitFor { key, reply } => match store.get(&key, now) {
+                Some(value) => {
+                    let _ = reply.send(Ok(value));
+                }
+                None => self.feeds.wait(key, reply),
+            },
+        }
+        self.feeds.publish(&mut self.store);
+    }
+}

@@ -1,0 +1,42 @@
+//! The in-process executor: one owner task that holds the map and applies every [`Command`].
+//!
+//! - [`actor`]: the owner task, an actor that takes commands from its mailbox in batches and
+//!   handles each in one `match` over every command; between batches it runs active expiry.
+//! - [`store`]: the map and its rules, plain synchronous code that takes `now`, so that tests drive
+//!   it directly and the actor stays short.
+//! - [`expiry`]: the index of deadlines that makes purging cost what it removes.
+//! - [`changes`] and [`feeds`]: what the store changed during a command, and the change feeds
+//!   (`watch`) and waiters (`wait_for`) it is handed to.
+//!
+//! Nothing here knows the caller side: a handle reaches this executor only through the
+//! [`Command`]s it sends to the mailbox that [`spawn`] returns.
+
+mod actor;
+mod changes;
+mod expiry;
+mod feeds;
+mod store;
+
+use tokio::sync::mpsc;
+
+use crate::command::Command;
+
+/// Settings of the owner task, from [`KvBuilder`](crate::KvBuilder).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Config {
+    /// Remove expired entries soon after their deadline, not only when touched or purged.
+    pub(crate) active_expiry: bool,
+    /// How many commands may wait in the mailbox before senders wait (at least 1).
+    pub(crate) mailbox_capacity: usize,
+}
+
+/// Starts an owner task on the current tokio runtime; returns the sender of its mailbox.
+///
+/// # Panics
+/// Outside a tokio runtime, as [`tokio::spawn`] does.
+#[track_caller]
+pub(crate) fn spawn(config: Config) -> mpsc::Sender<Command> {
+    let (sender, mailbox) = mpsc::channel(config.mailbox_capacity);
+    tokio::spawn(actor::Owner::new(config).run(mailbox));
+    sender
+}
