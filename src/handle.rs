@@ -21,8 +21,9 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::builder::KvBuilder;
 use crate::calls::{
-    CompareAndSet, Incr, List, ListAppendUnique, ListPush, Mset, PurgeExpired, ScanPrefix, Set,
-    SetIfAbsent, Watch,
+    CompareAndSet, CompareAndSetArgs, Incr, IncrArgs, List, ListAppendUnique, ListAppendUniqueArgs,
+    ListPush, ListPushArgs, Mset, MsetArgs, Pending, PurgeExpired, PurgeExpiredArgs, ScanPrefix,
+    ScanPrefixArgs, Set, SetArgs, SetIfAbsent, SetIfAbsentArgs, Watch, WatchArgs,
 };
 use crate::command::{Command, Reply, TxnFn, UpdateFn};
 use crate::error::KvError;
@@ -353,7 +354,7 @@ impl KvHandle {
     /// # }
     /// ```
     pub fn scan_prefix(&self, prefix: impl AsRef<str>) -> ScanPrefix<'_> {
-        ScanPrefix::new(self, self.key(prefix))
+        Pending::new(self, ScanPrefixArgs::new(self.key(prefix)))
     }
 }
 
@@ -379,7 +380,7 @@ impl KvHandle {
     /// # }
     /// ```
     pub fn set<T: Serialize>(&self, key: impl AsRef<str>, value: T) -> Set<'_> {
-        Set::new(self, self.key(key), value)
+        Pending::new(self, SetArgs::new(self.key(key), value))
     }
 
     /// Stores several key-value pairs in one atomic command, all with the same TTL.
@@ -419,7 +420,7 @@ impl KvHandle {
         let entries = entries
             .into_iter()
             .map(|(key, value)| (self.key(key), value));
-        Mset::new(self, entries)
+        Pending::new(self, MsetArgs::new(entries))
     }
 
     /// Removes `key`. A missing key is a no-op, not an error.
@@ -560,7 +561,7 @@ impl KvHandle {
         I: IntoIterator,
         I::Item: Serialize,
     {
-        ListAppendUnique::new(self, self.key(key), items)
+        Pending::new(self, ListAppendUniqueArgs::new(self.key(key), items))
     }
 
     /// Appends `items` (any JSON values) to the end of the list at `key` and returns the list's
@@ -605,7 +606,7 @@ impl KvHandle {
         I: IntoIterator,
         I::Item: Serialize,
     {
-        ListPush::new(self, self.key(key), items)
+        Pending::new(self, ListPushArgs::new(self.key(key), items))
     }
 
     /// Takes up to `count` items from the front of the list at `key`, oldest first, and removes
@@ -712,7 +713,7 @@ impl KvHandle {
     /// # }
     /// ```
     pub fn incr(&self, key: impl AsRef<str>, by: i64) -> Incr<'_> {
-        Incr::new(self, self.key(key), by)
+        Pending::new(self, IncrArgs::new(self.key(key), by))
     }
 
     /// Stores `value` at `key` only if the key is missing or expired, and returns whether it did.
@@ -734,7 +735,7 @@ impl KvHandle {
     /// # }
     /// ```
     pub fn set_if_absent<T: Serialize>(&self, key: impl AsRef<str>, value: T) -> SetIfAbsent<'_> {
-        SetIfAbsent::new(self, self.key(key), value)
+        Pending::new(self, SetIfAbsentArgs::new(self.key(key), value))
     }
 
     /// Stores `new` at `key` only if the key currently holds `expected` (with `None`: only if it is
@@ -765,7 +766,7 @@ impl KvHandle {
         expected: Option<Value>,
         new: T,
     ) -> CompareAndSet<'_> {
-        CompareAndSet::new(self, self.key(key), expected, new)
+        Pending::new(self, CompareAndSetArgs::new(self.key(key), expected, new))
     }
 
     /// Removes `key` and returns the value it held, atomically: of many tasks taking one key, one
@@ -938,7 +939,7 @@ impl KvHandle {
     /// # }
     /// ```
     pub fn watch(&self, prefix: impl AsRef<str>) -> Watch<'_> {
-        Watch::new(self, self.key(prefix))
+        Pending::new(self, WatchArgs::new(self.key(prefix)))
     }
 
     /// Waits until `key` holds a value and returns it: at once if it already does, else as soon as
@@ -1006,7 +1007,7 @@ impl KvHandle {
     /// # }
     /// ```
     pub fn purge_expired(&self) -> PurgeExpired<'_> {
-        PurgeExpired::new(self)
+        Pending::new(self, PurgeExpiredArgs::new())
     }
 
     /// A snapshot of what the store holds and how it has been used (the whole store, not only
@@ -1100,11 +1101,13 @@ impl KvHandle {
         command: impl FnOnce(Reply<T>) -> Command,
     ) -> Result<T, KvError> {
         let (reply, answer) = oneshot::channel();
-        self.sender
-            .send(command(reply))
-            .await
-            .map_err(|_| KvError::Closed)?;
+        self.send(command(reply)).await?;
         answer.await.map_err(|_| KvError::Closed)?
+    }
+
+    /// Puts a command in the owner task's mailbox, waiting for room if it is full.
+    pub(crate) async fn send(&self, command: Command) -> Result<(), KvError> {
+        self.sender.send(command).await.map_err(|_| KvError::Closed)
     }
 }
 

@@ -110,8 +110,8 @@ mod ttl;
 
 pub use builder::KvBuilder;
 pub use calls::{
-    CompareAndSet, Incr, List, ListAppendUnique, ListPush, Mset, PurgeExpired, ScanPrefix, Set,
-    SetIfAbsent, Watch, WatchEvent, WatchStream, DEFAULT_ID_KEY, DEFAULT_PURGE_LIMIT,
+    CompareAndSet, Incr, List, ListAppendUnique, ListPush, Mset, Pending, PurgeExpired, ScanPrefix,
+    Set, SetIfAbsent, Watch, WatchEvent, WatchStream, DEFAULT_ID_KEY, DEFAULT_PURGE_LIMIT,
     DEFAULT_WATCH_CAPACITY, MAX_WATCH_CAPACITY,
 };
 pub use error::KvError;

@@ -1,12 +1,272 @@
-//! [`List`]: the whole list that [`KvHandle::list_append_unique`](crate::KvHandle::list_append_unique)
-//! answers with, shared with the store instead of copied out of it.
+//! The list calls with options, [`ListAppendUnique`] and [`ListPush`], and [`List`]: the whole
+//! list that `list_append_unique` answers with, shared with the store instead of copied out of it.
 
 use std::fmt;
 use std::ops::Deref;
 use std::sync::Arc;
+use std::time::Duration;
 
 use serde::{Serialize, Serializer};
 use serde_json::Value;
+
+use super::pending::{Pending, Request};
+use super::to_json;
+use crate::command::{Command, Reply};
+use crate::error::{json_type_name, KvError};
+use crate::handle::KvHandle;
+use crate::ttl::check_ttl;
+
+/// The id field of [`KvHandle::list_append_unique`] when none is given, as in the reference.
+///
+/// ```
+/// use serde_json::json;
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), ephemeral_kv::KvError> {
+/// let kv = ephemeral_kv::KvHandle::spawn();
+/// let id_key = ephemeral_kv::DEFAULT_ID_KEY;
+/// assert_eq!(id_key, "id");
+/// let list = kv.list_append_unique("l", [json!({ id_key: 1 })]).await?;
+/// assert_eq!(list, vec![json!({"id": 1})]);
+/// # Ok(())
+/// # }
+/// ```
+pub const DEFAULT_ID_KEY: &str = "id";
+
+/// A pending [`KvHandle::list_append_unique`]. Await it to append and get the whole list.
+///
+/// ```
+/// use serde_json::json;
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), ephemeral_kv::KvError> {
+/// let kv = ephemeral_kv::KvHandle::spawn();
+/// let list = kv.list_append_unique("l", [json!({"id": 1})]).await?;
+/// assert_eq!(list, vec![json!({"id": 1})]);
+/// # Ok(())
+/// # }
+/// ```
+pub type ListAppendUnique<'a> = Pending<'a, ListAppendUniqueArgs, List>;
+
+/// The arguments of [`ListAppendUnique`].
+#[derive(Debug)]
+pub struct ListAppendUniqueArgs {
+    key: String,
+    items: Result<Vec<Value>, KvError>,
+    id_key: String,
+    ttl: Option<Duration>,
+}
+
+impl ListAppendUniqueArgs {
+    pub(crate) fn new<I>(key: String, items: I) -> Self
+    where
+        I: IntoIterator,
+        I::Item: Serialize,
+    {
+        let items = items.into_iter().map(|item| to_json(&key, item)).collect();
+        ListAppendUniqueArgs {
+            key,
+            items,
+            id_key: DEFAULT_ID_KEY.to_owned(),
+            ttl: None,
+        }
+    }
+}
+
+impl Request for ListAppendUniqueArgs {
+    type Answer = Arc<Value>;
+    type Output = List;
+    type Shape = ();
+
+    fn command(self, reply: Reply<Arc<Value>>) -> Result<(Command, ()), KvError> {
+        let items = self.items?;
+        check_items(&self.key, &items, &self.id_key)?;
+        check_ttl(&self.key, self.ttl)?;
+        let command = Command::ListAppendUnique {
+            key: self.key,
+            items,
+            id_key: self.id_key,
+            ttl: self.ttl,
+            reply,
+        };
+        Ok((command, ()))
+    }
+
+    fn output((): (), list: Arc<Value>, _: &KvHandle) -> List {
+        List::new(list)
+    }
+}
+
+impl ListAppendUnique<'_> {
+    /// The field that identifies an item (default `"id"`).
+    ///
+    /// ```
+    /// use serde_json::json;
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), ephemeral_kv::KvError> {
+    /// let kv = ephemeral_kv::KvHandle::spawn();
+    /// let tasks = kv
+    ///     .list_append_unique("tasks", vec![json!({"task_id": 42, "desc": "Review PR"})])
+    ///     .id_key("task_id")
+    ///     .await?;
+    /// assert_eq!(tasks.len(), 1);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn id_key(self, id_key: impl Into<String>) -> Self {
+        let id_key = id_key.into();
+        self.with(|args| args.id_key = id_key)
+    }
+
+    /// Makes the list expire `ttl` from now (the reference's `ttl_s`). Must be greater than zero.
+    /// Without it the list never expires, even if it had a TTL before.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use serde_json::json;
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), ephemeral_kv::KvError> {
+    /// let kv = ephemeral_kv::KvHandle::spawn();
+    /// kv.list_append_unique("l", [json!({"id": 1})]).ttl(Duration::from_secs(3600)).await?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn ttl(self, ttl: Duration) -> Self {
+        self.with(|args| args.ttl = Some(ttl))
+    }
+}
+
+/// Checks that every item is an object holding `id_key` with a scalar id, naming the first that is
+/// not and saying what to do.
+fn check_items(key: &str, items: &[Value], id_key: &str) -> Result<(), KvError> {
+    for (index, item) in items.iter().enumerate() {
+        let reason = match item {
+            Value::Object(fields) => match fields.get(id_key) {
+                Some(id @ (Value::Array(_) | Value::Object(_))) => format!(
+                    "its `{id_key}` is {}; ids must be strings, numbers, booleans or null",
+                    json_type_name(id)
+                ),
+                Some(_) => continue,
+                None => format!(
+                    "it has no `{id_key}` field (to use another field as the id, call \
+                     `.id_key(\"field\")`)"
+                ),
+            },
+            other => format!("it is {}, not a JSON object", json_type_name(other)),
+        };
+        return Err(KvError::InvalidItem {
+            key: key.to_owned(),
+            index,
+            reason,
+        });
+    }
+    Ok(())
+}
+
+/// A pending [`KvHandle::list_push`]. Await it to append and get the list's new length.
+///
+/// ```
+/// use std::time::Duration;
+/// use serde_json::json;
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), ephemeral_kv::KvError> {
+/// let kv = ephemeral_kv::KvHandle::spawn();
+/// let call: ephemeral_kv::ListPush<'_> = kv.list_push("log", [json!("started")]);
+/// assert_eq!(call.max_len(100).ttl(Duration::from_secs(60)).await?, 1);
+/// # Ok(())
+/// # }
+/// ```
+pub type ListPush<'a> = Pending<'a, ListPushArgs, usize>;
+
+/// The arguments of [`ListPush`].
+#[derive(Debug)]
+pub struct ListPushArgs {
+    key: String,
+    items: Result<Vec<Value>, KvError>,
+    max_len: usize,
+    ttl: Option<Duration>,
+}
+
+impl ListPushArgs {
+    pub(crate) fn new<I>(key: String, items: I) -> Self
+    where
+        I: IntoIterator,
+        I::Item: Serialize,
+    {
+        let items = items.into_iter().map(|item| to_json(&key, item)).collect();
+        ListPushArgs {
+            key,
+            items,
+            max_len: usize::MAX,
+            ttl: None,
+        }
+    }
+}
+
+impl Request for ListPushArgs {
+    type Answer = usize;
+    type Output = usize;
+    type Shape = ();
+
+    fn command(self, reply: Reply<usize>) -> Result<(Command, ()), KvError> {
+        let items = self.items?;
+        check_ttl(&self.key, self.ttl)?;
+        if self.max_len == 0 {
+            return Err(KvError::InvalidArgument {
+                key: self.key,
+                reason: "`max_len` must be at least 1 (to empty a list, call `delete`)".to_owned(),
+            });
+        }
+        let command = Command::ListPush {
+            key: self.key,
+            items,
+            max_len: self.max_len,
+            ttl: self.ttl,
+            reply,
+        };
+        Ok((command, ()))
+    }
+
+    fn output((): (), len: usize, _: &KvHandle) -> usize {
+        len
+    }
+}
+
+impl ListPush<'_> {
+    /// Keeps at most `max_len` items: after appending, the oldest are dropped from the front
+    /// (Redis `RPUSH` then `LTRIM`). Without it the list grows without bound. Zero is refused
+    /// with [`KvError::InvalidArgument`].
+    ///
+    /// ```
+    /// use serde_json::json;
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), ephemeral_kv::KvError> {
+    /// let kv = ephemeral_kv::KvHandle::spawn();
+    /// kv.list_push("log", [1, 2, 3]).await?;
+    /// assert_eq!(kv.list_push("log", [4]).max_len(2).await?, 2);
+    /// assert_eq!(kv.list_pop_all("log").await?, vec![json!(3), json!(4)]);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn max_len(self, max_len: usize) -> Self {
+        self.with(|args| args.max_len = max_len)
+    }
+
+    /// Gives the list this TTL, counted from now. Without it the list never expires, as with
+    /// [`KvHandle::set`]: a push without a TTL removes one the list had.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), ephemeral_kv::KvError> {
+    /// let kv = ephemeral_kv::KvHandle::spawn();
+    /// kv.list_push("log", ["a"]).ttl(Duration::from_secs(7 * 24 * 3600)).await?;
+    /// assert!(matches!(kv.ttl("log").await?, ephemeral_kv::Ttl::Expires(_)));
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn ttl(self, ttl: Duration) -> Self {
+        self.with(|args| args.ttl = Some(ttl))
+    }
+}
 
 /// A list as the store holds it, shared rather than copied: cloning it, or getting it from the
 /// store, only bumps a reference count.

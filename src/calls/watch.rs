@@ -6,17 +6,16 @@
 //! [`feeds`](crate::local) of the in-process executor.
 
 use std::fmt;
-use std::future::IntoFuture;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use futures::future::BoxFuture;
 use futures::stream::{BoxStream, Stream};
 use serde_json::Value;
 use tokio::sync::broadcast::{self, error::RecvError};
 
-use crate::command::{Change, ChangeKind, Command};
+use super::pending::{Pending, Request};
+use crate::command::{Change, ChangeKind, Command, Reply};
 use crate::error::KvError;
 use crate::handle::relative_key;
 use crate::handle::KvHandle;
@@ -115,23 +114,52 @@ impl WatchEvent {
 /// # Ok(())
 /// # }
 /// ```
+pub type Watch<'a> = Pending<'a, WatchArgs, WatchStream>;
+
+/// The arguments of [`Watch`].
 #[derive(Debug)]
-#[must_use = "a call does nothing until it is awaited"]
-pub struct Watch<'a> {
-    handle: &'a KvHandle,
+pub struct WatchArgs {
     prefix: String,
     capacity: usize,
 }
 
-impl<'a> Watch<'a> {
-    pub(crate) fn new(handle: &'a KvHandle, prefix: String) -> Self {
-        Watch {
-            handle,
+impl WatchArgs {
+    pub(crate) fn new(prefix: String) -> Self {
+        WatchArgs {
             prefix,
             capacity: DEFAULT_WATCH_CAPACITY,
         }
     }
+}
 
+impl Request for WatchArgs {
+    type Answer = broadcast::Receiver<Change>;
+    type Output = WatchStream;
+    /// The full prefix watched, for [`WatchStream::prefix`].
+    type Shape = String;
+
+    fn command(
+        self,
+        reply: Reply<broadcast::Receiver<Change>>,
+    ) -> Result<(Command, String), KvError> {
+        let command = Command::Watch {
+            prefix: self.prefix.clone(),
+            capacity: self.capacity.clamp(1, MAX_WATCH_CAPACITY),
+            reply,
+        };
+        Ok((command, self.prefix))
+    }
+
+    fn output(
+        prefix: String,
+        receiver: broadcast::Receiver<Change>,
+        handle: &KvHandle,
+    ) -> WatchStream {
+        WatchStream::new(receiver, handle.prefix().len(), prefix)
+    }
+}
+
+impl Watch<'_> {
     /// How many events the stream holds for its reader (default 1024, at least 1, at most
     /// [`MAX_WATCH_CAPACITY`]; the buffer may be rounded up to a power of two). When the reader
     /// falls further behind, the oldest events are dropped and the stream yields
@@ -152,32 +180,8 @@ impl<'a> Watch<'a> {
     /// # Ok(())
     /// # }
     /// ```
-    pub fn capacity(mut self, capacity: usize) -> Self {
-        self.capacity = capacity;
-        self
-    }
-}
-
-impl<'a> IntoFuture for Watch<'a> {
-    type Output = Result<WatchStream, KvError>;
-    type IntoFuture = BoxFuture<'a, Self::Output>;
-
-    fn into_future(self) -> Self::IntoFuture {
-        Box::pin(async move {
-            let Watch {
-                handle,
-                prefix,
-                capacity,
-            } = self;
-            let receiver = handle
-                .call(|reply| Command::Watch {
-                    prefix: prefix.clone(),
-                    capacity: capacity.clamp(1, MAX_WATCH_CAPACITY),
-                    reply,
-                })
-                .await?;
-            Ok(WatchStream::new(receiver, handle.prefix().len(), prefix))
-        })
+    pub fn capacity(self, capacity: usize) -> Self {
+        self.with(|args| args.capacity = capacity)
     }
 }
 

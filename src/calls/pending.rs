@@ -1,0 +1,129 @@
+//! [`Pending`]: one generic pending call, written once for every call that takes options.
+//!
+//! A call with options (`kv.set(k, v).ttl(d)`) is built in two steps: the [`KvHandle`] method makes
+//! a `Pending` holding the call's arguments, and option methods change them. Nothing is sent until
+//! the call is first polled (usually by `.await`); then its arguments are checked, turned into a
+//! [`Command`] and sent, and the answer is shaped for the caller. What differs between calls, the
+//! arguments and how they become a command, is a [`Request`]; the rest is here, once.
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{ready, Context, Poll};
+
+use futures::future::BoxFuture;
+use tokio::sync::oneshot;
+
+use crate::command::{Command, Reply};
+use crate::error::KvError;
+use crate::handle::KvHandle;
+
+/// The arguments of one kind of call, and how they become a [`Command`] and its answer an output.
+pub(crate) trait Request: fmt::Debug + Send + Unpin + Sized + 'static {
+    /// What the executor answers the command with.
+    type Answer: Send + 'static;
+    /// What the caller gets.
+    type Output: Send + 'static;
+    /// What [`output`](Request::output) needs of the arguments once they are sent.
+    type Shape: Send + 'static;
+
+    /// Checks the arguments and builds the command, or says what is wrong with them: nothing is
+    /// sent then.
+    fn command(self, reply: Reply<Self::Answer>) -> Result<(Command, Self::Shape), KvError>;
+
+    /// Shapes the executor's answer for the caller, on the caller's task.
+    fn output(shape: Self::Shape, answer: Self::Answer, handle: &KvHandle) -> Self::Output;
+}
+
+/// A call that has been made but not sent yet: the handle, and the arguments `A` with the options
+/// set so far; it resolves to a `Result<T, KvError>`. Every call with options is one (its type,
+/// like [`Set`](crate::Set), names which).
+///
+/// It is a [`Future`]: await it, or hand it to any combinator (`join_all`, `select!`,
+/// `tokio::time::timeout`). Nothing reaches the store until it is first polled; dropping it before
+/// then sends nothing, and dropping it after changes nothing the store does with the command.
+///
+/// ```
+/// use futures::future::join_all;
+/// use serde_json::json;
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), ephemeral_kv::KvError> {
+/// let kv = ephemeral_kv::KvHandle::spawn();
+/// let writes = (0..3).map(|n| kv.set(format!("k{n}"), n));
+/// for written in join_all(writes).await {
+///     written?;
+/// }
+/// assert_eq!(kv.get("k2").await?.as_deref(), Some(&json!(2)));
+/// # Ok(())
+/// # }
+/// ```
+#[must_use = "a call does nothing until it is awaited"]
+pub struct Pending<'a, A, T> {
+    handle: &'a KvHandle,
+    /// The arguments until the call is sent.
+    args: Option<A>,
+    /// How the arguments are sent: [`send`] for this call's kind, fixed when the call is made.
+    send: fn(&'a KvHandle, A) -> BoxFuture<'a, Result<T, KvError>>,
+    /// The call on its way, once sent; `None` again once it has answered.
+    sent: Option<BoxFuture<'a, Result<T, KvError>>>,
+}
+
+impl<'a, A, T> Pending<'a, A, T> {
+    pub(crate) fn new(handle: &'a KvHandle, args: A) -> Self
+    where
+        A: Request<Output = T>,
+    {
+        Pending {
+            handle,
+            args: Some(args),
+            send: |handle, args| Box::pin(send(handle, args)),
+            sent: None,
+        }
+    }
+
+    /// Changes the arguments: what every option method does. Once the call has been sent there is
+    /// nothing left to change, and the option is ignored.
+    pub(crate) fn with(mut self, option: impl FnOnce(&mut A)) -> Self {
+        if let Some(args) = &mut self.args {
+            option(args);
+        }
+        self
+    }
+}
+
+impl<A: fmt::Debug, T> fmt::Debug for Pending<'_, A, T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Pending")
+            .field("prefix", &self.handle.prefix())
+            .field("args", &self.args)
+            .field("sent", &self.sent.is_some())
+            .finish()
+    }
+}
+
+impl<A: Unpin, T> Future for Pending<'_, A, T> {
+    type Output = Result<T, KvError>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = &mut *self;
+        if let Some(args) = this.args.take() {
+            this.sent = Some((this.send)(this.handle, args));
+        }
+        let Some(call) = &mut this.sent else {
+            // Polled again after it answered: the answer was given once, and there is no other.
+            return Poll::Pending;
+        };
+        let output = ready!(call.as_mut().poll(cx));
+        this.sent = None;
+        Poll::Ready(output)
+    }
+}
+
+/// Checks and sends one call, and shapes its answer.
+async fn send<A: Request>(handle: &KvHandle, args: A) -> Result<A::Output, KvError> {
+    let (reply, answer) = oneshot::channel();
+    let (command, shape) = args.command(reply)?;
+    handle.send(command).await?;
+    let answer = answer.await.map_err(|_| KvError::Closed)??;
+    Ok(A::output(shape, answer, handle))
+}

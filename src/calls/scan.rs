@@ -1,0 +1,140 @@
+//! The calls over many keys with a limit: [`PurgeExpired`] and [`ScanPrefix`].
+
+use super::pending::{Pending, Request};
+use crate::command::{Command, Reply};
+use crate::error::KvError;
+use crate::handle::{relative_key, KvHandle};
+
+/// The limit of [`KvHandle::purge_expired`] when none is given, as in the reference.
+///
+/// ```
+/// assert_eq!(ephemeral_kv::DEFAULT_PURGE_LIMIT, 1000);
+/// ```
+pub const DEFAULT_PURGE_LIMIT: usize = 1000;
+
+/// A pending [`KvHandle::purge_expired`]. Await it to get how many entries were removed.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), ephemeral_kv::KvError> {
+/// let kv = ephemeral_kv::KvHandle::spawn();
+/// assert_eq!(kv.purge_expired().await?, 0);
+/// # Ok(())
+/// # }
+/// ```
+pub type PurgeExpired<'a> = Pending<'a, PurgeExpiredArgs, usize>;
+
+/// The arguments of [`PurgeExpired`].
+#[derive(Debug)]
+pub struct PurgeExpiredArgs {
+    limit: usize,
+}
+
+impl PurgeExpiredArgs {
+    pub(crate) fn new() -> Self {
+        PurgeExpiredArgs {
+            limit: DEFAULT_PURGE_LIMIT,
+        }
+    }
+}
+
+impl Request for PurgeExpiredArgs {
+    type Answer = usize;
+    type Output = usize;
+    type Shape = ();
+
+    fn command(self, reply: Reply<usize>) -> Result<(Command, ()), KvError> {
+        let limit = self.limit;
+        Ok((Command::PurgeExpired { limit, reply }, ()))
+    }
+
+    fn output((): (), removed: usize, _: &KvHandle) -> usize {
+        removed
+    }
+}
+
+impl PurgeExpired<'_> {
+    /// The most entries to remove in this call (default 1000).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), ephemeral_kv::KvError> {
+    /// let kv = ephemeral_kv::KvHandle::spawn();
+    /// assert_eq!(kv.purge_expired().limit(500).await?, 0);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn limit(self, limit: usize) -> Self {
+        self.with(|args| args.limit = limit)
+    }
+}
+
+/// A pending [`KvHandle::scan_prefix`]. Await it to get the keys.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), ephemeral_kv::KvError> {
+/// let kv = ephemeral_kv::KvHandle::spawn();
+/// kv.set("run:1:b", 0).await?;
+/// kv.set("run:1:a", 0).await?;
+/// assert_eq!(kv.scan_prefix("run:1:").await?, vec!["run:1:a", "run:1:b"]);
+/// # Ok(())
+/// # }
+/// ```
+pub type ScanPrefix<'a> = Pending<'a, ScanPrefixArgs, Vec<String>>;
+
+/// The arguments of [`ScanPrefix`].
+#[derive(Debug)]
+pub struct ScanPrefixArgs {
+    prefix: String,
+    limit: usize,
+}
+
+impl ScanPrefixArgs {
+    pub(crate) fn new(prefix: String) -> Self {
+        ScanPrefixArgs {
+            prefix,
+            limit: usize::MAX,
+        }
+    }
+}
+
+impl Request for ScanPrefixArgs {
+    type Answer = Vec<String>;
+    type Output = Vec<String>;
+    type Shape = ();
+
+    fn command(self, reply: Reply<Vec<String>>) -> Result<(Command, ()), KvError> {
+        let command = Command::ScanPrefix {
+            prefix: self.prefix,
+            limit: self.limit,
+            reply,
+        };
+        Ok((command, ()))
+    }
+
+    fn output((): (), keys: Vec<String>, handle: &KvHandle) -> Vec<String> {
+        // Keys come back full; strip the handle's prefix here, off the owner task.
+        let strip = handle.prefix().len();
+        keys.into_iter()
+            .map(|key| relative_key(key, strip))
+            .collect()
+    }
+}
+
+impl ScanPrefix<'_> {
+    /// The most keys to return: the first `limit` in sorted order (default: all).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), ephemeral_kv::KvError> {
+    /// let kv = ephemeral_kv::KvHandle::spawn();
+    /// kv.mset([("job:3", 0), ("job:1", 0), ("job:2", 0)]).await?;
+    /// assert_eq!(kv.scan_prefix("job:").limit(2).await?, vec!["job:1", "job:2"]);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn limit(self, limit: usize) -> Self {
+        self.with(|args| args.limit = limit)
+    }
+}

@@ -1,0 +1,396 @@
+//! The writing calls with options: [`Set`], [`SetIfAbsent`], [`CompareAndSet`], [`Mset`] and
+//! [`Incr`].
+
+use std::time::Duration;
+
+use serde::Serialize;
+use serde_json::Value;
+
+use super::pending::{Pending, Request};
+use super::to_json;
+use crate::command::{Command, Reply};
+use crate::error::KvError;
+use crate::handle::KvHandle;
+use crate::ttl::check_ttl;
+
+/// What the single-key writing calls carry until sent: the key, the value as serialized when the
+/// call was made (or why it did not serialize), and the TTL given so far.
+#[derive(Debug)]
+struct Write {
+    key: String,
+    value: Result<Value, KvError>,
+    ttl: Option<Duration>,
+}
+
+impl Write {
+    fn new<T: Serialize>(key: String, value: T) -> Self {
+        let value = to_json(&key, value);
+        Write {
+            key,
+            value,
+            ttl: None,
+        }
+    }
+
+    /// The parts of the command, or the first thing wrong with them: a value that did not
+    /// serialize, then a zero TTL.
+    fn checked(self) -> Result<(String, Value, Option<Duration>), KvError> {
+        let value = self.value?;
+        check_ttl(&self.key, self.ttl)?;
+        Ok((self.key, value, self.ttl))
+    }
+}
+
+/// A pending [`KvHandle::set`]. Await it to write.
+///
+/// ```
+/// use std::time::Duration;
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), ephemeral_kv::KvError> {
+/// let kv = ephemeral_kv::KvHandle::spawn();
+/// let call: ephemeral_kv::Set<'_> = kv.set("k", 1);
+/// call.ttl(Duration::from_secs(5)).await?;
+/// # Ok(())
+/// # }
+/// ```
+pub type Set<'a> = Pending<'a, SetArgs, ()>;
+
+/// The arguments of [`Set`].
+#[derive(Debug)]
+pub struct SetArgs(Write);
+
+impl SetArgs {
+    pub(crate) fn new<T: Serialize>(key: String, value: T) -> Self {
+        SetArgs(Write::new(key, value))
+    }
+}
+
+impl Request for SetArgs {
+    type Answer = ();
+    type Output = ();
+    type Shape = ();
+
+    fn command(self, reply: Reply<()>) -> Result<(Command, ()), KvError> {
+        let (key, value, ttl) = self.0.checked()?;
+        let command = Command::Set {
+            key,
+            value,
+            ttl,
+            reply,
+        };
+        Ok((command, ()))
+    }
+
+    fn output((): (), (): (), _: &KvHandle) {}
+}
+
+impl Set<'_> {
+    /// Makes the key expire `ttl` from now (the reference's `ttl_s`). Must be greater than zero.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), ephemeral_kv::KvError> {
+    /// let kv = ephemeral_kv::KvHandle::spawn();
+    /// kv.set("user_id", 42).ttl(Duration::from_secs(600)).await?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn ttl(self, ttl: Duration) -> Self {
+        self.with(|args| args.0.ttl = Some(ttl))
+    }
+}
+
+/// A pending [`KvHandle::set_if_absent`]. Await it to learn whether the value was stored.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), ephemeral_kv::KvError> {
+/// let kv = ephemeral_kv::KvHandle::spawn();
+/// assert!(kv.set_if_absent("lock", "worker-1").await?);
+/// assert!(!kv.set_if_absent("lock", "worker-2").await?);
+/// # Ok(())
+/// # }
+/// ```
+pub type SetIfAbsent<'a> = Pending<'a, SetIfAbsentArgs, bool>;
+
+/// The arguments of [`SetIfAbsent`].
+#[derive(Debug)]
+pub struct SetIfAbsentArgs(Write);
+
+impl SetIfAbsentArgs {
+    pub(crate) fn new<T: Serialize>(key: String, value: T) -> Self {
+        SetIfAbsentArgs(Write::new(key, value))
+    }
+}
+
+impl Request for SetIfAbsentArgs {
+    type Answer = bool;
+    type Output = bool;
+    type Shape = ();
+
+    fn command(self, reply: Reply<bool>) -> Result<(Command, ()), KvError> {
+        let (key, value, ttl) = self.0.checked()?;
+        let command = Command::SetIfAbsent {
+            key,
+            value,
+            ttl,
+            reply,
+        };
+        Ok((command, ()))
+    }
+
+    fn output((): (), stored: bool, _: &KvHandle) -> bool {
+        stored
+    }
+}
+
+impl SetIfAbsent<'_> {
+    /// Makes the key, if this call stores it, expire `ttl` from now: a lease that frees itself if
+    /// its holder dies. Must be greater than zero.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() -> Result<(), ephemeral_kv::KvError> {
+    /// let kv = ephemeral_kv::KvHandle::spawn();
+    /// assert!(kv.set_if_absent("lock", "w1").ttl(Duration::from_secs(30)).await?);
+    /// tokio::time::advance(Duration::from_secs(30)).await;
+    /// assert!(kv.set_if_absent("lock", "w2").ttl(Duration::from_secs(30)).await?);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn ttl(self, ttl: Duration) -> Self {
+        self.with(|args| args.0.ttl = Some(ttl))
+    }
+}
+
+/// A pending [`KvHandle::compare_and_set`]. Await it to learn whether the swap happened.
+///
+/// ```
+/// use serde_json::json;
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), ephemeral_kv::KvError> {
+/// let kv = ephemeral_kv::KvHandle::spawn();
+/// assert!(kv.compare_and_set("state", None, "idle").await?);
+/// assert!(kv.compare_and_set("state", Some(json!("idle")), "busy").await?);
+/// assert!(!kv.compare_and_set("state", Some(json!("idle")), "busy").await?);
+/// # Ok(())
+/// # }
+/// ```
+pub type CompareAndSet<'a> = Pending<'a, CompareAndSetArgs, bool>;
+
+/// The arguments of [`CompareAndSet`].
+#[derive(Debug)]
+pub struct CompareAndSetArgs {
+    expected: Option<Value>,
+    write: Write,
+}
+
+impl CompareAndSetArgs {
+    pub(crate) fn new<T: Serialize>(key: String, expected: Option<Value>, new: T) -> Self {
+        CompareAndSetArgs {
+            expected,
+            write: Write::new(key, new),
+        }
+    }
+}
+
+impl Request for CompareAndSetArgs {
+    type Answer = bool;
+    type Output = bool;
+    type Shape = ();
+
+    fn command(self, reply: Reply<bool>) -> Result<(Command, ()), KvError> {
+        let (key, new, ttl) = self.write.checked()?;
+        let command = Command::CompareAndSet {
+            key,
+            expected: self.expected,
+            new,
+            ttl,
+            reply,
+        };
+        Ok((command, ()))
+    }
+
+    fn output((): (), swapped: bool, _: &KvHandle) -> bool {
+        swapped
+    }
+}
+
+impl CompareAndSet<'_> {
+    /// If the swap happens, the key expires `ttl` from now (instead of keeping its TTL). Swapping a
+    /// lease for itself with a TTL renews it, but only while the caller still holds it. Must be
+    /// greater than zero.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use serde_json::json;
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() -> Result<(), ephemeral_kv::KvError> {
+    /// let kv = ephemeral_kv::KvHandle::spawn();
+    /// let lease = Duration::from_secs(10);
+    /// kv.set_if_absent("lock", "w1").ttl(lease).await?;
+    /// tokio::time::advance(Duration::from_secs(8)).await;
+    /// let renewed = kv.compare_and_set("lock", Some(json!("w1")), "w1").ttl(lease).await?;
+    /// assert!(renewed);
+    /// tokio::time::advance(Duration::from_secs(8)).await;
+    /// assert_eq!(kv.get("lock").await?.as_deref(), Some(&json!("w1")));
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn ttl(self, ttl: Duration) -> Self {
+        self.with(|args| args.write.ttl = Some(ttl))
+    }
+}
+
+/// A pending [`KvHandle::mset`]. Await it to write every pair at once.
+///
+/// ```
+/// use serde_json::json;
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), ephemeral_kv::KvError> {
+/// let kv = ephemeral_kv::KvHandle::spawn();
+/// kv.mset([("a", json!(1)), ("b", json!(2))]).await?;
+/// # Ok(())
+/// # }
+/// ```
+pub type Mset<'a> = Pending<'a, MsetArgs, ()>;
+
+/// The arguments of [`Mset`].
+#[derive(Debug)]
+pub struct MsetArgs {
+    /// The first key, to name in a TTL error.
+    first_key: String,
+    entries: Result<Vec<(String, Value)>, KvError>,
+    ttl: Option<Duration>,
+}
+
+impl MsetArgs {
+    pub(crate) fn new<V: Serialize>(entries: impl Iterator<Item = (String, V)>) -> Self {
+        let entries: Result<Vec<_>, _> = entries
+            .map(|(key, value)| to_json(&key, value).map(|value| (key, value)))
+            .collect();
+        let first_key = match &entries {
+            Ok(entries) => entries.first().map(|(key, _)| key.clone()),
+            Err(_) => None,
+        };
+        MsetArgs {
+            first_key: first_key.unwrap_or_default(),
+            entries,
+            ttl: None,
+        }
+    }
+}
+
+impl Request for MsetArgs {
+    type Answer = ();
+    type Output = ();
+    type Shape = ();
+
+    fn command(self, reply: Reply<()>) -> Result<(Command, ()), KvError> {
+        let entries = self.entries?;
+        check_ttl(&self.first_key, self.ttl)?;
+        let command = Command::Mset {
+            entries,
+            ttl: self.ttl,
+            reply,
+        };
+        Ok((command, ()))
+    }
+
+    fn output((): (), (): (), _: &KvHandle) {}
+}
+
+impl Mset<'_> {
+    /// Makes every key of the batch expire `ttl` from now (the reference's `ttl_s`). Must be
+    /// greater than zero.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use serde_json::json;
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), ephemeral_kv::KvError> {
+    /// let kv = ephemeral_kv::KvHandle::spawn();
+    /// kv.mset([("session", json!("abc")), ("count", json!(42))])
+    ///     .ttl(Duration::from_secs(60))
+    ///     .await?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn ttl(self, ttl: Duration) -> Self {
+        self.with(|args| args.ttl = Some(ttl))
+    }
+}
+
+/// A pending [`KvHandle::incr`]. Await it to get the counter's new value.
+///
+/// ```
+/// use std::time::Duration;
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), ephemeral_kv::KvError> {
+/// let kv = ephemeral_kv::KvHandle::spawn();
+/// assert_eq!(kv.incr("hits", 1).ttl(Duration::from_secs(60)).await?, 1);
+/// assert_eq!(kv.incr("hits", 5).await?, 6);
+/// # Ok(())
+/// # }
+/// ```
+pub type Incr<'a> = Pending<'a, IncrArgs, i64>;
+
+/// The arguments of [`Incr`].
+#[derive(Debug)]
+pub struct IncrArgs {
+    key: String,
+    by: i64,
+    ttl: Option<Duration>,
+}
+
+impl IncrArgs {
+    pub(crate) fn new(key: String, by: i64) -> Self {
+        IncrArgs { key, by, ttl: None }
+    }
+}
+
+impl Request for IncrArgs {
+    type Answer = i64;
+    type Output = i64;
+    type Shape = ();
+
+    fn command(self, reply: Reply<i64>) -> Result<(Command, ()), KvError> {
+        check_ttl(&self.key, self.ttl)?;
+        let command = Command::Incr {
+            key: self.key,
+            by: self.by,
+            ttl: self.ttl,
+            reply,
+        };
+        Ok((command, ()))
+    }
+
+    fn output((): (), value: i64, _: &KvHandle) -> i64 {
+        value
+    }
+}
+
+impl Incr<'_> {
+    /// The TTL the counter gets **if this call creates it**. A counter that already exists keeps
+    /// its TTL (or lack of one), which is what a fixed-window rate limiter needs: the window starts
+    /// with the first hit and is not pushed back by later ones. Must be greater than zero.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use ephemeral_kv::Ttl;
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() -> Result<(), ephemeral_kv::KvError> {
+    /// let kv = ephemeral_kv::KvHandle::spawn();
+    /// kv.incr("window", 1).ttl(Duration::from_secs(60)).await?;
+    /// tokio::time::advance(Duration::from_secs(10)).await;
+    /// kv.incr("window", 1).ttl(Duration::from_secs(60)).await?;
+    /// assert_eq!(kv.ttl("window").await?, Ttl::Expires(Duration::from_secs(50)));
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn ttl(self, ttl: Duration) -> Self {
+        self.with(|args| args.ttl = Some(ttl))
+    }
+}
