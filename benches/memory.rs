@@ -1,11 +1,8 @@
-//! Memory per entry of issue 4: a store of 1,000,000 small JSON objects against a plain
+//! Memory per entry: a store of 1,000,000 small JSON objects against a plain
 //! `HashMap<String, Value>` of the same data, counted by a counting global allocator. Prints its
-//! numbers; run with `cargo bench --bench memory`.
+//! numbers; run with `cargo bench -p ephemeral-kv-benches --bench memory`.
 
-#[path = "support/mod.rs"]
-mod support;
-
-use support::workloads::{self as w, MEMORY_ENTRIES};
+use ephemeral_kv_benches::workloads::{self as w, MEMORY_ENTRIES};
 
 fn main() {
     let rt = w::runtime();

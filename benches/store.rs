@@ -1,13 +1,11 @@
-//! Criterion benches of issue 4: ephemeral-kv against `Arc<Mutex<HashMap>>`, `dashmap` and `moka`,
-//! all on a 2-worker multi-thread tokio runtime. Run with `cargo bench --bench store`; the memory
-//! numbers come from `cargo bench --bench memory`, and a short version of all of it with the
-//! targets checked from `cargo run --release --example bench_report`.
+//! Criterion benches: ephemeral-kv against `Arc<Mutex<HashMap>>`, `dashmap` and `moka`, all on a
+//! 2-worker multi-thread tokio runtime. Run with `cargo bench -p ephemeral-kv-benches --bench
+//! store`; the memory numbers come from `--bench memory`, the seed workloads from `--bench seed`,
+//! and a short version of all of it from
+//! `cargo run --release -p ephemeral-kv-benches --bin bench_report`.
 //!
 //! Sample sizes and measurement times are small so that the whole run takes a few minutes on two
 //! cores.
-
-#[path = "support/mod.rs"]
-mod support;
 
 use std::time::Duration;
 
@@ -18,8 +16,8 @@ use criterion::{
 use ephemeral_kv::KvHandle;
 use tokio::runtime::Runtime;
 
-use support::baselines::{DashKv, Kv, MokaKv, MutexKv};
-use support::workloads::{self as w, BATCH, KEYS, PURGE, TASKS};
+use ephemeral_kv_benches::baselines::{DashKv, Kv, MokaKv, MutexKv};
+use ephemeral_kv_benches::workloads::{self as w, BATCH, KEYS, PURGE, TASKS};
 
 /// Operations per criterion iteration of the get/set workload.
 const BLOCK: u64 = 1_000;

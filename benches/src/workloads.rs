@@ -13,8 +13,8 @@ use serde_json::{json, Value};
 use tokio::runtime::Runtime;
 use tokio::time::Instant;
 
-use super::alloc;
-use super::baselines::{Kv, MutexKv};
+use crate::alloc;
+use crate::baselines::{Kv, MutexKv};
 
 /// Keys of the get/set workload.
 pub const KEYS: usize = 100_000;
@@ -74,7 +74,7 @@ pub fn list_of(n: usize) -> Value {
 /// Runs `work` as a task on the runtime's workers, where an application's callers run, and returns
 /// its output. Awaited directly from `Runtime::block_on`, a caller would sit on a thread outside
 /// the runtime, and every call to the store would pay for waking that thread from outside.
-async fn on_worker<T: Send + 'static>(work: impl Future<Output = T> + Send + 'static) -> T {
+pub async fn on_worker<T: Send + 'static>(work: impl Future<Output = T> + Send + 'static) -> T {
     tokio::spawn(work).await.expect("a workload task")
 }
 

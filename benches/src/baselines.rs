@@ -1,18 +1,21 @@
 //! The stores ephemeral-kv is compared against, each with the store's semantics: the TTL is
-//! checked on every read (an expired entry is removed and reads as missing) and every read hands
-//! the caller an owned `serde_json::Value`.
+//! checked on every read (an expired entry is removed and reads as missing).
 //!
 //! They are written the way a user would write them: the value lives in the map as a plain
-//! `Value` and is cloned out on a read. [`Kv`] is the common face the workloads drive, and
-//! `KvHandle` implements it too.
+//! `Value` and a read clones it out, as the map's own API does. [`Kv`] is the common face the
+//! workloads drive, and `KvHandle` implements it too. Each store hands out what it naturally
+//! hands out (the [`Kv::Read`] and [`Kv::List`] types): the baselines an owned copy, ephemeral-kv
+//! the value it shares with the store, so that neither side does work it would not do for a user.
 
+use std::borrow::Borrow;
 use std::collections::HashMap;
 use std::future::Future;
+use std::ops::Deref;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use dashmap::DashMap;
-use ephemeral_kv::KvHandle;
+use ephemeral_kv::{KvHandle, List};
 use moka::ops::compute::Op;
 use serde_json::Value;
 use tokio::time::Instant;
@@ -22,8 +25,15 @@ pub const ID_KEY: &str = "id";
 
 /// What every compared store can do, with the store's semantics.
 pub trait Kv: Clone + Send + Sync + 'static {
-    /// The live value at `key`, owned by the caller.
-    fn get(&self, key: &str) -> impl Future<Output = Option<Value>> + Send;
+    /// What a read hands the caller: an owned `Value` (cloned out of the map) for the baselines,
+    /// the shared `Arc<Value>` for ephemeral-kv. Either reads as a `&Value` through `Borrow`.
+    type Read: Borrow<Value> + Send + 'static;
+    /// What `list_append_unique` hands the caller: an owned copy of the whole list for the
+    /// baselines, the shared [`List`] for ephemeral-kv. Either reads as a `&[Value]`.
+    type List: Deref<Target = [Value]> + Send + 'static;
+
+    /// The live value at `key`.
+    fn get(&self, key: &str) -> impl Future<Output = Option<Self::Read>> + Send;
     /// Stores `value` at `key`, with a TTL or none.
     fn set(
         &self,
@@ -36,8 +46,8 @@ pub trait Kv: Clone + Send + Sync + 'static {
         &self,
         key: &str,
         items: Vec<Value>,
-    ) -> impl Future<Output = Vec<Value>> + Send;
-    /// Removes the list at `key` and returns it.
+    ) -> impl Future<Output = Self::List> + Send;
+    /// Removes the list at `key` and returns its items, owned.
     fn list_pop_all(&self, key: &str) -> impl Future<Output = Vec<Value>> + Send;
 }
 
@@ -142,6 +152,9 @@ impl MutexKv {
 }
 
 impl Kv for MutexKv {
+    type Read = Value;
+    type List = Vec<Value>;
+
     async fn get(&self, key: &str) -> Option<Value> {
         let now = Instant::now();
         let mut map = self.map.lock().unwrap();
@@ -186,6 +199,9 @@ pub struct DashKv {
 }
 
 impl Kv for DashKv {
+    type Read = Value;
+    type List = Vec<Value>;
+
     async fn get(&self, key: &str) -> Option<Value> {
         let now = Instant::now();
         {
@@ -239,6 +255,9 @@ impl Default for MokaKv {
 }
 
 impl Kv for MokaKv {
+    type Read = Value;
+    type List = Vec<Value>;
+
     async fn get(&self, key: &str) -> Option<Value> {
         let now = Instant::now();
         // moka's `get` hands out a clone of the entry: that is the caller's owned copy.
@@ -299,7 +318,10 @@ impl Kv for MokaKv {
 }
 
 impl Kv for KvHandle {
-    async fn get(&self, key: &str) -> Option<Value> {
+    type Read = Arc<Value>;
+    type List = List;
+
+    async fn get(&self, key: &str) -> Option<Arc<Value>> {
         KvHandle::get(self, key).await.expect("store is running")
     }
 
@@ -312,7 +334,7 @@ impl Kv for KvHandle {
         .expect("store is running")
     }
 
-    async fn list_append_unique(&self, key: &str, items: Vec<Value>) -> Vec<Value> {
+    async fn list_append_unique(&self, key: &str, items: Vec<Value>) -> List {
         KvHandle::list_append_unique(self, key, items)
             .await
             .expect("store is running")
