@@ -5,6 +5,7 @@
 //! [`KvHandle`]: the caller side reaches an executor only through the mailbox its `spawn` or
 //! `connect` returns.
 
+use crate::closure::StoreId;
 #[cfg(feature = "redis")]
 use crate::error::KvError;
 use crate::handle::KvHandle;
@@ -14,6 +15,10 @@ use crate::redis;
 
 /// The default number of commands that may wait in the mailbox before callers wait for room.
 const DEFAULT_MAILBOX_CAPACITY: usize = 1024;
+
+/// The largest mailbox a builder makes: a million waiting commands is already more than a store
+/// for small values should queue, and tokio's channel refuses sizes near `usize::MAX`.
+const MAX_MAILBOX_CAPACITY: usize = 1 << 20;
 
 /// Configures a store before starting it. Made by [`KvHandle::builder`].
 ///
@@ -29,6 +34,7 @@ const DEFAULT_MAILBOX_CAPACITY: usize = 1024;
 /// # }
 /// ```
 #[derive(Debug, Clone)]
+#[must_use = "a builder does nothing until `spawn` (or `redis`) is called"]
 pub struct KvBuilder {
     prefix: String,
     active_expiry: bool,
@@ -91,18 +97,20 @@ impl KvBuilder {
     }
 
     /// How many commands may wait in the owner task's mailbox before callers wait for room
-    /// (default 1024; 0 is taken as 1). A bounded mailbox gives backpressure instead of unbounded
-    /// memory growth when callers outrun the owner task.
+    /// (default 1024; 0 is taken as 1, and anything above 2^20 as 2^20). A bounded mailbox gives
+    /// backpressure instead of unbounded memory growth when callers outrun the owner task.
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() {
     /// let kv = ephemeral_kv::KvHandle::builder().mailbox_capacity(16).spawn();
+    /// let huge = ephemeral_kv::KvHandle::builder().mailbox_capacity(usize::MAX).spawn();
+    /// assert_eq!(huge.stats().await.unwrap().mailbox_depth, 0);
     /// # let _ = kv;
     /// # }
     /// ```
     pub fn mailbox_capacity(mut self, capacity: usize) -> KvBuilder {
-        self.mailbox_capacity = capacity.max(1);
+        self.mailbox_capacity = capacity.clamp(1, MAX_MAILBOX_CAPACITY);
         self
     }
 
@@ -120,11 +128,13 @@ impl KvBuilder {
     /// ```
     #[track_caller]
     pub fn spawn(self) -> KvHandle {
+        let store = StoreId::new();
         let sender = local::spawn(local::Config {
             active_expiry: self.active_expiry,
             mailbox_capacity: self.mailbox_capacity,
+            store,
         });
-        KvHandle::new(sender, self.prefix)
+        KvHandle::new(sender, self.prefix, store)
     }
 
     /// Connects to the Redis server at `url` (such as `"redis://127.0.0.1:6379"`) and returns a
@@ -184,8 +194,14 @@ impl KvBuilder {
     /// ```
     #[cfg(feature = "redis")]
     pub async fn redis(self, url: impl AsRef<str>) -> Result<KvHandle, KvError> {
-        let sender =
-            redis::connect(url.as_ref(), self.prefix.clone(), self.mailbox_capacity).await?;
-        Ok(KvHandle::new(sender, self.prefix))
+        let store = StoreId::new();
+        let sender = redis::connect(
+            url.as_ref(),
+            self.prefix.clone(),
+            self.mailbox_capacity,
+            store,
+        )
+        .await?;
+        Ok(KvHandle::new(sender, self.prefix, store))
     }
 }

@@ -190,9 +190,11 @@ pub(crate) enum Command {
 }
 
 impl Command {
-    /// Logs the command at debug level: its operation and key, never its value.
-    pub(crate) fn trace(&self) {
-        match self {
+    /// What the debug line about this command names: the operation and its key (or prefix, or
+    /// number of keys), never a value. Taken before the command is handled, and only while debug
+    /// logging is on: it copies the key.
+    pub(crate) fn described(&self) -> Described {
+        let subject = match self {
             Command::Get { key, .. }
             | Command::Set { key, .. }
             | Command::Delete { key, .. }
@@ -209,18 +211,18 @@ impl Command {
             | Command::Exists { key, .. }
             | Command::Ttl { key, .. }
             | Command::Persist { key, .. }
-            | Command::WaitFor { key, .. } => tracing::debug!(op = self.name(), key = %key),
+            | Command::WaitFor { key, .. } => Subject::Key(key.clone()),
             Command::Transaction { prefix, .. }
             | Command::ScanPrefix { prefix, .. }
-            | Command::Watch { prefix, .. } => {
-                tracing::debug!(op = self.name(), prefix = %prefix)
-            }
-            Command::Mset { entries, .. } => {
-                tracing::debug!(op = self.name(), keys = entries.len())
-            }
-            Command::Mget { keys, .. } => tracing::debug!(op = self.name(), keys = keys.len()),
-            Command::PurgeExpired { limit, .. } => tracing::debug!(op = self.name(), limit),
-            Command::Stats { .. } | Command::Shutdown { .. } => tracing::debug!(op = self.name()),
+            | Command::Watch { prefix, .. } => Subject::Prefix(prefix.clone()),
+            Command::Mset { entries, .. } => Subject::Keys(entries.len()),
+            Command::Mget { keys, .. } => Subject::Keys(keys.len()),
+            Command::PurgeExpired { limit, .. } => Subject::Limit(*limit),
+            Command::Stats { .. } | Command::Shutdown { .. } => Subject::Store,
+        };
+        Described {
+            op: self.name(),
+            subject,
         }
     }
 
@@ -255,4 +257,54 @@ impl Command {
             Command::WaitFor { .. } => "wait_for",
         }
     }
+}
+
+impl std::fmt::Debug for Command {
+    // Not derived: closures have no `Debug`, and values are not for logs.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Command")
+            .field("op", &self.name())
+            .finish_non_exhaustive()
+    }
+}
+
+/// A command as its debug line names it: see [`Command::described`].
+#[derive(Debug)]
+pub(crate) struct Described {
+    op: &'static str,
+    subject: Subject,
+}
+
+/// What a command is about, for its debug line.
+#[derive(Debug)]
+enum Subject {
+    Key(String),
+    Prefix(String),
+    Keys(usize),
+    Limit(usize),
+    Store,
+}
+
+impl Described {
+    /// Logs the command at debug level with what came of it (`hit`, `miss`, `applied`,
+    /// `refused`, `ok`, or the error's kind) and how long the executor took, in microseconds.
+    pub(crate) fn log(&self, outcome: &str, took: std::time::Duration) {
+        let op = self.op;
+        let took_us = u64::try_from(took.as_micros()).unwrap_or(u64::MAX);
+        match &self.subject {
+            Subject::Key(key) => tracing::debug!(op, key = %key, outcome, took_us),
+            Subject::Prefix(prefix) => tracing::debug!(op, prefix = %prefix, outcome, took_us),
+            Subject::Keys(keys) => tracing::debug!(op, keys, outcome, took_us),
+            Subject::Limit(limit) => tracing::debug!(op, limit, outcome, took_us),
+            Subject::Store => tracing::debug!(op, outcome, took_us),
+        }
+    }
+}
+
+/// A command as it travels the mailbox: with the caller's span, so that the executor's log lines
+/// about it appear inside the span the call was made in (a request's span, say).
+#[derive(Debug)]
+pub(crate) struct Message {
+    pub(crate) command: Command,
+    pub(crate) span: tracing::Span,
 }

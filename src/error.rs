@@ -30,13 +30,32 @@ use std::time::Duration;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum KvError {
-    /// The store has stopped: [`KvHandle::shutdown`](crate::KvHandle::shutdown) was called, or its
-    /// owner task ended with its runtime.
-    #[error("the store is closed")]
+    /// The store was shut down by [`KvHandle::shutdown`](crate::KvHandle::shutdown) (on this
+    /// handle or another of the same store); every later call gets this. Start a new store to go
+    /// on.
+    #[error("the store was shut down (`KvHandle::shutdown`); start a new store to go on")]
     Closed,
 
+    /// The store's owner task ended without a shutdown, almost always because the tokio runtime
+    /// that ran it ended (say, a handle kept in a `static` or passed to another runtime outlived
+    /// the runtime the store was spawned on). Every later call gets this.
+    ///
+    /// ```
+    /// let kv = tokio::runtime::Runtime::new()
+    ///     .unwrap()
+    ///     .block_on(async { ephemeral_kv::KvHandle::spawn() }); // that runtime ends here
+    /// let other = tokio::runtime::Runtime::new().unwrap();
+    /// let refused = other.block_on(kv.get("k"));
+    /// assert!(matches!(refused, Err(ephemeral_kv::KvError::OwnerGone)));
+    /// ```
+    #[error(
+        "the store's owner task is gone without a shutdown: the tokio runtime that ran it has \
+         ended; keep that runtime alive for as long as the store's handles are used"
+    )]
+    OwnerGone,
+
     /// A value could not be turned into JSON (for example a map with non-string keys).
-    #[error("value for key `{key}` cannot be serialized to JSON: {source}")]
+    #[error("value for key `{key}` cannot be serialized to JSON")]
     Serialize {
         /// The key the value was meant for.
         key: String,
@@ -47,7 +66,7 @@ pub enum KvError {
 
     /// A stored value does not have the shape asked for by a typed read such as
     /// [`KvHandle::get_as`](crate::KvHandle::get_as).
-    #[error("value at key `{key}` cannot be deserialized into the requested type: {source}")]
+    #[error("value at key `{key}` does not fit the requested type")]
     Deserialize {
         /// The key that was read.
         key: String,
@@ -99,6 +118,34 @@ pub enum KvError {
         reason: String,
     },
 
+    /// A value nests deeper than [`MAX_DEPTH`](crate::MAX_DEPTH) levels. Nothing was sent or
+    /// changed.
+    #[error(
+        "value for key `{key}` nests deeper than {limit} levels; store deep structures flattened \
+         or as text"
+    )]
+    TooDeep {
+        /// The key the value was meant for.
+        key: String,
+        /// The limit, [`MAX_DEPTH`](crate::MAX_DEPTH).
+        limit: usize,
+    },
+
+    /// A call on a store was made from inside one of that store's own
+    /// [`update`](crate::KvHandle::update) or [`transaction`](crate::KvHandle::transaction)
+    /// closures. Those run on the store's owner task, which cannot answer the call until the
+    /// closure returns: rather than wait forever, the call fails at once. Read what the closure
+    /// needs through its argument (or the [`Txn`](crate::Txn)), and make other calls before or
+    /// after.
+    #[error(
+        "`{op}` was called from inside an `update`/`transaction` closure of the same store, which \
+         cannot answer until the closure returns; make the call before or after the closure"
+    )]
+    Reentrant {
+        /// The call that was refused.
+        op: &'static str,
+    },
+
     /// A time-to-live of zero. A key that expires the instant it is written is almost always a bug
     /// (a TTL computed from a clock that went past its deadline, a unit mistake), so it is refused
     /// rather than silently deleting the key.
@@ -145,7 +192,10 @@ pub enum KvError {
     /// A [`WatchStream`](crate::WatchStream) fell behind: its buffer was full, so `missed` events
     /// under `prefix` were dropped for it (the store never waits for a slow watcher). The stream
     /// goes on with the events that came after.
-    #[error("watcher of prefix `{prefix}` fell behind and missed {missed} events")]
+    #[error(
+        "watcher of prefix `{prefix}` fell behind and missed {missed} events; read it sooner or \
+         open it with a larger `.capacity(..)`"
+    )]
     Lagged {
         /// The full prefix being watched.
         prefix: String,
@@ -177,7 +227,10 @@ pub enum KvError {
     /// [`transaction`](crate::KvHandle::transaction) on Redis lost the race to other clients
     /// `attempts` times in a row (each time, a key it read changed before its writes were
     /// applied), and gave up. Nothing was written; retrying later may succeed.
-    #[error("`{op}` on `{key}` gave up after {attempts} conflicting attempts")]
+    #[error(
+        "`{op}` on `{key}` gave up after {attempts} attempts: other clients kept writing the keys \
+         it read; retry later, or read fewer keys"
+    )]
     Contended {
         /// The call: `"update"` or `"transaction"`.
         op: &'static str,
@@ -186,6 +239,31 @@ pub enum KvError {
         /// How many attempts were made.
         attempts: u32,
     },
+}
+
+impl KvError {
+    /// The variant's name in snake case, for logs: what came of a command that failed.
+    pub(crate) fn kind(&self) -> &'static str {
+        match self {
+            KvError::Closed => "closed",
+            KvError::OwnerGone => "owner_gone",
+            KvError::Serialize { .. } => "serialize",
+            KvError::Deserialize { .. } => "deserialize",
+            KvError::WrongType { .. } => "wrong_type",
+            KvError::InvalidItem { .. } => "invalid_item",
+            KvError::InvalidArgument { .. } => "invalid_argument",
+            KvError::InvalidTtl { .. } => "invalid_ttl",
+            KvError::Overflow { .. } => "overflow",
+            KvError::TooDeep { .. } => "too_deep",
+            KvError::Reentrant { .. } => "reentrant",
+            KvError::UpdatePanicked { .. } => "update_panicked",
+            KvError::TransactionPanicked { .. } => "transaction_panicked",
+            KvError::Lagged { .. } => "lagged",
+            KvError::Backend { .. } => "backend",
+            KvError::Unsupported { .. } => "unsupported",
+            KvError::Contended { .. } => "contended",
+        }
+    }
 }
 
 /// The message of a caught panic: the text of `panic!("...")`, or a placeholder.

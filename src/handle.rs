@@ -11,6 +11,7 @@
 
 use std::fmt;
 use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -25,7 +26,8 @@ use crate::calls::{
     ListPush, ListPushArgs, Mset, MsetArgs, Pending, PurgeExpired, PurgeExpiredArgs, ScanPrefix,
     ScanPrefixArgs, Set, SetArgs, SetIfAbsent, SetIfAbsentArgs, Watch, WatchArgs,
 };
-use crate::command::{Command, Reply, TxnFn, UpdateFn};
+use crate::closure::{self, StoreId};
+use crate::command::{Command, Message, Reply, TxnFn, UpdateFn};
 use crate::error::KvError;
 use crate::stats::Stats;
 use crate::ttl::{check_ttl, Ttl};
@@ -82,8 +84,15 @@ use crate::txn::Txn;
 /// ```
 #[derive(Clone)]
 pub struct KvHandle {
-    sender: mpsc::Sender<Command>,
+    sender: mpsc::Sender<Message>,
     prefix: Arc<str>,
+    /// Set by [`KvHandle::shutdown`] on any handle of the store, so that a call refused afterwards
+    /// can tell a shutdown ([`KvError::Closed`]) from an owner task that ended without one
+    /// ([`KvError::OwnerGone`]).
+    shut_down: Arc<AtomicBool>,
+    /// Which store this is, so that a call made from inside one of its own closures can be
+    /// refused instead of waiting for itself.
+    store: StoreId,
 }
 
 impl fmt::Debug for KvHandle {
@@ -110,6 +119,7 @@ impl KvHandle {
     /// assert!(!kv.is_closed());
     /// # }
     /// ```
+    #[track_caller]
     pub fn spawn() -> KvHandle {
         KvBuilder::new().spawn()
     }
@@ -143,10 +153,13 @@ impl KvHandle {
     /// # Ok(())
     /// # }
     /// ```
+    #[must_use = "a prefixed handle does nothing until it is used"]
     pub fn with_prefix(&self, prefix: impl AsRef<str>) -> KvHandle {
         KvHandle {
             sender: self.sender.clone(),
             prefix: format!("{}{}", self.prefix, prefix.as_ref()).into(),
+            shut_down: Arc::clone(&self.shut_down),
+            store: self.store,
         }
     }
 
@@ -906,7 +919,7 @@ impl KvHandle {
             self.call(|reply| Command::Transaction { prefix, f, reply })
                 .await?;
             let result = slot.lock().unwrap_or_else(PoisonError::into_inner).take();
-            result.ok_or(KvError::Closed)
+            result.ok_or_else(|| self.closed())
         }
     }
 
@@ -975,6 +988,44 @@ impl KvHandle {
     ) -> impl Future<Output = Result<Arc<Value>, KvError>> + Send + '_ {
         let key = self.key(key);
         self.call(|reply| Command::WaitFor { key, reply })
+    }
+
+    /// [`wait_for`](KvHandle::wait_for), deserializing the value into `T`: a typed hand-off.
+    ///
+    /// # Errors
+    /// [`KvError::Deserialize`] if the value that arrived does not fit `T` (it stays in the store),
+    /// and the errors of `wait_for`.
+    ///
+    /// ```
+    /// use serde::{Deserialize, Serialize};
+    ///
+    /// #[derive(Serialize, Deserialize, Debug, PartialEq)]
+    /// struct Report { rows: u32 }
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), ephemeral_kv::KvError> {
+    /// let kv = ephemeral_kv::KvHandle::spawn();
+    /// let worker = kv.clone();
+    /// tokio::spawn(async move { worker.set("job:7:result", Report { rows: 3 }).await });
+    /// let report: Report = kv.wait_for_as("job:7:result").await?;
+    /// assert_eq!(report, Report { rows: 3 });
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn wait_for_as<T: DeserializeOwned>(
+        &self,
+        key: impl AsRef<str>,
+    ) -> impl Future<Output = Result<T, KvError>> + Send + '_ {
+        let key = self.key(key);
+        async move {
+            let value = self
+                .call(|reply| Command::WaitFor {
+                    key: key.clone(),
+                    reply,
+                })
+                .await?;
+            T::deserialize(&*value).map_err(|source| KvError::Deserialize { key, source })
+        }
     }
 }
 
@@ -1068,6 +1119,7 @@ impl KvHandle {
     /// # }
     /// ```
     pub async fn shutdown(&self) {
+        self.shut_down.store(true, Ordering::Release);
         // An error here means the store had already stopped, which is what was asked for.
         let _ = self.call(|reply| Command::Shutdown { reply }).await;
     }
@@ -1076,10 +1128,12 @@ impl KvHandle {
 /// The caller-side plumbing every call shares.
 impl KvHandle {
     /// A handle sending to an owner task's mailbox, whichever executor runs behind it.
-    pub(crate) fn new(sender: mpsc::Sender<Command>, prefix: String) -> KvHandle {
+    pub(crate) fn new(sender: mpsc::Sender<Message>, prefix: String, store: StoreId) -> KvHandle {
         KvHandle {
             sender,
             prefix: prefix.into(),
+            shut_down: Arc::default(),
+            store,
         }
     }
 
@@ -1102,12 +1156,29 @@ impl KvHandle {
     ) -> Result<T, KvError> {
         let (reply, answer) = oneshot::channel();
         self.send(command(reply)).await?;
-        answer.await.map_err(|_| KvError::Closed)?
+        answer.await.map_err(|_| self.closed())?
+    }
+
+    /// Why the owner task no longer answers: [`KvError::Closed`] after a [`shutdown`](Self::shutdown),
+    /// else [`KvError::OwnerGone`].
+    pub(crate) fn closed(&self) -> KvError {
+        if self.shut_down.load(Ordering::Acquire) {
+            KvError::Closed
+        } else {
+            KvError::OwnerGone
+        }
     }
 
     /// Puts a command in the owner task's mailbox, waiting for room if it is full.
     pub(crate) async fn send(&self, command: Command) -> Result<(), KvError> {
-        self.sender.send(command).await.map_err(|_| KvError::Closed)
+        if closure::inside(self.store) {
+            return Err(KvError::Reentrant { op: command.name() });
+        }
+        let span = tracing::Span::current();
+        self.sender
+            .send(Message { command, span })
+            .await
+            .map_err(|_| self.closed())
     }
 }
 

@@ -70,6 +70,20 @@
 //! share one store (leases, inboxes, counters) without changing their code. See `KvBuilder::redis`
 //! for what differs there.
 //!
+//! # Logging
+//! The crate logs with [`tracing`], under targets that start with `ephemeral_kv`; with
+//! `tracing-subscriber`'s env filter, `RUST_LOG=ephemeral_kv=debug` shows all of it.
+//! - `debug`: one line per command, with its operation, its key (or prefix, or number of keys;
+//!   never a value), what came of it (`hit`, `miss`, `applied`, `refused`, `ok`, `waiting`, or
+//!   the error's kind) and how long the owner task took (`took_us`); and each sweep of active
+//!   expiry that removed something. The line is logged inside the span the call was made in, so a
+//!   request's span ties its calls to their commands.
+//! - `warn`: a panic caught in an `update` or `transaction` closure, a watch stream that fell
+//!   behind, a failed Redis connection (the next call reconnects), optimistic retries exhausted.
+//! - `info`: an owner task's start, its shutdown, and its end.
+//!
+//! With no subscriber listening, each command costs one cached check for all of this.
+//!
 //! # When not to
 //! It is cleared when the process ends, not replicated, and meant for small values: not a database,
 //! not a blob store, not a cache with size-based eviction (reach for `moka` for that).
@@ -87,14 +101,13 @@
 //! One owner task per store applies a command enum that every call is turned into; how a call
 //! flows from [`KvHandle`] to the map is drawn in `ARCHITECTURE.md`.
 
-#![warn(missing_docs)]
-
 // The caller side: the handle, its builder and the awaitable call values.
 mod builder;
 mod calls;
 mod handle;
 
 // Between the two sides: the commands, as plain data, and what they carry.
+mod closure;
 mod command;
 mod txn;
 
@@ -107,6 +120,7 @@ mod redis;
 mod error;
 mod stats;
 mod ttl;
+mod value;
 
 pub use builder::KvBuilder;
 pub use calls::{
@@ -119,6 +133,7 @@ pub use handle::KvHandle;
 pub use stats::Stats;
 pub use ttl::Ttl;
 pub use txn::Txn;
+pub use value::MAX_DEPTH;
 
 /// The README's code blocks, compiled and run as doctests so that it stays true.
 #[cfg(doctest)]

@@ -19,8 +19,12 @@ use std::time::Duration;
 use serde_json::Value;
 use tokio::time::Instant;
 
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
 use crate::error::KvError;
 use crate::ttl::check_ttl;
+use crate::value::to_json;
 
 /// A write a transaction recorded, to apply on commit. Keys are full (prefixed).
 #[derive(Debug)]
@@ -84,6 +88,9 @@ pub struct Txn<'a> {
     staged: HashMap<String, Staged>,
     ops: Vec<Op>,
     aborted: bool,
+    /// The first value [`Txn::set`] could not serialize: the transaction then fails with it, and
+    /// applies nothing.
+    failed: Option<KvError>,
 }
 
 impl fmt::Debug for Txn<'_> {
@@ -93,6 +100,7 @@ impl fmt::Debug for Txn<'_> {
             .field("prefix", &self.prefix)
             .field("staged_writes", &self.ops.len())
             .field("aborted", &self.aborted)
+            .field("failed", &self.failed.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -106,6 +114,7 @@ impl<'a> Txn<'a> {
             staged: HashMap::new(),
             ops: Vec::new(),
             aborted: false,
+            failed: None,
         }
     }
 
@@ -130,8 +139,55 @@ impl<'a> Txn<'a> {
         self.view(&key).map(|(value, _)| &**value)
     }
 
+    /// The value at `key` deserialized into `T`, as this transaction sees it (its own writes
+    /// first), or `None` if it is missing.
+    ///
+    /// # Errors
+    /// [`KvError::Deserialize`] if the value does not fit `T`. Returning it from the closure is up
+    /// to the closure; the transaction itself goes on.
+    ///
+    /// ```
+    /// use serde::{Deserialize, Serialize};
+    ///
+    /// #[derive(Serialize, Deserialize, Debug, PartialEq)]
+    /// struct Account { balance: i64 }
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), ephemeral_kv::KvError> {
+    /// let kv = ephemeral_kv::KvHandle::spawn();
+    /// kv.mset([("acct:a", Account { balance: 100 }), ("acct:b", Account { balance: 0 })]).await?;
+    /// let moved = kv
+    ///     .transaction(|txn| -> Result<i64, ephemeral_kv::KvError> {
+    ///         let mut a: Account = txn.get_as("acct:a")?.unwrap_or(Account { balance: 0 });
+    ///         let mut b: Account = txn.get_as("acct:b")?.unwrap_or(Account { balance: 0 });
+    ///         a.balance -= 30;
+    ///         b.balance += 30;
+    ///         txn.set("acct:a", &a);
+    ///         txn.set("acct:b", &b);
+    ///         Ok(30)
+    ///     })
+    ///     .await??;
+    /// assert_eq!(moved, 30);
+    /// assert_eq!(kv.get_as::<Account>("acct:b").await?, Some(Account { balance: 30 }));
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn get_as<T: DeserializeOwned>(&self, key: impl AsRef<str>) -> Result<Option<T>, KvError> {
+        let key = self.full_key(key);
+        let Some((value, _)) = self.view(&key) else {
+            return Ok(None);
+        };
+        T::deserialize(&**value)
+            .map(Some)
+            .map_err(|source| KvError::Deserialize { key, source })
+    }
+
     /// Stages `value` at `key`, replacing any value and TTL (like [`KvHandle::set`](crate::KvHandle::set)
-    /// without a TTL; follow with [`Txn::expire`] to give it one).
+    /// without a TTL; follow with [`Txn::expire`] to give it one). Any `Serialize` value will do,
+    /// as with `KvHandle::set`.
+    ///
+    /// A value that fails to serialize fails the whole transaction: the call returns
+    /// [`KvError::Serialize`] naming the key, and none of the staged writes are applied.
     ///
     /// ```
     /// use serde_json::json;
@@ -143,9 +199,15 @@ impl<'a> Txn<'a> {
     /// # Ok(())
     /// # }
     /// ```
-    pub fn set(&mut self, key: impl AsRef<str>, value: impl Into<Value>) {
+    pub fn set<T: Serialize>(&mut self, key: impl AsRef<str>, value: T) {
         let key = self.full_key(key);
-        let value = Arc::new(value.into());
+        let value = match to_json(&key, value) {
+            Ok(value) => Arc::new(value),
+            Err(error) => {
+                self.failed.get_or_insert(error);
+                return;
+            }
+        };
         self.staged
             .insert(key.clone(), Some((Arc::clone(&value), None)));
         self.ops.push(Op::Set { key, value });
@@ -233,11 +295,13 @@ impl<'a> Txn<'a> {
         self.aborted = true;
     }
 
-    pub(crate) fn into_ops(self) -> Vec<Op> {
-        if self.aborted {
-            Vec::new()
-        } else {
-            self.ops
+    /// The writes to apply: none if the closure aborted, or the error of a value that did not
+    /// serialize (then none are applied either).
+    pub(crate) fn into_ops(self) -> Result<Vec<Op>, KvError> {
+        match self.failed {
+            Some(error) => Err(error),
+            None if self.aborted => Ok(Vec::new()),
+            None => Ok(self.ops),
         }
     }
 

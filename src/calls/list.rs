@@ -10,11 +10,11 @@ use serde::{Serialize, Serializer};
 use serde_json::Value;
 
 use super::pending::{Pending, Request};
-use super::to_json;
 use crate::command::{Command, Reply};
 use crate::error::{json_type_name, KvError};
 use crate::handle::KvHandle;
 use crate::ttl::check_ttl;
+use crate::value::to_json;
 
 /// The id field of [`KvHandle::list_append_unique`] when none is given, as in the reference.
 ///

@@ -124,6 +124,6 @@ async fn send<A: Request>(handle: &KvHandle, args: A) -> Result<A::Output, KvErr
     let (reply, answer) = oneshot::channel();
     let (command, shape) = args.command(reply)?;
     handle.send(command).await?;
-    let answer = answer.await.map_err(|_| KvError::Closed)??;
+    let answer = answer.await.map_err(|_| handle.closed())??;
     Ok(A::output(shape, answer, handle))
 }

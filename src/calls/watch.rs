@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use futures::stream::{BoxStream, Stream};
+use serde::de::DeserializeOwned;
 use serde_json::Value;
 use tokio::sync::broadcast::{self, error::RecvError};
 
@@ -88,6 +89,53 @@ impl WatchEvent {
             WatchEvent::Set { key, .. }
             | WatchEvent::Deleted { key }
             | WatchEvent::Expired { key } => key,
+        }
+    }
+
+    /// The value the key now holds, for a [`WatchEvent::Set`]; `None` for a removal.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use serde_json::json;
+    /// let event = ephemeral_kv::WatchEvent::Set { key: "k".into(), value: Arc::new(json!(1)) };
+    /// assert_eq!(event.value().map(|v| &**v), Some(&json!(1)));
+    /// ```
+    pub fn value(&self) -> Option<&Arc<Value>> {
+        match self {
+            WatchEvent::Set { value, .. } => Some(value),
+            WatchEvent::Deleted { .. } | WatchEvent::Expired { .. } => None,
+        }
+    }
+
+    /// The value the key now holds deserialized into `T`, for a [`WatchEvent::Set`]; `None` for a
+    /// removal.
+    ///
+    /// # Errors
+    /// [`KvError::Deserialize`] if the value does not fit `T`.
+    ///
+    /// ```
+    /// use futures::StreamExt;
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), ephemeral_kv::KvError> {
+    /// let kv = ephemeral_kv::KvHandle::spawn();
+    /// let mut progress = kv.watch("progress:").await?;
+    /// kv.set("progress:job-7", 40u8).await?;
+    /// let event = progress.next().await.transpose()?.unwrap();
+    /// assert_eq!(event.value_as::<u8>()?, Some(40));
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn value_as<T: DeserializeOwned>(&self) -> Result<Option<T>, KvError> {
+        match self {
+            WatchEvent::Set { key, value } => {
+                T::deserialize(&**value)
+                    .map(Some)
+                    .map_err(|source| KvError::Deserialize {
+                        key: key.clone(),
+                        source,
+                    })
+            }
+            WatchEvent::Deleted { .. } | WatchEvent::Expired { .. } => Ok(None),
         }
     }
 
@@ -219,10 +267,13 @@ impl WatchStream {
             async move {
                 let item = match receiver.recv().await {
                     Ok(change) => Ok(WatchEvent::from_change(change, strip)),
-                    Err(RecvError::Lagged(missed)) => Err(KvError::Lagged {
-                        prefix: lag_prefix,
-                        missed,
-                    }),
+                    Err(RecvError::Lagged(missed)) => {
+                        tracing::warn!(prefix = %lag_prefix, missed, "watch stream fell behind");
+                        Err(KvError::Lagged {
+                            prefix: lag_prefix,
+                            missed,
+                        })
+                    }
                     Err(RecvError::Closed) => return None,
                 };
                 Some((item, receiver))

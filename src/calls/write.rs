@@ -7,11 +7,11 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::pending::{Pending, Request};
-use super::to_json;
 use crate::command::{Command, Reply};
 use crate::error::KvError;
 use crate::handle::KvHandle;
 use crate::ttl::check_ttl;
+use crate::value::{check_depth, to_json};
 
 /// What the single-key writing calls carry until sent: the key, the value as serialized when the
 /// call was made (or why it did not serialize), and the TTL given so far.
@@ -183,12 +183,16 @@ pub type CompareAndSet<'a> = Pending<'a, CompareAndSetArgs, bool>;
 /// The arguments of [`CompareAndSet`].
 #[derive(Debug)]
 pub struct CompareAndSetArgs {
-    expected: Option<Value>,
+    /// The expected value, checked like a written one.
+    expected: Result<Option<Value>, KvError>,
     write: Write,
 }
 
 impl CompareAndSetArgs {
     pub(crate) fn new<T: Serialize>(key: String, expected: Option<Value>, new: T) -> Self {
+        let expected = expected
+            .map(|expected| check_depth(&key, expected))
+            .transpose();
         CompareAndSetArgs {
             expected,
             write: Write::new(key, new),
@@ -202,10 +206,11 @@ impl Request for CompareAndSetArgs {
     type Shape = ();
 
     fn command(self, reply: Reply<bool>) -> Result<(Command, ()), KvError> {
+        let expected = self.expected?;
         let (key, new, ttl) = self.write.checked()?;
         let command = Command::CompareAndSet {
             key,
-            expected: self.expected,
+            expected,
             new,
             ttl,
             reply,

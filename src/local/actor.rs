@@ -16,7 +16,8 @@ use tokio::time::{sleep_until, Instant};
 use super::feeds::Feeds;
 use super::store::Store;
 use super::Config;
-use crate::command::{Command, Reply};
+use crate::command::{Command, Message, Reply};
+use crate::error::KvError;
 
 /// How many commands the owner takes from the mailbox at once. Draining in batches saves a trip
 /// through the channel's wake-up machinery per command when many callers are busy.
@@ -43,16 +44,17 @@ impl Owner {
     pub(crate) fn new(config: Config) -> Owner {
         Owner {
             config,
-            store: Store::default(),
+            store: Store::new(config.store),
             feeds: Feeds::default(),
             shutdown: None,
         }
     }
 
     /// Runs the owner task until the mailbox closes or a shutdown command arrives.
-    pub(crate) async fn run(mut self, mut mailbox: mpsc::Receiver<Command>) {
-        tracing::debug!(
+    pub(crate) async fn run(mut self, mut mailbox: mpsc::Receiver<Message>) {
+        tracing::info!(
             active_expiry = self.config.active_expiry,
+            mailbox_capacity = self.config.mailbox_capacity,
             "ephemeral-kv owner task started"
         );
         let mut batch = Vec::with_capacity(BATCH);
@@ -81,10 +83,10 @@ impl Owner {
                     if received == 0 {
                         break; // every handle is gone
                     }
-                    for command in batch.drain(..) {
-                        command.trace();
-                        self.handle(command, Instant::now());
+                    for message in batch.drain(..) {
+                        self.receive(message);
                         if self.shutdown.is_some() {
+                            tracing::info!("ephemeral-kv owner task shutting down");
                             break;
                         }
                     }
@@ -99,7 +101,10 @@ impl Owner {
             }
 
             if self.config.active_expiry {
-                self.store.purge_expired(EXPIRY_SLICE, Instant::now());
+                let expired = self.store.purge_expired(EXPIRY_SLICE, Instant::now());
+                if expired > 0 {
+                    tracing::debug!(expired, "active expiry removed expired entries");
+                }
                 self.feeds.publish(&mut self.store);
             }
         }
@@ -109,24 +114,34 @@ impl Owner {
             store, shutdown, ..
         } = self;
         drop(store);
-        tracing::debug!("ephemeral-kv owner task stopped");
+        tracing::info!("ephemeral-kv owner task stopped");
         if let Some(reply) = shutdown {
             let _ = reply.send(Ok(()));
         }
     }
 
+    /// Handles one message inside the caller's span, and logs what came of it at debug level
+    /// (only while someone listens: otherwise this costs one check).
+    fn receive(&mut self, Message { command, span }: Message) {
+        let _in_callers_span = span.enter();
+        let now = Instant::now();
+        if !tracing::enabled!(tracing::Level::DEBUG) {
+            self.handle(command, now);
+            return;
+        }
+        let described = command.described();
+        let outcome = self.handle(command, now);
+        described.log(outcome, now.elapsed());
+    }
+
     /// Applies one command at instant `now` and answers it; then hands the changes it made to the
-    /// change feeds. Every command is here, in one match with no catch-all arm.
-    ///
-    /// `let _ =` on every answer: the caller may have dropped its future; the command is applied
-    /// regardless.
-    fn handle(&mut self, command: Command, now: Instant) {
+    /// change feeds. Every command is here, in one match with no catch-all arm. Returns what came
+    /// of it, for the log.
+    fn handle(&mut self, command: Command, now: Instant) -> &'static str {
         let store = &mut self.store;
         store.note_command();
-        match command {
-            Command::Get { key, reply } => {
-                let _ = reply.send(Ok(store.get(&key, now)));
-            }
+        let outcome = match command {
+            Command::Get { key, reply } => found(reply, store.get(&key, now)),
             Command::Set {
                 key,
                 value,
@@ -134,7 +149,7 @@ impl Owner {
                 reply,
             } => {
                 store.set(key, value, ttl, now);
-                let _ = reply.send(Ok(()));
+                done(reply, Ok(()))
             }
             Command::Delete { key, reply } => {
                 // Settle an expired key first, so that watchers see it expire rather than see a
@@ -144,7 +159,7 @@ impl Owner {
                     store.expire_if_due(&key, now);
                 }
                 store.delete(&key);
-                let _ = reply.send(Ok(()));
+                done(reply, Ok(()))
             }
             Command::ListAppendUnique {
                 key,
@@ -152,23 +167,20 @@ impl Owner {
                 id_key,
                 ttl,
                 reply,
-            } => {
-                let _ = reply.send(store.list_append_unique(key, items, &id_key, ttl, now));
-            }
-            Command::ListPopAll { key, reply } => {
-                let _ = reply.send(Ok(store.list_pop_all(&key, now)));
-            }
+            } => done(
+                reply,
+                store.list_append_unique(key, items, &id_key, ttl, now),
+            ),
+            Command::ListPopAll { key, reply } => found(reply, store.list_pop_all(&key, now)),
             Command::ListPush {
                 key,
                 items,
                 max_len,
                 ttl,
                 reply,
-            } => {
-                let _ = reply.send(store.list_push(key, items, max_len, ttl, now));
-            }
+            } => done(reply, store.list_push(key, items, max_len, ttl, now)),
             Command::ListPopFront { key, count, reply } => {
-                let _ = reply.send(store.list_pop_front(&key, count, now));
+                done(reply, store.list_pop_front(&key, count, now))
             }
             Command::Mset {
                 entries,
@@ -176,89 +188,116 @@ impl Owner {
                 reply,
             } => {
                 store.mset(entries, ttl, now);
-                let _ = reply.send(Ok(()));
+                done(reply, Ok(()))
             }
-            Command::Mget { keys, reply } => {
-                let _ = reply.send(Ok(store.mget(&keys, now)));
-            }
-            Command::Expire { key, ttl, reply } => {
-                let _ = reply.send(Ok(store.expire(&key, ttl, now)));
-            }
+            Command::Mget { keys, reply } => done(reply, Ok(store.mget(&keys, now))),
+            Command::Expire { key, ttl, reply } => decided(reply, store.expire(&key, ttl, now)),
             Command::PurgeExpired { limit, reply } => {
-                let _ = reply.send(Ok(store.purge_expired(limit, now)));
+                done(reply, Ok(store.purge_expired(limit, now)))
             }
             Command::Stats { reply } => {
                 self.feeds.recount(store);
-                let _ = reply.send(Ok(store.stats()));
+                done(reply, Ok(store.stats()))
             }
             Command::Shutdown { reply } => {
                 self.shutdown = Some(reply);
+                OK
             }
             Command::Incr {
                 key,
                 by,
                 ttl,
                 reply,
-            } => {
-                let _ = reply.send(store.incr(key, by, ttl, now));
-            }
+            } => done(reply, store.incr(key, by, ttl, now)),
             Command::SetIfAbsent {
                 key,
                 value,
                 ttl,
                 reply,
-            } => {
-                let _ = reply.send(Ok(store.set_if_absent(key, value, ttl, now)));
-            }
+            } => decided(reply, store.set_if_absent(key, value, ttl, now)),
             Command::CompareAndSet {
                 key,
                 expected,
                 new,
                 ttl,
                 reply,
-            } => {
-                let _ = reply.send(Ok(store.compare_and_set(key, expected, new, ttl, now)));
-            }
-            Command::Update { key, f, reply } => {
-                let _ = reply.send(store.update(key, f, now));
-            }
+            } => decided(reply, store.compare_and_set(key, expected, new, ttl, now)),
+            Command::Update { key, f, reply } => done(reply, store.update(key, f, now)),
             Command::Transaction { prefix, f, reply } => {
-                let _ = reply.send(store.transaction(&prefix, f, now));
+                done(reply, store.transaction(&prefix, f, now))
             }
-            Command::GetDel { key, reply } => {
-                let _ = reply.send(Ok(store.get_del(&key, now)));
-            }
+            Command::GetDel { key, reply } => found(reply, store.get_del(&key, now)),
             Command::Exists { key, reply } => {
-                let _ = reply.send(Ok(store.exists(&key, now)));
+                let live = store.exists(&key, now);
+                let _ = reply.send(Ok(live));
+                if live {
+                    "hit"
+                } else {
+                    "miss"
+                }
             }
-            Command::Ttl { key, reply } => {
-                let _ = reply.send(Ok(store.ttl(&key, now)));
-            }
-            Command::Persist { key, reply } => {
-                let _ = reply.send(Ok(store.persist(&key, now)));
-            }
+            Command::Ttl { key, reply } => done(reply, Ok(store.ttl(&key, now))),
+            Command::Persist { key, reply } => decided(reply, store.persist(&key, now)),
             Command::ScanPrefix {
                 prefix,
                 limit,
                 reply,
-            } => {
-                let _ = reply.send(Ok(store.scan_prefix(&prefix, limit, now)));
-            }
+            } => done(reply, Ok(store.scan_prefix(&prefix, limit, now))),
             Command::Watch {
                 prefix,
                 capacity,
                 reply,
             } => {
                 let capacity = capacity.clamp(1, MAX_FEED_CAPACITY);
-                let _ = reply.send(Ok(self.feeds.subscribe(prefix, capacity)));
+                done(reply, Ok(self.feeds.subscribe(prefix, capacity)))
             }
             Command::WaitFor { key, reply } => match store.get(&key, now) {
-                Some(value) => {
-                    let _ = reply.send(Ok(value));
+                Some(value) => done(reply, Ok(value)),
+                None => {
+                    self.feeds.wait(key, reply);
+                    "waiting"
                 }
-                None => self.feeds.wait(key, reply),
             },
-        }
+        };
         self.feeds.publish(&mut self.store);
+        outcome
+    }
+}
+
+/// What came of a command that did what it was asked.
+const OK: &str = "ok";
+
+// The answers. `let _ =` on every send: the caller may have dropped its future; the command is
+// applied regardless.
+
+/// Answers with a result; what came of it is `ok` or the error's kind. A closure that panicked is
+/// also worth a warning: the caller may not look at the error, and the panic was caught here.
+fn done<T>(reply: Reply<T>, result: Result<T, KvError>) -> &'static str {
+    let outcome = match &result {
+        Ok(_) => OK,
+        Err(error @ (KvError::UpdatePanicked { .. } | KvError::TransactionPanicked { .. })) => {
+            tracing::warn!(%error, "caught a panic in a closure; the store is unchanged");
+            error.kind()
+        }
+        Err(error) => error.kind(),
+    };
+    let _ = reply.send(result);
+    outcome
+}
+
+/// Answers with what a lookup found: `hit` or `miss`.
+fn found<T>(reply: Reply<Option<T>>, value: Option<T>) -> &'static str {
+    let outcome = if value.is_some() { "hit" } else { "miss" };
+    let _ = reply.send(Ok(value));
+    outcome
+}
+
+/// Answers with whether a conditional call applied: `applied` or `refused`.
+fn decided(reply: Reply<bool>, applied: bool) -> &'static str {
+    let _ = reply.send(Ok(applied));
+    if applied {
+        "applied"
+    } else {
+        "refused"
     }
 }

@@ -8,6 +8,7 @@
 
 use std::sync::Arc;
 
+use foldhash::HashMap;
 use serde_json::Value;
 
 use crate::command::{Change, ChangeKind};
@@ -52,9 +53,31 @@ impl ChangeLog {
         self.record(key, || ChangeKind::Expired);
     }
 
-    /// Takes the recorded changes, oldest first.
-    pub(crate) fn drain(&mut self) -> std::vec::Drain<'_, Change> {
-        self.pending.drain(..)
+    /// Takes the recorded changes: one per key, the key's state after the command, in the order
+    /// the keys first changed. A command that sets a key twice (`mset` with a repeated key), or
+    /// sets then deletes it (a transaction), shows only where it left the key: no watcher or waiter
+    /// sees a state no call could have read.
+    ///
+    /// The log's buffer goes with the changes, so one large command does not leave a large buffer
+    /// behind for the store's life.
+    pub(crate) fn take(&mut self) -> Vec<Change> {
+        let changes = std::mem::take(&mut self.pending);
+        if changes.len() < 2 {
+            return changes;
+        }
+        let mut position: HashMap<String, usize> =
+            HashMap::with_capacity_and_hasher(changes.len(), Default::default());
+        let mut last: Vec<Change> = Vec::with_capacity(changes.len());
+        for change in changes {
+            match position.get(&change.key) {
+                Some(&at) => last[at] = change,
+                None => {
+                    position.insert(change.key.clone(), last.len());
+                    last.push(change);
+                }
+            }
+        }
+        last
     }
 
     fn record(&mut self, key: &str, kind: impl FnOnce() -> ChangeKind) {

@@ -52,6 +52,9 @@ impl Feeds {
         prefix: String,
         capacity: usize,
     ) -> broadcast::Receiver<Change> {
+        // Streams dropped since the last change are forgotten here too, so that a store nobody
+        // writes to does not hold the rings of streams opened and dropped against it.
+        self.feeds.retain(|feed| feed.sender.receiver_count() > 0);
         let (sender, receiver) = broadcast::channel(capacity);
         self.feeds.push(Feed { prefix, sender });
         receiver
@@ -71,7 +74,7 @@ impl Feeds {
     /// tells the store whether to keep recording.
     pub(crate) fn publish(&mut self, store: &mut Store) {
         let mut delivered = false;
-        for change in store.changes.drain() {
+        for change in store.changes.take() {
             delivered = true;
             if let ChangeKind::Set(value) = &change.kind {
                 if let Some(waiters) = self.waiters.remove(&change.key) {
@@ -112,6 +115,10 @@ impl Feeds {
             !waiters.is_empty()
         });
         self.waiting = self.waiters.values().map(Vec::len).sum();
+        // Give back the room of waits that were abandoned en masse.
+        if self.waiters.capacity() > 4 * self.waiters.len().max(FIRST_SWEEP) {
+            self.waiters.shrink_to_fit();
+        }
     }
 
     /// How many change feeds and `wait_for` calls are held.

@@ -1,4 +1,4 @@
-//! The in-process executor: one owner task that holds the map and applies every [`Command`].
+//! The in-process executor: one owner task that holds the map and applies every [`Command`](crate::command::Command).
 //!
 //! - [`actor`]: the owner task, an actor that takes commands from its mailbox in batches and
 //!   handles each in one `match` over every command; between batches it runs active expiry.
@@ -9,7 +9,7 @@
 //!   (`watch`) and waiters (`wait_for`) it is handed to.
 //!
 //! Nothing here knows the caller side: a handle reaches this executor only through the
-//! [`Command`]s it sends to the mailbox that [`spawn`] returns.
+//! [`Message`]s it sends to the mailbox that [`spawn`] returns.
 
 mod actor;
 mod changes;
@@ -19,7 +19,8 @@ mod store;
 
 use tokio::sync::mpsc;
 
-use crate::command::Command;
+use crate::closure::StoreId;
+use crate::command::Message;
 
 /// Settings of the owner task, from [`KvBuilder`](crate::KvBuilder).
 #[derive(Debug, Clone, Copy)]
@@ -28,6 +29,8 @@ pub(crate) struct Config {
     pub(crate) active_expiry: bool,
     /// How many commands may wait in the mailbox before senders wait (at least 1).
     pub(crate) mailbox_capacity: usize,
+    /// The store's id, which its closures run under.
+    pub(crate) store: StoreId,
 }
 
 /// Starts an owner task on the current tokio runtime; returns the sender of its mailbox.
@@ -35,7 +38,7 @@ pub(crate) struct Config {
 /// # Panics
 /// Outside a tokio runtime, as [`tokio::spawn`] does.
 #[track_caller]
-pub(crate) fn spawn(config: Config) -> mpsc::Sender<Command> {
+pub(crate) fn spawn(config: Config) -> mpsc::Sender<Message> {
     let (sender, mailbox) = mpsc::channel(config.mailbox_capacity);
     tokio::spawn(actor::Owner::new(config).run(mailbox));
     sender

@@ -20,6 +20,8 @@ use crate::command::{Change, Command, Reply, TxnFn, UpdateFn};
 use crate::error::KvError;
 use crate::stats::Stats;
 use crate::ttl::Ttl;
+use crate::value::{text_depth, MAX_DEPTH};
+use serde::Deserialize;
 
 /// TTLs above this many milliseconds mean "never expires" (as a TTL too large for an instant does
 /// in-process). Redis refuses an expiry that overflows its clock; this is far below that and far
@@ -60,6 +62,21 @@ pub(crate) enum Alone {
         prefix: String,
         f: TxnFn,
         reply: Reply<()>,
+    },
+    ListPopAll {
+        key: String,
+        reply: Reply<Option<Arc<Value>>>,
+    },
+    CompareAndSet {
+        key: String,
+        expected: Option<Value>,
+        new: Value,
+        ttl: Option<Duration>,
+        reply: Reply<bool>,
+    },
+    GetDel {
+        key: String,
+        reply: Reply<Option<Arc<Value>>>,
     },
     ListPush {
         key: String,
@@ -152,10 +169,9 @@ pub(crate) fn plan(command: Command, pipe: &mut Pipeline, scripts: &Scripts) -> 
                 }
             })
         }
-        Command::ListPopAll { key, reply } => {
-            pipe.add_command(evalsha(&scripts.list_pop_all, [&key]));
-            pipelined(1, reply, move |replies| json(&key, first(replies)?))
-        }
+        // Read-modify-writes that must decode the value before removing or replacing it, so that
+        // a value that does not decode is left in place: run alone, optimistically.
+        Command::ListPopAll { key, reply } => Step::Alone(Alone::ListPopAll { key, reply }),
         Command::Mset {
             entries,
             ttl,
@@ -251,20 +267,14 @@ pub(crate) fn plan(command: Command, pipe: &mut Pipeline, scripts: &Scripts) -> 
             new,
             ttl,
             reply,
-        } => {
-            let mut call = evalsha(&scripts.compare_and_set, [&key]);
-            match &expected {
-                Some(expected) => call.arg("1").arg(expected.to_string()),
-                None => call.arg("0").arg(""),
-            };
-            call.arg(new.to_string()).arg(ttl_arg(ttl));
-            pipe.add_command(call);
-            pipelined(1, reply, move |replies| flag(&key, first(replies)?))
-        }
-        Command::GetDel { key, reply } => {
-            pipe.cmd("GETDEL").arg(&key);
-            pipelined(1, reply, move |replies| json(&key, first(replies)?))
-        }
+        } => Step::Alone(Alone::CompareAndSet {
+            key,
+            expected,
+            new,
+            ttl,
+            reply,
+        }),
+        Command::GetDel { key, reply } => Step::Alone(Alone::GetDel { key, reply }),
         Command::Exists { key, reply } => {
             pipe.cmd("EXISTS").arg(&key);
             pipelined(1, reply, move |replies| flag(&key, first(replies)?))
@@ -372,14 +382,26 @@ fn reply_or_error(reply: Option<RedisValue>) -> Result<RedisValue, KvError> {
 pub(crate) fn json(key: &str, reply: RedisValue) -> Result<Option<Arc<Value>>, KvError> {
     match reply {
         RedisValue::Nil => Ok(None),
-        RedisValue::BulkString(text) => serde_json::from_slice(&text)
-            .map(|value| Some(Arc::new(value)))
-            .map_err(|error| KvError::Backend {
-                message: format!("key `{key}` holds text that is not JSON: {error}"),
-            }),
+        RedisValue::BulkString(text) => parse(key, &text).map(|value| Some(Arc::new(value))),
         RedisValue::ServerError(error) => Err(backend_error(key, &error)),
         _ => Err(unexpected(key, "a reply that is not text")),
     }
+}
+
+/// Parses stored text. Text nested deeper than [`MAX_DEPTH`] (written by another client) is refused
+/// before parsing; anything up to it parses, though serde_json's own limit is one level less.
+fn parse(key: &str, text: &[u8]) -> Result<Value, KvError> {
+    if text_depth(text) > MAX_DEPTH {
+        return Err(KvError::Backend {
+            message: format!("key `{key}` holds JSON nested deeper than {MAX_DEPTH} levels"),
+        });
+    }
+    let mut parser = serde_json::Deserializer::from_slice(text);
+    parser.disable_recursion_limit();
+    let value = Value::deserialize(&mut parser).and_then(|value| parser.end().map(|()| value));
+    value.map_err(|error| KvError::Backend {
+        message: format!("key `{key}` holds text that is not JSON: {error}"),
+    })
 }
 
 /// An integer reply read as a yes/no.

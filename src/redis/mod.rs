@@ -33,7 +33,8 @@ use serde_json::Value;
 use tokio::sync::mpsc;
 use tokio::time::MissedTickBehavior;
 
-use crate::command::{Command, Reply};
+use crate::closure::{self, StoreId};
+use crate::command::{Message, Reply};
 use crate::error::KvError;
 use crate::stats::Stats;
 use exec::{plan, Alone, Pipelined, Step};
@@ -73,7 +74,8 @@ pub(crate) async fn connect(
     url: &str,
     prefix: String,
     mailbox_capacity: usize,
-) -> Result<mpsc::Sender<Command>, KvError> {
+    store: StoreId,
+) -> Result<mpsc::Sender<Message>, KvError> {
     let client =
         redis::Client::open(url).map_err(|error| connection_error("invalid Redis URL", &error))?;
     let config = ConnectionManagerConfig::new()
@@ -94,6 +96,7 @@ pub(crate) async fn connect(
         connection,
         scripts,
         prefix,
+        store,
         commands: 0,
         waiters: HashMap::new(),
     };
@@ -110,6 +113,8 @@ struct Owner {
     scripts: Arc<Scripts>,
     /// The builder's prefix: the namespace that `stats` counts.
     prefix: String,
+    /// The store's id, which closures run under (see [`closure`](crate::closure)).
+    store: StoreId,
     /// Commands handled, for [`Stats::commands`].
     commands: u64,
     /// Pending `wait_for` calls by full key, answered by polling (see [`WAIT_FOR_POLL`]).
@@ -137,8 +142,8 @@ impl Batch {
 
 impl Owner {
     /// Runs until every handle is gone or a shutdown command arrives.
-    async fn run(mut self, mut mailbox: mpsc::Receiver<Command>) {
-        tracing::debug!("ephemeral-kv redis owner task started");
+    async fn run(mut self, mut mailbox: mpsc::Receiver<Message>) {
+        tracing::info!("ephemeral-kv redis owner task started");
         let mut commands = Vec::with_capacity(BATCH);
         let mut in_flight = FuturesUnordered::new();
         let mut shutdown: Option<Reply<()>> = None;
@@ -161,10 +166,20 @@ impl Owner {
                 }
             }
             let mut batch = Batch::new();
-            for command in commands.drain(..) {
-                command.trace();
+            for Message { command, span } in commands.drain(..) {
+                let _in_callers_span = span.enter();
                 self.commands += 1;
-                match plan(command, &mut batch.pipe, &self.scripts) {
+                let described =
+                    tracing::enabled!(tracing::Level::DEBUG).then(|| command.described());
+                let step = plan(command, &mut batch.pipe, &self.scripts);
+                if let Some(described) = described {
+                    let outcome = match step {
+                        Step::Pipelined(_) => "pipelined",
+                        Step::Alone(_) => "run alone",
+                    };
+                    described.log(outcome, Duration::ZERO);
+                }
+                match step {
                     Step::Pipelined(pipelined) => batch.queued.push(pipelined),
                     Step::Alone(alone) => {
                         // Everything received before it is answered first, so calls keep their
@@ -198,7 +213,7 @@ impl Owner {
         }
         while in_flight.next().await.is_some() {}
         drop(mailbox);
-        tracing::debug!("ephemeral-kv redis owner task stopped");
+        tracing::info!("ephemeral-kv redis owner task stopped");
         if let Some(reply) = shutdown {
             let _ = reply.send(Ok(()));
         }
@@ -227,8 +242,11 @@ impl Owner {
                 });
                 let _ = reply.send(keys);
             }
-            Alone::Update { key, f, reply } => {
-                let _ = reply.send(optimistic::update(&mut self.connection, key, f).await);
+            Alone::Update { key, mut f, reply } => {
+                let result =
+                    optimistic::update(&mut self.connection, self.store, key, &mut f).await;
+                closure::drop_quietly(f);
+                let _ = reply.send(result);
             }
             Alone::ListPush {
                 key,
@@ -245,8 +263,33 @@ impl Owner {
                 let result = optimistic::list_pop_front(&mut self.connection, key, count).await;
                 let _ = reply.send(result);
             }
-            Alone::Transaction { prefix, f, reply } => {
-                let result = optimistic::transaction(&mut self.connection, &prefix, f).await;
+            Alone::Transaction {
+                prefix,
+                mut f,
+                reply,
+            } => {
+                let result =
+                    optimistic::transaction(&mut self.connection, self.store, &prefix, &mut f)
+                        .await;
+                closure::drop_quietly(f);
+                let _ = reply.send(result);
+            }
+            Alone::ListPopAll { key, reply } => {
+                let _ = reply.send(optimistic::list_pop_all(&mut self.connection, key).await);
+            }
+            Alone::GetDel { key, reply } => {
+                let _ = reply.send(optimistic::get_del(&mut self.connection, key).await);
+            }
+            Alone::CompareAndSet {
+                key,
+                expected,
+                new,
+                ttl,
+                reply,
+            } => {
+                let result =
+                    optimistic::compare_and_set(&mut self.connection, key, expected, new, ttl)
+                        .await;
                 let _ = reply.send(result);
             }
             Alone::Watch { reply } => {
@@ -458,6 +501,9 @@ fn glob_escape(prefix: &str) -> String {
 
 /// A Redis client error (connection lost, timeout, refused command) as [`KvError::Backend`].
 pub(crate) fn connection_error(what: &str, error: &RedisError) -> KvError {
+    // The connection manager reconnects on the next call; say so, since the caller sees only its
+    // own call fail.
+    tracing::warn!(%error, "{what}; the next call reconnects");
     KvError::Backend {
         message: format!("{what}: {error}"),
     }

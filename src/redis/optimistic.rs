@@ -11,7 +11,6 @@
 
 use std::cell::RefCell;
 use std::collections::HashMap;
-use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -22,14 +21,20 @@ use tokio::time::Instant;
 
 use super::connection_error;
 use super::exec::{json, ttl_ms};
+use crate::closure::{self, StoreId};
 use crate::command::{TxnFn, UpdateFn};
-use crate::error::{json_type_name, panic_message, KvError};
+use crate::error::{json_type_name, KvError};
 use crate::txn::{Op, Source, Txn};
+use crate::value::check_depth;
 
 /// How many times an `update` or `transaction` tries before giving up with
 /// [`KvError::Contended`]. Each failed attempt means another client wrote a key it read, so
 /// running out takes sustained contention on the same keys.
 const MAX_ATTEMPTS: u32 = 16;
+
+/// How many times one attempt of a `transaction` may find that its closure read keys not fetched
+/// yet, fetch them and run it again, before giving up with [`KvError::Contended`].
+const MAX_FETCH_ROUNDS: u32 = 64;
 
 /// What a read-modify-write writes back after reading the key.
 pub(crate) enum Write {
@@ -95,26 +100,35 @@ pub(crate) async fn rewrite<T>(
             return Ok(answer);
         }
     }
-    Err(KvError::Contended {
+    let error = KvError::Contended {
         op,
         key,
         attempts: MAX_ATTEMPTS,
-    })
+    };
+    tracing::warn!(%error, "optimistic retries exhausted");
+    Err(error)
 }
 
 /// `update` on Redis: a [`rewrite`] that runs `f` on the value read.
 pub(crate) async fn update(
     connection: &mut ConnectionManager,
+    store: StoreId,
     key: String,
-    mut f: UpdateFn,
+    f: &mut UpdateFn,
 ) -> Result<Option<Arc<Value>>, KvError> {
     let panicked_key = key.clone();
     rewrite(connection, "update", key, |current| {
-        let new = catch_unwind(AssertUnwindSafe(|| f(current.as_deref())))
-            .map_err(|payload| KvError::UpdatePanicked {
+        let new = closure::run(store, || f(current.as_deref())).map_err(|message| {
+            let error = KvError::UpdatePanicked {
                 key: panicked_key.clone(),
-                message: panic_message(&*payload),
-            })?
+                message,
+            };
+            tracing::warn!(%error, "caught a panic in a closure; nothing was written");
+            error
+        })?;
+        let new = new
+            .map(|value| check_depth(&panicked_key, value))
+            .transpose()?
             .map(Arc::new);
         let write = match (&new, &current) {
             (Some(value), _) => Write::Put {
@@ -180,6 +194,61 @@ pub(crate) async fn list_pop_front(
     .await
 }
 
+/// `get_del` on Redis: a [`rewrite`] that deletes the key only once its value has decoded (a plain
+/// `GETDEL` would delete text it then cannot return).
+pub(crate) async fn get_del(
+    connection: &mut ConnectionManager,
+    key: String,
+) -> Result<Option<Arc<Value>>, KvError> {
+    rewrite(connection, "get_del", key, |current| {
+        let write = if current.is_some() {
+            Write::Delete
+        } else {
+            Write::Nothing
+        };
+        Ok((write, current))
+    })
+    .await
+}
+
+/// `list_pop_all` on Redis: a [`rewrite`] that removes the key only if it holds a list, once it
+/// has decoded. Anything else stays and gives nothing, as in-process.
+pub(crate) async fn list_pop_all(
+    connection: &mut ConnectionManager,
+    key: String,
+) -> Result<Option<Arc<Value>>, KvError> {
+    rewrite(connection, "list_pop_all", key, |current| match current {
+        Some(list) if list.is_array() => Ok((Write::Delete, Some(list))),
+        _ => Ok((Write::Nothing, None)),
+    })
+    .await
+}
+
+/// `compare_and_set` on Redis: a [`rewrite`] that compares JSON values, not their text (another
+/// client may write equal JSON with other spacing or key order). With a TTL the key gets it (a TTL
+/// too large to represent means it never expires, as in-process); without one it keeps its TTL.
+pub(crate) async fn compare_and_set(
+    connection: &mut ConnectionManager,
+    key: String,
+    expected: Option<Value>,
+    new: Value,
+    ttl: Option<Duration>,
+) -> Result<bool, KvError> {
+    let new = Arc::new(new);
+    rewrite(connection, "compare_and_set", key, |current| {
+        if current.as_deref() != expected.as_ref() {
+            return Ok((Write::Nothing, false));
+        }
+        let ttl = match ttl {
+            Some(ttl) => TtlChange::Set(Some(ttl)),
+            None => TtlChange::Keep,
+        };
+        let value = Arc::clone(&new);
+        Ok((Write::Put { value, ttl }, true))
+    })
+    .await
+}
+
 /// The items of the list read at `key` (none if it is missing); a value that is not a list is
 /// refused as in-process.
 fn list_of<'v>(key: &str, current: Option<&'v Value>) -> Result<&'v [Value], KvError> {
@@ -203,13 +272,28 @@ fn list_of<'v>(key: &str, current: Option<&'v Value>) -> Result<&'v [Value], KvE
 /// panic: it may have panicked on a value that only looked missing.
 pub(crate) async fn transaction(
     connection: &mut ConnectionManager,
+    store: StoreId,
     prefix: &str,
-    mut f: TxnFn,
+    f: &mut TxnFn,
 ) -> Result<(), KvError> {
     let mut fetched: HashMap<String, Option<Arc<Value>>> = HashMap::new();
     for _ in 0..MAX_ATTEMPTS {
         fetched.clear();
+        let mut rounds = 0;
         let ops = loop {
+            rounds += 1;
+            if rounds > MAX_FETCH_ROUNDS {
+                // A closure that reads a key it has not read before on every run (say, a key
+                // named after a counter it keeps) would fetch forever, holding the connection.
+                unwatch(connection).await;
+                let error = KvError::Contended {
+                    op: "transaction",
+                    key: prefix.to_owned(),
+                    attempts: MAX_FETCH_ROUNDS,
+                };
+                tracing::warn!(%error, "a transaction kept reading keys it had not read before");
+                return Err(error);
+            }
             // The run is synchronous and ends before any await: `Txn` is not `Send`.
             let (outcome, ops, mut unfetched) = {
                 let reads = Fetched {
@@ -217,19 +301,28 @@ pub(crate) async fn transaction(
                     unfetched: RefCell::default(),
                 };
                 let mut txn = Txn::new(&reads, prefix, Instant::now());
-                let outcome = catch_unwind(AssertUnwindSafe(|| f(&mut txn)));
+                let outcome = closure::run(store, || f(&mut txn));
                 let ops = txn.into_ops();
                 (outcome, ops, reads.unfetched.into_inner())
             };
             if unfetched.is_empty() {
-                if let Err(payload) = outcome {
-                    unwatch(connection).await;
-                    return Err(KvError::TransactionPanicked {
-                        prefix: prefix.to_owned(),
-                        message: panic_message(&*payload),
-                    });
+                let outcome = outcome
+                    .map_err(|message| {
+                        let error = KvError::TransactionPanicked {
+                            prefix: prefix.to_owned(),
+                            message,
+                        };
+                        tracing::warn!(%error, "caught a panic in a closure; nothing was written");
+                        error
+                    })
+                    .and(ops);
+                match outcome {
+                    Ok(ops) => break ops,
+                    Err(error) => {
+                        unwatch(connection).await;
+                        return Err(error);
+                    }
                 }
-                break ops;
             }
             unfetched.sort_unstable();
             unfetched.dedup();
@@ -263,11 +356,13 @@ pub(crate) async fn transaction(
             return Ok(());
         }
     }
-    Err(KvError::Contended {
+    let error = KvError::Contended {
         op: "transaction",
         key: prefix.to_owned(),
         attempts: MAX_ATTEMPTS,
-    })
+    };
+    tracing::warn!(%error, "optimistic retries exhausted");
+    Err(error)
 }
 
 /// What a transaction run reads on Redis: the values fetched so far (by full key; `None`: fetched

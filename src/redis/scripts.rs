@@ -86,17 +86,6 @@ end
 return list
 "#;
 
-/// `list_pop_all`. KEYS[1] the list. Removes and returns it if it holds a list; anything else is
-/// left in place and gives nil.
-const LIST_POP_ALL: &str = r#"
-local text = redis.call('GET', KEYS[1])
-if text and kind(text) == 'a list' then
-  redis.call('DEL', KEYS[1])
-  return text
-end
-return false
-"#;
-
 /// `mset` with a TTL (without one it is a plain `MSET`). KEYS the keys; ARGV[1] the TTL in ms,
 /// ARGV[2..] the values, one per key, in order (so the last of duplicate keys wins).
 const MSET_PX: &str = r#"
@@ -134,31 +123,6 @@ end
 return redis.call('GET', KEYS[1])
 "#;
 
-/// `compare_and_set`. KEYS[1] the key; ARGV[1] `'1'` if a value is expected (`'0'`: the key must
-/// be missing), ARGV[2] the expected value's compact JSON, ARGV[3] the new value, ARGV[4] the TTL
-/// in ms or `''`. Without a TTL an existing key keeps its TTL (`KEEPTTL`) and a new one never
-/// expires. Returns 1 if it swapped, else 0.
-///
-/// The stored text is compared with serde_json's compact text of the expected value. serde_json's
-/// objects are sorted maps, so that text is canonical, and it equals what this crate stored for an
-/// equal value.
-const COMPARE_AND_SET: &str = r#"
-local text = redis.call('GET', KEYS[1])
-if ARGV[1] == '1' then
-  if text ~= ARGV[2] then return 0 end
-elseif text then
-  return 0
-end
-if ARGV[4] ~= '' then
-  redis.call('SET', KEYS[1], ARGV[3], 'PX', ARGV[4])
-elseif text then
-  redis.call('SET', KEYS[1], ARGV[3], 'KEEPTTL')
-else
-  redis.call('SET', KEYS[1], ARGV[3])
-end
-return 1
-"#;
-
 /// `expire`. KEYS[1] the key; ARGV[1] the TTL in ms, or `''` for a TTL too large to represent
 /// (the key then never expires, as in-process). Returns 1 if the key was live, else 0.
 const EXPIRE: &str = r#"
@@ -174,10 +138,8 @@ return 1
 /// The scripts, compiled into [`Script`]s (which know their SHA1) once per handle.
 pub(crate) struct Scripts {
     pub(crate) list_append_unique: Script,
-    pub(crate) list_pop_all: Script,
     pub(crate) mset_px: Script,
     pub(crate) incr: Script,
-    pub(crate) compare_and_set: Script,
     pub(crate) expire: Script,
 }
 
@@ -186,22 +148,18 @@ impl Scripts {
         let script = |body: &str| Script::new(&format!("{PRELUDE}{body}"));
         Scripts {
             list_append_unique: script(LIST_APPEND_UNIQUE),
-            list_pop_all: script(LIST_POP_ALL),
             mset_px: script(MSET_PX),
             incr: script(INCR),
-            compare_and_set: script(COMPARE_AND_SET),
             expire: script(EXPIRE),
         }
     }
 
     /// Every script, for loading them all at once.
-    pub(crate) fn all(&self) -> [&Script; 6] {
+    pub(crate) fn all(&self) -> [&Script; 4] {
         [
             &self.list_append_unique,
-            &self.list_pop_all,
             &self.mset_px,
             &self.incr,
-            &self.compare_and_set,
             &self.expire,
         ]
     }

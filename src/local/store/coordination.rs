@@ -6,7 +6,6 @@
 //! child module with the same access to the map, so that the core rules and these stay easy to
 //! tell apart.
 
-use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -14,10 +13,12 @@ use serde_json::Value;
 use tokio::time::Instant;
 
 use super::{deadline_after, Store};
+use crate::closure;
 use crate::command::{TxnFn, UpdateFn};
-use crate::error::{json_type_name, panic_message, KvError};
+use crate::error::{json_type_name, KvError};
 use crate::ttl::Ttl;
 use crate::txn::{Op, Source, Txn};
+use crate::value::check_depth;
 
 impl Store {
     /// Adds `by` to the integer at `key` and returns the new value. A missing or expired key counts
@@ -101,11 +102,17 @@ impl Store {
     ) -> Result<Option<Arc<Value>>, KvError> {
         let current = self.live(&key, now).map(|entry| Arc::clone(&entry.value));
         let existed = current.is_some();
-        let new = catch_unwind(AssertUnwindSafe(|| f(current.as_deref())))
-            .map_err(|payload| KvError::UpdatePanicked {
-                key: key.clone(),
-                message: panic_message(&*payload),
-            })?
+        let ran = closure::run(self.id, || f(current.as_deref()));
+        // The closure goes before anything else can fail: what it captured may panic on drop.
+        closure::drop_quietly(f);
+        let new = ran.map_err(|message| KvError::UpdatePanicked {
+            key: key.clone(),
+            message,
+        })?;
+        // What the closure made must be a value the store can keep: no deeper than `MAX_DEPTH`.
+        let new = new
+            .map(|value| check_depth(&key, value))
+            .transpose()?
             .map(Arc::new);
         // Let go of our reference first, so a value held nowhere else can be handed out unshared.
         drop(current);
@@ -129,13 +136,13 @@ impl Store {
         now: Instant,
     ) -> Result<(), KvError> {
         let mut txn = Txn::new(&*self, prefix, now);
-        catch_unwind(AssertUnwindSafe(|| f(&mut txn))).map_err(|payload| {
-            KvError::TransactionPanicked {
-                prefix: prefix.to_owned(),
-                message: panic_message(&*payload),
-            }
+        let ran = closure::run(self.id, || f(&mut txn));
+        closure::drop_quietly(f);
+        ran.map_err(|message| KvError::TransactionPanicked {
+            prefix: prefix.to_owned(),
+            message,
         })?;
-        for op in txn.into_ops() {
+        for op in txn.into_ops()? {
             match op {
                 Op::Set { key, value } => self.put(key, value, None),
                 Op::Delete { key } => {
@@ -240,7 +247,7 @@ mod tests {
         let mut store = Store::default();
         store.changes.set_listeners(1);
         store.set("a".into(), json!(1), Some(SEC), t0);
-        let _ = store.changes.drain().count();
+        let _ = store.changes.take().len();
         let result = store.transaction(
             "",
             Box::new(|txn| {
@@ -253,7 +260,7 @@ mod tests {
         assert!(matches!(result, Err(KvError::TransactionPanicked { .. })));
         assert_eq!(store.get("a", t0).as_deref(), Some(&json!(1)));
         assert_eq!(store.next_deadline(), Some(t0 + SEC));
-        assert_eq!(store.changes.drain().count(), 0);
+        assert_eq!(store.changes.take().len(), 0);
     }
 
     #[test]

@@ -27,6 +27,7 @@ use tokio::time::Instant;
 
 use super::changes::ChangeLog;
 use super::expiry::ExpiryIndex;
+use crate::closure::StoreId;
 use crate::error::{json_type_name, KvError};
 use crate::stats::Stats;
 
@@ -81,12 +82,21 @@ pub(crate) struct Store {
     /// Changes made by the current command, for the owner task's watchers.
     pub(crate) changes: ChangeLog,
     counters: Counters,
+    /// The store's id, which closures run under (see [`closure`](crate::closure)).
+    id: StoreId,
     /// How many entries the map's table is sized for: what it was last shrunk to, or the most it
     /// has held since.
     sized_for: usize,
 }
 
 impl Store {
+    pub(crate) fn new(id: StoreId) -> Store {
+        Store {
+            id,
+            ..Store::default()
+        }
+    }
+
     /// The live value at `key`, or `None` if it is missing or expired.
     pub(crate) fn get(&mut self, key: &str, now: Instant) -> Option<Arc<Value>> {
         // The hottest path: one lookup for a live key, where `live` takes two. A miss or an
@@ -327,6 +337,7 @@ impl Store {
             }
         }
         self.note_expired(key);
+        self.shrink_if_sparse();
     }
 
     /// Counts one expired entry as removed and tells watchers.

@@ -1,0 +1,176 @@
+//! Values as callers give them, turned into the JSON the store keeps, and the one limit on their
+//! shape: how deeply they nest.
+//!
+//! Why a depth limit: `serde_json::Value` drops, clones, compares and serializes itself
+//! recursively, so a value nested tens of thousands of levels deep overflows the stack of the task
+//! that drops it, which aborts the whole process. And serde_json refuses to parse text nested more
+//! than 128 levels, so such a value stored on Redis could not be read back. Values deeper than
+//! [`MAX_DEPTH`] are refused before anything is sent, and taken apart without recursion.
+
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::error::KvError;
+
+/// Serializes a value meant for `key`.
+///
+/// A `Value` is taken as it is: serializing it would build a deep copy and drop the original, which
+/// doubled the cost of `set`/`mset` of a `Value` (the common case with `json!`).
+///
+/// # Errors
+/// [`KvError::Serialize`] if it does not serialize; [`KvError::TooDeep`] if it nests deeper than
+/// [`MAX_DEPTH`].
+#[allow(unsafe_code)]
+pub(crate) fn to_json<T: Serialize>(key: &str, value: T) -> Result<Value, KvError> {
+    let value = if typeid::of::<T>() == typeid::of::<Value>() {
+        let value = std::mem::ManuallyDrop::new(value);
+        // SAFETY: `T` is `Value` (`typeid` compares types with lifetimes erased, and `Value` has
+        // none), so this reads a `Value` from a `Value` whose own drop is suppressed: a move.
+        unsafe { std::ptr::read(&*value as *const T as *const Value) }
+    } else {
+        serde_json::to_value(value).map_err(|source| KvError::Serialize {
+            key: key.to_owned(),
+            source,
+        })?
+    };
+    check_depth(key, value)
+}
+
+/// How deeply a stored value may nest: `[]` and `{}` are one level, `[[1]]` two. A value deeper
+/// than this is refused with [`KvError::TooDeep`], on every backend.
+///
+/// ```
+/// use serde_json::{json, Value};
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let kv = ephemeral_kv::KvHandle::spawn();
+/// let mut deep = json!(1);
+/// for _ in 0..ephemeral_kv::MAX_DEPTH {
+///     deep = Value::Array(vec![deep]);
+/// }
+/// assert!(kv.set("ok", &deep).await.is_ok());
+/// let deeper = Value::Array(vec![deep]);
+/// assert!(matches!(kv.set("no", deeper).await, Err(ephemeral_kv::KvError::TooDeep { .. })));
+/// # }
+/// ```
+pub const MAX_DEPTH: usize = 128;
+
+/// `value` if it nests no deeper than [`MAX_DEPTH`]; else it is taken apart without recursion
+/// and the call is refused.
+pub(crate) fn check_depth(key: &str, value: Value) -> Result<Value, KvError> {
+    if depth_exceeds(&value, MAX_DEPTH) {
+        drop_flat(value);
+        return Err(KvError::TooDeep {
+            key: key.to_owned(),
+            limit: MAX_DEPTH,
+        });
+    }
+    Ok(value)
+}
+
+/// Whether `value` nests deeper than `limit`, found without recursion.
+fn depth_exceeds(value: &Value, limit: usize) -> bool {
+    let mut stack = vec![(value, 0usize)];
+    while let Some((value, depth)) = stack.pop() {
+        let children: Box<dyn Iterator<Item = &Value>> = match value {
+            Value::Array(items) => Box::new(items.iter()),
+            Value::Object(fields) => Box::new(fields.values()),
+            _ => continue,
+        };
+        if depth + 1 > limit {
+            return true;
+        }
+        stack.extend(children.map(|child| (child, depth + 1)));
+    }
+    false
+}
+
+/// Drops a value of any depth without recursion: its containers are emptied onto a stack first.
+pub(crate) fn drop_flat(value: Value) {
+    let mut stack = vec![value];
+    while let Some(value) = stack.pop() {
+        match value {
+            Value::Array(items) => stack.extend(items),
+            Value::Object(fields) => stack.extend(fields.into_iter().map(|(_, value)| value)),
+            _ => {}
+        }
+    }
+}
+
+/// The deepest nesting in JSON `text`, counted without parsing it (brackets inside strings do not
+/// count): how the Redis executor checks foreign text before parsing it without serde_json's own
+/// limit, which is one level short of [`MAX_DEPTH`].
+#[cfg_attr(not(feature = "redis"), allow(dead_code))]
+pub(crate) fn text_depth(text: &[u8]) -> usize {
+    let (mut depth, mut deepest, mut in_string, mut escaped) = (0usize, 0usize, false, false);
+    for &byte in text {
+        if in_string {
+            match byte {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match byte {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                deepest = deepest.max(depth);
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    deepest
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn nested(levels: usize) -> Value {
+        let mut value = json!(1);
+        for _ in 0..levels {
+            value = Value::Array(vec![value]);
+        }
+        value
+    }
+
+    #[test]
+    fn depth_is_counted_without_recursion_and_deep_values_drop_flat() {
+        assert!(!depth_exceeds(&json!(1), 0));
+        assert!(depth_exceeds(&json!([]), 0));
+        assert!(!depth_exceeds(&json!({"a": [1]}), 2));
+        assert!(depth_exceeds(&json!({"a": [1]}), 1));
+        assert!(!depth_exceeds(&nested(MAX_DEPTH), MAX_DEPTH));
+        let deep = nested(200_000); // dropped recursively, this overflows a thread's stack
+        assert!(matches!(
+            check_depth("k", deep),
+            Err(KvError::TooDeep {
+                limit: MAX_DEPTH,
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn text_depth_skips_brackets_in_strings() {
+        assert_eq!(text_depth(b"1"), 0);
+        assert_eq!(text_depth(br#"[{"a": "[[[\"]]"}, []]"#), 2);
+        let text = serde_json::to_vec(&nested(MAX_DEPTH)).unwrap();
+        assert_eq!(text_depth(&text), MAX_DEPTH);
+    }
+
+    #[test]
+    fn to_json_moves_a_value_and_serializes_anything_else() {
+        let value = json!({"id": 7, "tags": ["a", "b"], "nested": {"x": null}});
+        assert_eq!(to_json("k", value.clone()).unwrap(), value);
+        assert_eq!(to_json("k", &value).unwrap(), value);
+        assert_eq!(to_json("k", ("a", 1)).unwrap(), json!(["a", 1]));
+        let refused = to_json("k", std::collections::HashMap::from([((1, 2), 3)]));
+        assert!(matches!(refused, Err(KvError::Serialize { key, .. }) if key == "k"));
+    }
+}
