@@ -1,5 +1,7 @@
-//! Faults: callers that give up half-way, a shutdown in the middle of thousands of calls, and
-//! inputs nobody would choose (empty, huge and non-ASCII keys).
+//! Faults (`docs/rules.md` rules 11 and 12, and every rule the reference model encodes): callers
+//! that give up half-way never leave a call half-applied (rule 12), a shutdown in the middle of
+//! thousands of calls answers or closes each one (rule 11), and inputs nobody would choose (empty,
+//! huge and non-ASCII keys) are answered as the model says.
 
 mod support;
 

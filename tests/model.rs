@@ -1,6 +1,8 @@
-//! Model-based property test: random sequences of every call, on several prefixed handles of one
-//! store, with the paused clock moving between them, checked step by step against the reference
-//! model in `support/reference.rs`.
+//! Model-based property test of the in-process store against `docs/rules.md`: random sequences of
+//! every call (rules 1–9 and 15–22, `list_push` and `list_pop_front` of rules 26 and 27, the error
+//! kinds of rule 13, and `stats`' `entries`/`expiring` of rule 25), on several prefixed handles of
+//! one store, with active expiry (rule 10) on and off and the paused clock moving between them,
+//! checked step by step against the reference model in `support/reference.rs`.
 //!
 //! `PROPTEST_CASES=100000 cargo test --release --test model` runs the deep pass. A failure shrinks
 //! to a minimal sequence, printed as the Rust calls it stands for.

@@ -1,12 +1,12 @@
-//! Model-based comparison: random sequences of calls run on the Redis-backed handle and on the
-//! in-process handle (the reference model here), with the same prefix; every answer, errors
+//! Model-based comparison of the two backends on the rules of `docs/rules.md` they share without
+//! a clock (4–7, 13's error kinds, 15–22, 26 and 27): random sequences of calls run on the Redis-backed handle
+//! and on the in-process handle (the reference here), with the same prefix; every answer, errors
 //! included, must agree. No TTLs: the two backends run on different clocks, and the conformance
 //! suite covers expiry. Few cases, since each call is a round trip.
 
 #![cfg(feature = "redis")]
 
-#[path = "support/redis_server.rs"]
-mod redis_server;
+mod support;
 
 use ephemeral_kv::{KvError, KvHandle};
 use proptest::prelude::*;
@@ -20,7 +20,7 @@ enum Op {
     Set(usize, Value),
     Get(usize),
     Delete(usize),
-    Append(usize, Vec<i64>),
+    Append(usize, Vec<Value>),
     Pop(usize),
     Mset(Vec<(usize, Value)>),
     Mget(Vec<usize>),
@@ -32,6 +32,8 @@ enum Op {
     Scan(String),
     UpdateAdd(usize, i64),
     Transfer(usize, usize),
+    Push(usize, Vec<Value>, Option<usize>),
+    PopFront(usize, usize),
 }
 
 fn key() -> impl Strategy<Value = usize> {
@@ -48,12 +50,24 @@ fn value() -> impl Strategy<Value = Value> {
     ]
 }
 
+/// An id for `list_append_unique`: numbers compare by value (`2.0` is the id `2`), `"1"` is not
+/// `1`, and a list is refused.
+fn id() -> impl Strategy<Value = Value> {
+    prop_oneof![
+        6 => (0i64..4).prop_map(Value::from),
+        1 => Just(json!(2.0)),
+        1 => Just(json!("1")),
+        1 => Just(Value::Null),
+        1 => Just(json!([1])),
+    ]
+}
+
 fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
         (key(), value()).prop_map(|(k, v)| Op::Set(k, v)),
         key().prop_map(Op::Get),
         key().prop_map(Op::Delete),
-        (key(), proptest::collection::vec(0i64..4, 0..4)).prop_map(|(k, ids)| Op::Append(k, ids)),
+        (key(), proptest::collection::vec(id(), 0..4)).prop_map(|(k, ids)| Op::Append(k, ids)),
         key().prop_map(Op::Pop),
         proptest::collection::vec((key(), value()), 0..4).prop_map(Op::Mset),
         proptest::collection::vec(key(), 0..4).prop_map(Op::Mget),
@@ -66,6 +80,13 @@ fn op() -> impl Strategy<Value = Op> {
         prop_oneof![Just(""), Just("a"), Just("b")].prop_map(|p| Op::Scan(p.to_owned())),
         (key(), -3i64..4).prop_map(|(k, by)| Op::UpdateAdd(k, by)),
         (key(), key()).prop_map(|(from, to)| Op::Transfer(from, to)),
+        (
+            key(),
+            proptest::collection::vec(value(), 0..4),
+            proptest::option::of(0usize..4)
+        )
+            .prop_map(|(k, items, max_len)| Op::Push(k, items, max_len)),
+        (key(), 0usize..4).prop_map(|(k, n)| Op::PopFront(k, n)),
     ]
 }
 
@@ -84,6 +105,14 @@ async fn run(kv: &KvHandle, op: &Op) -> String {
             show(kv.list_append_unique(KEYS[k], items).await)
         }
         Op::Pop(k) => show(kv.list_pop_all(KEYS[k]).await),
+        Op::Push(k, items, max_len) => {
+            let call = kv.list_push(KEYS[k], items);
+            match max_len {
+                Some(max_len) => show(call.max_len(max_len).await),
+                None => show(call.await),
+            }
+        }
+        Op::PopFront(k, n) => show(kv.list_pop_front(KEYS[k], n).await),
         Op::Mset(pairs) => show(kv.mset(pairs.into_iter().map(|(k, v)| (KEYS[k], v))).await),
         Op::Mget(keys) => show(kv.mget(keys.into_iter().map(|k| KEYS[k])).await),
         Op::Incr(k, by) => show(kv.incr(KEYS[k], by).await),
@@ -117,7 +146,7 @@ async fn run(kv: &KvHandle, op: &Op) -> String {
 #[test]
 fn the_redis_handle_answers_like_the_in_process_handle() {
     let runtime = tokio::runtime::Runtime::new().unwrap();
-    let Some(server) = runtime.block_on(redis_server::RedisServer::start(
+    let Some(server) = runtime.block_on(support::redis_server::RedisServer::start(
         "the_redis_handle_answers_like_the_in_process_handle",
     )) else {
         return;

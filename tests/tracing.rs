@@ -1,8 +1,9 @@
-//! Rule 14 of the core store, and its coordination commands: one debug event per command, with
-//! operation and key (or prefix), never the value; the owner task logs its start and stop.
+//! Rule 14 of `docs/rules.md`: one debug event per command, core and coordination and list calls,
+//! with operation and key (or prefix, or number of keys), never the value; the owner task logs its
+//! start and stop.
 //!
-//! One test, alone in its own test binary: `tracing`'s scoped subscriber is per thread, and its callsite
-//! interest cache can miss events when other tests run on other threads at the same time.
+//! One test, alone in its own test binary: `tracing`'s scoped subscriber is per thread, and its
+//! callsite interest cache can miss events when other tests run on other threads at the same time.
 
 use ephemeral_kv::KvHandle;
 use serde_json::json;
@@ -42,6 +43,8 @@ async fn one_debug_event_per_command_with_its_key_never_its_value() {
         .await
         .unwrap();
     kv.list_pop_all("l").await.unwrap();
+    kv.list_push("q", ["secret-push"]).await.unwrap();
+    kv.list_pop_front("q", 1).await.unwrap();
     kv.expire("a", std::time::Duration::from_secs(5))
         .await
         .unwrap();
@@ -76,6 +79,8 @@ async fn one_debug_event_per_command_with_its_key_never_its_value() {
         ("mget", "keys=2"),
         ("list_append_unique", "key=app:l"),
         ("list_pop_all", "key=app:l"),
+        ("list_push", "key=app:q"),
+        ("list_pop_front", "key=app:q"),
         ("expire", "key=app:a"),
         ("delete", "key=app:a"),
         ("purge_expired", "limit=7"),

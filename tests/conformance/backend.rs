@@ -1,4 +1,6 @@
-//! The two backends the conformance suite runs on, behind one trait.
+//! The two backends the conformance suite runs on, behind one trait: what a test needs to say a
+//! rule of `docs/rules.md` holds on each, given that one runs on a paused clock and the other on
+//! real time.
 
 #![allow(dead_code)] // each backend uses its own part
 
@@ -85,7 +87,7 @@ impl Backend for Local {
 /// real time: this is the one place the crate's tests do, and units are short (100 ms) to keep
 /// the whole Redis half to a few seconds.
 pub struct Redis {
-    server: crate::redis_server::RedisServer,
+    server: crate::support::redis_server::RedisServer,
     namespaces: AtomicUsize,
     prefix: String,
 }
@@ -93,7 +95,7 @@ pub struct Redis {
 impl Redis {
     /// Starts the server, or prints why the test is skipped.
     pub async fn start(test: &str) -> Option<Redis> {
-        let server = crate::redis_server::RedisServer::start(test).await?;
+        let server = crate::support::redis_server::RedisServer::start(test).await?;
         Some(Redis {
             server,
             namespaces: AtomicUsize::new(0),

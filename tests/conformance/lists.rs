@@ -1,5 +1,6 @@
-//! `list_push` and `list_pop_front` (rules 26 and 27 in `docs/rules.md`), the same on every
-//! backend.
+//! Rules 26 (`list_push`: any values appended, the newest `max_len` kept, the TTL set like `set`'s)
+//! and 27 (`list_pop_front`: the oldest first, the key removed once empty, the TTL kept) of
+//! `docs/rules.md`, on both backends.
 
 use std::time::Duration;
 

@@ -66,6 +66,23 @@ pub async fn run(op: &Op, kvs: &[KvHandle]) -> Reply {
             reply(call.await, |list| Reply::List(list.to_vec()))
         }
         Op::ListPopAll { h, key } => reply(kvs[*h].list_pop_all(key).await, Reply::List),
+        Op::ListPush {
+            h,
+            key,
+            items,
+            max_len,
+            ttl,
+        } => {
+            let mut call = kvs[*h].list_push(key, items);
+            if let Some(max_len) = max_len {
+                call = call.max_len(*max_len);
+            }
+            if let Some(ttl) = ttl {
+                call = call.ttl(*ttl);
+            }
+            reply(call.await, Reply::Len)
+        }
+        Op::ListPopFront { h, key, n } => reply(kvs[*h].list_pop_front(key, *n).await, Reply::List),
         Op::Mset { h, entries, ttl } => {
             let call = kvs[*h].mset(entries.iter().map(|(key, value)| (key, value)));
             let call = match ttl {

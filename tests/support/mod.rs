@@ -1,6 +1,11 @@
-//! What the integration tests share: the generated operations ([`ops`]), the reference model that
-//! says what each one must answer ([`reference`]), and the driver that runs them on a real store
-//! ([`drive`]).
+//! What the integration tests share:
+//!
+//! - [`ops`]: the generated operations, their printed forms and their answers;
+//! - [`reference`]: the reference model that says what each operation must answer (the rules of
+//!   `docs/rules.md` as plain code over a `HashMap` and a virtual clock);
+//! - [`drive`]: the driver that runs operations on a real store and checks them against the model;
+//! - [`races`]: a race many workers run on shared handles, and what must hold after it;
+//! - [`redis_server`]: a `redis-server` of the test's own, for the Redis backend's tests.
 //!
 //! To cover a new command: add a variant to [`ops::Op`] (with its generator and its printed form),
 //! one arm to [`reference::Model::step`] and one to [`drive::run`].
@@ -10,4 +15,6 @@
 
 pub mod drive;
 pub mod ops;
+pub mod races;
+pub mod redis_server;
 pub mod reference;

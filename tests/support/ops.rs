@@ -155,6 +155,18 @@ pub enum Op {
         h: usize,
         key: String,
     },
+    ListPush {
+        h: usize,
+        key: String,
+        items: Vec<Val>,
+        max_len: Option<usize>,
+        ttl: Option<Duration>,
+    },
+    ListPopFront {
+        h: usize,
+        key: String,
+        n: usize,
+    },
     Mset {
         h: usize,
         entries: Vec<(String, Val)>,
@@ -401,6 +413,8 @@ impl Op {
             | Op::Delete { key, .. }
             | Op::ListAppendUnique { key, .. }
             | Op::ListPopAll { key, .. }
+            | Op::ListPush { key, .. }
+            | Op::ListPopFront { key, .. }
             | Op::Expire { key, .. }
             | Op::Incr { key, .. }
             | Op::SetIfAbsent { key, .. }
@@ -456,6 +470,22 @@ impl fmt::Debug for Op {
                 write!(f, "{}", TtlSuffix(*ttl))
             }
             Op::ListPopAll { h, key } => write!(f, "{}.list_pop_all({key:?})", kv(h)),
+            Op::ListPush {
+                h,
+                key,
+                items,
+                max_len,
+                ttl,
+            } => {
+                write!(f, "{}.list_push({key:?}, {items:?})", kv(h))?;
+                if let Some(max_len) = max_len {
+                    write!(f, ".max_len({max_len})")?;
+                }
+                write!(f, "{}", TtlSuffix(*ttl))
+            }
+            Op::ListPopFront { h, key, n } => {
+                write!(f, "{}.list_pop_front({key:?}, {n})", kv(h))
+            }
             Op::Mset { h, entries, ttl } => {
                 write!(f, "{}.mset({entries:?}){}", kv(h), TtlSuffix(*ttl))
             }
@@ -529,8 +559,10 @@ pub enum Reply {
     Value(Option<Value>),
     /// `mget`.
     Values(Vec<Option<Value>>),
-    /// `list_append_unique`, `list_pop_all`.
+    /// `list_append_unique`, `list_pop_all`, `list_pop_front`.
     List(Vec<Value>),
+    /// `list_push`: the list's new length.
+    Len(usize),
     /// `expire`.
     Flag(bool),
     /// `purge_expired`.
@@ -557,6 +589,7 @@ pub enum Failure {
     WrongType { key: String, found: &'static str },
     InvalidItem { key: String, index: usize },
     InvalidTtl { key: String, ttl: Duration },
+    InvalidArgument { key: String },
     Overflow { key: String, current: i64, by: i64 },
     UpdatePanicked { key: String, message: String },
     TransactionPanicked { prefix: String, message: String },
@@ -572,6 +605,7 @@ impl From<KvError> for Failure {
             KvError::WrongType { key, found, .. } => Failure::WrongType { key, found },
             KvError::InvalidItem { key, index, .. } => Failure::InvalidItem { key, index },
             KvError::InvalidTtl { key, ttl } => Failure::InvalidTtl { key, ttl },
+            KvError::InvalidArgument { key, .. } => Failure::InvalidArgument { key },
             KvError::Overflow { key, current, by } => Failure::Overflow { key, current, by },
             KvError::UpdatePanicked { key, message } => Failure::UpdatePanicked { key, message },
             KvError::TransactionPanicked { prefix, message } => {
@@ -614,16 +648,22 @@ pub fn advance() -> impl Strategy<Value = Duration> {
 }
 
 /// A list item: mostly objects with a colliding `id` (or `task_id`), sometimes something invalid.
+/// Ids are JSON scalars compared by value (`1.0` is the id `1`, `"1"` is another); an item whose id
+/// is a list or an object is refused.
 pub fn item() -> impl Strategy<Value = Value> {
     prop_oneof![
-        (0u64..4).prop_map(|id| json!({ "id": id })),
-        (0u64..4, 0u64..3).prop_map(|(id, v)| json!({ "id": id, "v": v })),
-        (0u64..4).prop_map(|id| json!({ "task_id": id })),
-        Just(json!({ "id": null })),
-        Just(json!({})),
-        Just(json!(7)),
-        Just(json!("item")),
-        Just(json!([{ "id": 1 }])),
+        6 => (0u64..4).prop_map(|id| json!({ "id": id })),
+        3 => (0u64..4, 0u64..3).prop_map(|(id, v)| json!({ "id": id, "v": v })),
+        3 => (0u64..4).prop_map(|id| json!({ "task_id": id })),
+        2 => (0u64..4).prop_map(|id| json!({ "id": id as f64, "task_id": id as f64 })),
+        1 => (0u64..4).prop_map(|id| json!({ "id": id.to_string() })),
+        1 => Just(json!({ "id": null })),
+        1 => Just(json!({ "id": true, "task_id": 0.5 })),
+        1 => Just(json!({ "id": [1], "task_id": { "n": 1 } })),
+        1 => Just(json!({})),
+        1 => Just(json!(7)),
+        1 => Just(json!("item")),
+        1 => Just(json!([{ "id": 1 }])),
     ]
 }
 
@@ -693,6 +733,16 @@ pub fn op(key: impl Strategy<Value = String> + Clone + 'static) -> impl Strategy
         )
             .prop_map(|(h, key, items, id_key, ttl)| Op::ListAppendUnique { h, key, items, id_key, ttl }),
         3 => (h.clone(), key.clone()).prop_map(|(h, key)| Op::ListPopAll { h, key }),
+        4 => (
+            h.clone(),
+            key.clone(),
+            proptest::collection::vec(val(), 0..4),
+            proptest::option::weighted(0.5, prop_oneof![1 => Just(0usize), 4 => 1usize..4]),
+            opt_ttl.clone(),
+        )
+            .prop_map(|(h, key, items, max_len, ttl)| Op::ListPush { h, key, items, max_len, ttl }),
+        3 => (h.clone(), key.clone(), prop_oneof![1 => Just(0usize), 4 => 1usize..3, 1 => Just(usize::MAX)])
+            .prop_map(|(h, key, n)| Op::ListPopFront { h, key, n }),
         3 => (h.clone(), proptest::collection::vec((key.clone(), val()), 0..4), opt_ttl)
             .prop_map(|(h, entries, ttl)| Op::Mset { h, entries, ttl }),
         2 => (h.clone(), proptest::collection::vec(key.clone(), 0..4))
@@ -705,7 +755,7 @@ pub fn op(key: impl Strategy<Value = String> + Clone + 'static) -> impl Strategy
     ]
 }
 
-/// One of the coordination calls (issue 5), over keys from `key`.
+/// One of the coordination calls (rules 15–22 of `docs/rules.md`), over keys from `key`.
 fn coordination_op(
     h: std::ops::Range<usize>,
     key: impl Strategy<Value = String> + Clone + 'static,

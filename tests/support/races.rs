@@ -1,5 +1,6 @@
-//! A race many workers run on shared handles, and what must hold after it: every inbox item popped
-//! exactly once, no counter increment lost (by `incr`, `update` or `transaction`).
+//! A race many workers run on shared handles, and what must hold after it (`docs/rules.md` rules 4
+//! and 5, and the "never lost" of rules 15, 18 and 19): every inbox item popped exactly once, no
+//! counter increment lost (by `incr`, `update` or `transaction`).
 
 use ephemeral_kv::KvHandle;
 use serde_json::{json, Value};

@@ -3,8 +3,6 @@
 //! Tests that need one call [`RedisServer::start`]; when `redis-server` is not on PATH it prints a
 //! clear "skipped" line and returns `None`, and the test returns early. `.ci/run` installs it.
 
-#![allow(dead_code)] // each test binary uses its own part of this
-
 use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;

@@ -1,5 +1,5 @@
-//! The reference model: what each call must answer, as plain code over a `HashMap` and a virtual
-//! clock. It is meant to be obviously right, not fast.
+//! The reference model: what each call must answer under the rules of `docs/rules.md`, as plain
+//! code over a `HashMap` and a virtual clock. It is meant to be obviously right, not fast.
 //!
 //! It keeps expired entries until a call names them or `purge_expired` removes them, as the store
 //! does without active expiry, because `stats` and `purge_expired` can see them. With active expiry
@@ -128,7 +128,8 @@ impl Model {
                     .map(|item| item.json())
                     .collect::<Option<Vec<_>>>()
                     .ok_or(Failure::Serialize { key: key.clone() })?;
-                if let Some(index) = items.iter().position(|item| id_of(item, id_key).is_none()) {
+                let no_id = |item: &Value| !id_of(item, id_key).is_some_and(is_scalar);
+                if let Some(index) = items.iter().position(no_id) {
                     return Err(Failure::InvalidItem { key, index });
                 }
                 check_ttl(&key, *ttl)?;
@@ -141,8 +142,10 @@ impl Model {
                     }
                 };
                 for item in items {
-                    let id = id_of(&item, id_key);
-                    if !list.iter().any(|old| id_of(old, id_key) == id) {
+                    let id = id_of(&item, id_key).expect("checked above");
+                    let taken =
+                        |old: &Value| id_of(old, id_key).is_some_and(|old| same_id(old, id));
+                    if !list.iter().any(taken) {
                         list.push(item);
                     }
                 }
@@ -158,6 +161,66 @@ impl Model {
                     }
                     _ => Reply::List(Vec::new()),
                 }
+            }
+            Op::ListPush {
+                h,
+                key,
+                items,
+                max_len,
+                ttl,
+            } => {
+                let key = self.key(*h, key);
+                let items = items
+                    .iter()
+                    .map(|item| item.json())
+                    .collect::<Option<Vec<_>>>()
+                    .ok_or(Failure::Serialize { key: key.clone() })?;
+                check_ttl(&key, *ttl)?;
+                if *max_len == Some(0) {
+                    return Err(Failure::InvalidArgument { key });
+                }
+                let (mut list, existed) = match self.read(&key) {
+                    None => (Vec::new(), false),
+                    Some(Value::Array(list)) => (list, true),
+                    Some(other) => {
+                        let found = type_name(&other);
+                        return Err(Failure::WrongType { key, found });
+                    }
+                };
+                list.extend(items);
+                // The newest `max_len` stay: the oldest go from the front.
+                let keep = max_len.unwrap_or(usize::MAX);
+                if list.len() > keep {
+                    list.drain(..list.len() - keep);
+                }
+                let len = list.len();
+                // Pushing nothing onto a missing key creates nothing.
+                if existed || len > 0 {
+                    self.put(key, Value::Array(list), *ttl);
+                }
+                Reply::Len(len)
+            }
+            Op::ListPopFront { h, key, n } => {
+                let key = self.key(*h, key);
+                let mut list = match self.read(&key) {
+                    None => return Ok(Reply::List(Vec::new())),
+                    Some(Value::Array(list)) => list,
+                    Some(other) => {
+                        let found = type_name(&other);
+                        return Err(Failure::WrongType { key, found });
+                    }
+                };
+                // Nothing to take: nothing changes (an empty list stays).
+                if *n == 0 || list.is_empty() {
+                    return Ok(Reply::List(Vec::new()));
+                }
+                let taken: Vec<Value> = list.drain(..list.len().min(*n)).collect();
+                if list.is_empty() {
+                    self.slots.remove(&key);
+                } else {
+                    self.replace_value(&key, Value::Array(list)); // keeps the TTL
+                }
+                Reply::List(taken)
             }
             Op::Mset { h, entries, ttl } => {
                 let mut pairs = Vec::new();
@@ -423,6 +486,7 @@ fn reaches_owner(op: &Op, reply: &Reply) -> bool {
                 Failure::Serialize { .. }
                     | Failure::InvalidItem { .. }
                     | Failure::InvalidTtl { .. }
+                    | Failure::InvalidArgument { .. }
             )
         )
 }
@@ -440,6 +504,21 @@ fn check_ttl(key: &str, ttl: Option<Duration>) -> Result<(), Failure> {
 /// An item's id: its `id_key` field if it is an object holding one.
 fn id_of<'a>(item: &'a Value, id_key: &str) -> Option<&'a Value> {
     item.as_object()?.get(id_key)
+}
+
+/// Whether `id` can be an id: a JSON scalar, not a list or an object.
+fn is_scalar(id: &Value) -> bool {
+    !matches!(id, Value::Array(_) | Value::Object(_))
+}
+
+/// Whether two ids are one: scalars compare as JSON values, except numbers, which compare by value
+/// (`1` and `1.0` are one id). As `f64`s, which is exact for the small numbers the generators make.
+/// A list or an object is no id, so it matches nothing.
+fn same_id(a: &Value, b: &Value) -> bool {
+    match (a, b) {
+        (Value::Number(a), Value::Number(b)) => a.as_f64() == b.as_f64(),
+        _ => is_scalar(a) && is_scalar(b) && a == b,
+    }
 }
 
 fn type_name(value: &Value) -> &'static str {

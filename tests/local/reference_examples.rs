@@ -1,5 +1,8 @@
 //! Every example of the reference's `EphemeralKV` documentation, in Rust, with the result the
-//! reference promises.
+//! reference promises: rules 1–9 of `docs/rules.md` (`set`/`get` with TTLs, `delete`,
+//! `list_append_unique` with `id_key` and `ttl`, `list_pop_all`, `mset`/`mget`, `expire`,
+//! `purge_expired` with its limit, prefixes) as the reference's users meet them, on the in-process
+//! store and tokio's paused clock.
 
 use std::collections::HashMap;
 use std::sync::Arc;

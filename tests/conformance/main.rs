@@ -1,0 +1,59 @@
+//! The rules of `docs/rules.md` that hold on both backends, written once and run on each: the
+//! in-process store (`local::<test>`, on tokio's paused clock) and, with `--features redis`, a
+//! Redis server of the test's own (`redis::<test>`, on real time). Where the backends differ (what
+//! `purge_expired` counts, whether `watch` exists, how exactly a TTL can be read back), the test
+//! asks its [`Backend`](backend::Backend); `docs/redis.md` lists those differences.
+//!
+//! - [`core`]: rules 1–9 and 11–13 (rule 10, active expiry, and rule 14, logging, are about the
+//!   in-process owner task: `tests/local/core.rs` and `tests/tracing.rs`);
+//! - [`coordination`]: rules 15–25;
+//! - [`lists`]: rules 26 (`list_push`) and 27 (`list_pop_front`);
+//! - `redis_only` (with `--features redis`): what only a Redis server can show (handles built
+//!   separately sharing one store, a server that dies and comes back, contention, foreign data).
+//!
+//! What only the in-process store does (its owner task, `stats` counters, exact paused-clock
+//! timing, shared `Arc` values, `watch`) is in `tests/local/`.
+//!
+//! Each conformance test is an `async fn(&impl Backend)`; `conformance!` turns a list of them into
+//! one `#[tokio::test]` per backend.
+
+// A directory test binary can reach the shared `tests/support/` only by path: Cargo compiles
+// `tests/conformance/main.rs` as its own crate root, whose plain `mod support;` would look in
+// `tests/conformance/`.
+#[path = "../support/mod.rs"]
+mod support;
+
+/// Generates, for each named test function, `local::<name>` and (with the `redis` feature)
+/// `redis::<name>`.
+macro_rules! conformance {
+    ($($name:ident),* $(,)?) => {
+        mod local {
+            $(
+                #[tokio::test(start_paused = true)]
+                async fn $name() {
+                    super::$name(&crate::backend::Local).await;
+                }
+            )*
+        }
+
+        #[cfg(feature = "redis")]
+        mod redis {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    let Some(backend) = crate::backend::Redis::start(stringify!($name)).await else {
+                        return;
+                    };
+                    super::$name(&backend).await;
+                }
+            )*
+        }
+    };
+}
+
+mod backend;
+mod coordination;
+mod core;
+mod lists;
+#[cfg(feature = "redis")]
+mod redis_only;

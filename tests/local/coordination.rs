@@ -1,0 +1,177 @@
+//! The coordination rules of `docs/rules.md` where the in-process store promises more than both
+//! backends can show (what they share is in `tests/conformance/coordination.rs`): `update` and
+//! `transaction` closures run exactly once, on the owner task, which catches their panics and keeps
+//! serving (rules 18 and 19); and the `stats` counters (rule 25), which only this store keeps.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use ephemeral_kv::{KvError, KvHandle};
+use serde_json::json;
+
+const SEC: Duration = Duration::from_secs(1);
+
+/// A store whose expired entries stay in memory until touched or purged, so tests can tell
+/// "removed" from "invisible".
+fn lazy_store() -> KvHandle {
+    KvHandle::builder().active_expiry(false).spawn()
+}
+
+/// Rules 18 and 19: closures run on the owner task (on Redis they may run more than once).
+mod closures {
+    use super::*;
+
+    #[tokio::test]
+    async fn update_and_transaction_closures_run_exactly_once() {
+        let kv = KvHandle::spawn();
+        kv.set("k", 1).await.unwrap();
+        let runs = Arc::new(AtomicUsize::new(0));
+        let counted = Arc::clone(&runs);
+        kv.update("k", move |cur| {
+            counted.fetch_add(1, Ordering::SeqCst);
+            cur.cloned()
+        })
+        .await
+        .unwrap();
+        assert_eq!(runs.load(Ordering::SeqCst), 1);
+        let counted = Arc::clone(&runs);
+        kv.transaction(move |txn| {
+            counted.fetch_add(1, Ordering::SeqCst);
+            let k = txn.get("k").cloned();
+            txn.set("copy", k.unwrap_or_default());
+        })
+        .await
+        .unwrap();
+        assert_eq!(runs.load(Ordering::SeqCst), 2);
+        assert_eq!(kv.get("copy").await.unwrap().as_deref(), Some(&json!(1)));
+    }
+
+    #[tokio::test]
+    async fn a_panicking_update_is_caught_on_the_owner_task_which_keeps_serving() {
+        let kv = KvHandle::builder().prefix("app:").spawn();
+        kv.set("cart", json!(["apple"])).await.unwrap();
+        let err = kv
+            .update("cart", |_| panic!("closure bug"))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&err, KvError::UpdatePanicked { key, message } if key == "app:cart" && message == "closure bug"),
+            "{err:?}"
+        );
+        assert_eq!(
+            err.to_string(),
+            "the update closure for key `app:cart` panicked: closure bug"
+        );
+        assert_eq!(
+            kv.get("cart").await.unwrap().as_deref(),
+            Some(&json!(["apple"]))
+        );
+        let formatted = kv
+            .update("cart", |_| panic!("{} bugs", 2))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(formatted, KvError::UpdatePanicked { message, .. } if message == "2 bugs")
+        );
+        // The owner task is still there and serving.
+        kv.set("after", 1).await.unwrap();
+        assert_eq!(kv.get("after").await.unwrap().as_deref(), Some(&json!(1)));
+        assert!(!kv.is_closed());
+    }
+
+    #[tokio::test]
+    async fn a_panicking_transaction_is_caught_on_the_owner_task_which_keeps_serving() {
+        let kv = KvHandle::builder().prefix("app:").spawn();
+        kv.mset([("a", 1), ("b", 2)]).await.unwrap();
+        let err = kv
+            .transaction(|txn| {
+                txn.set("a", 100);
+                txn.delete("b");
+                txn.set("c", 3);
+                panic!("halfway");
+            })
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&err, KvError::TransactionPanicked { prefix, message } if prefix == "app:" && message == "halfway"),
+            "{err:?}"
+        );
+        assert_eq!(
+            kv.mget(["a", "b", "c"]).await.unwrap(),
+            vec![Some(Arc::new(json!(1))), Some(Arc::new(json!(2))), None]
+        );
+        assert_eq!(kv.stats().await.unwrap().entries, 2);
+        assert!(kv.transaction(|txn| txn.delete("a")).await.unwrap());
+    }
+}
+
+/// Rule 25: what the store holds (`entries`, `expiring`) and how it has been used (`hits`, `misses`,
+/// `expirations`, `commands`, `mailbox_depth`).
+mod stats {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn persist_takes_a_key_out_of_the_expiring_count() {
+        let kv = KvHandle::spawn();
+        kv.set("k", 1).ttl(SEC).await.unwrap();
+        assert_eq!(kv.stats().await.unwrap().expiring, 1);
+        assert!(kv.persist("k").await.unwrap());
+        tokio::time::advance(10 * SEC).await;
+        assert_eq!(kv.get("k").await.unwrap().as_deref(), Some(&json!(1)));
+        assert_eq!(kv.stats().await.unwrap().expiring, 0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn counts_hits_misses_expirations_and_commands() {
+        let kv = lazy_store();
+        kv.set("a", 1).await.unwrap(); // 1 command
+        kv.set("t", 1).ttl(SEC).await.unwrap(); // 2
+        kv.get("a").await.unwrap(); // 3, hit
+        kv.get("missing").await.unwrap(); // 4, miss
+        kv.mget(["a", "a", "nope"]).await.unwrap(); // 5, 2 hits 1 miss
+        kv.incr("a", 1).await.unwrap(); // 6, hit
+        tokio::time::advance(SEC).await;
+        kv.exists("t").await.unwrap(); // 7, miss + expiration
+        kv.set("u", 1).ttl(SEC).await.unwrap(); // 8
+        tokio::time::advance(SEC).await;
+        assert_eq!(kv.purge_expired().await.unwrap(), 1); // 9, expiration
+        let stats = kv.stats().await.unwrap(); // 10
+        assert_eq!(
+            (stats.hits, stats.misses, stats.expirations, stats.commands),
+            (4, 3, 2, 10)
+        );
+        assert_eq!((stats.entries, stats.expiring, stats.watchers), (1, 0, 0));
+        assert_eq!(stats.mailbox_depth, 0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn active_expiry_counts_expirations() {
+        let kv = KvHandle::spawn();
+        kv.mset([("a", 1), ("b", 2)]).ttl(SEC).await.unwrap();
+        tokio::time::sleep(2 * SEC).await;
+        let stats = kv.stats().await.unwrap();
+        assert_eq!((stats.entries, stats.expirations), (0, 2));
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn mailbox_depth_counts_the_commands_queued_ahead() {
+        let kv = KvHandle::builder().mailbox_capacity(64).spawn();
+        assert_eq!(kv.stats().await.unwrap().mailbox_depth, 0);
+        // Queue commands without letting the owner task run: on a current-thread runtime it only
+        // runs when this task yields. Polling a call once puts its command in the mailbox.
+        let mut queued = Vec::new();
+        for i in 0..10 {
+            let kv = kv.clone();
+            let mut call = Box::pin(async move { kv.set("k", i).await });
+            assert!(futures::poll!(call.as_mut()).is_pending());
+            queued.push(call);
+        }
+        let stats = kv.stats().await.unwrap();
+        assert_eq!(stats.mailbox_depth, 10);
+        for call in queued {
+            call.await.unwrap();
+        }
+        assert_eq!(kv.get("k").await.unwrap().as_deref(), Some(&json!(9)));
+    }
+}
