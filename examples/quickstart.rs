@@ -1,124 +1,129 @@
-//! A tour of the reference API's examples, printing what each call returns.
-//!
+//! The reference API's examples as a story: each call the example makes, and what it returned.
 //! Run it with `cargo run --example quickstart`.
 //!
-//! The example pauses tokio's clock, so the 600-second TTL below runs out at once instead of after
-//! ten minutes: the same trick the crate's tests use.
+//! `show!` prints each call's own source text and its answer, so the output cannot drift from the
+//! code (`secs` is `Duration::from_secs`). Time is tokio's paused clock: where the output says it
+//! advances the clock, TTLs run out at once. Active expiry is off, so expired keys wait, invisible,
+//! for `purge_expired`; by default the store removes them itself.
 
-use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
-use ephemeral_kv::{KvError, KvHandle};
-use serde_json::json;
+use ephemeral_kv::{KvError, KvHandle, List, Stats, Ttl};
+use serde_json::{json, Value};
 
-#[tokio::main(flavor = "current_thread")]
+/// Runs one call, prints its source text (without `.await`) and its answer, and returns it.
+macro_rules! show {
+    ($call:expr) => {{
+        let answer = $call;
+        let text = stringify!($call).replace('\n', " ");
+        let text = text.trim_end_matches(".await");
+        println!("  {text:<56} -> {}", Show::show(&answer));
+        answer
+    }};
+}
+
+async fn advance(secs: u64) {
+    println!("  (advancing the paused clock by {secs} s)");
+    tokio::time::advance(Duration::from_secs(secs)).await;
+}
+
+#[tokio::main(flavor = "current_thread", start_paused = true)]
 async fn main() -> Result<(), KvError> {
-    tokio::time::pause();
-    let kv = KvHandle::builder().prefix("quickstart:").spawn();
-    println!("spawned {kv:?}\n");
+    let secs = Duration::from_secs;
+    let kv = KvHandle::builder()
+        .prefix("qs:")
+        .active_expiry(false)
+        .spawn();
+    println!("== a store: {kv:?}, active expiry off");
 
-    println!("-- core methods");
-    kv.set("session_token", "abc123").await?;
-    println!(r#"set("session_token", "abc123")"#);
-    kv.set("user_id", 42).ttl(Duration::from_secs(600)).await?;
-    println!(r#"set("user_id", 42).ttl(600 s)"#);
-    let value = kv.get("session_token").await?;
-    println!(r#"get("session_token")                 -> {value:?}"#);
-    let user_id: Option<u64> = kv.get_as("user_id").await?;
-    println!(r#"get_as::<u64>("user_id")             -> {user_id:?}"#);
+    println!("\n== set, get, delete");
+    show!(kv.set("session_token", "abc123").await)?;
+    show!(kv.set("user_id", 42).ttl(secs(600)).await)?;
+    show!(kv.get("session_token").await)?;
+    show!(kv.get_as::<u64>("user_id").await)?;
+    show!(kv.ttl("user_id").await)?;
+    advance(600).await;
+    show!(kv.get("user_id").await)?;
+    show!(kv.delete("session_token").await)?;
+    show!(kv.get("session_token").await)?;
+    show!(kv.delete("user_cache:42").await)?; // missing: a no-op
 
-    tokio::time::sleep(Duration::from_secs(600)).await;
-    let user_id = kv.get("user_id").await?.unwrap_or_default();
-    println!(r#"600 s later: get("user_id") or null -> {user_id}"#);
+    println!("\n== lists of unique items");
+    let alice = json!({"id": 1, "name": "Alice"});
+    let bob = json!({"id": 2, "name": "Bob"});
+    println!("  (alice = {alice}, bob = {bob})");
+    show!(kv.list_append_unique("recent_users", [&alice]).await)?;
+    show!(kv.list_append_unique("recent_users", [&alice, &bob]).await)?;
+    let task = json!({"task_id": 42, "desc": "Review PR"});
+    show!(
+        kv.list_append_unique("tasks", [task])
+            .id_key("task_id")
+            .ttl(secs(3600))
+            .await
+    )?;
+    show!(kv.list_pop_all("recent_users").await)?;
+    show!(kv.list_pop_all("recent_users").await)?;
+    show!(kv.list_pop_all("logs").await)?;
 
-    kv.delete("session_token").await?;
-    println!(
-        r#"delete("session_token"); get        -> {:?}"#,
-        kv.get("session_token").await?
-    );
-    kv.delete("user_cache:42").await?;
-    println!(r#"delete("user_cache:42") (missing)   -> Ok"#);
+    println!("\n== a capped work queue");
+    show!(kv.list_push("jobs", ["a", "b", "c", "d"]).max_len(3).await)?;
+    show!(kv.get("jobs").await)?;
+    show!(kv.list_pop_front("jobs", 2).await)?;
+    show!(kv.list_pop_front("jobs", 2).await)?;
+    show!(kv.exists("jobs").await)?;
 
-    let users = kv
-        .list_append_unique("recent_users", vec![json!({"id": 1, "name": "Alice"})])
-        .await?;
-    println!(
-        "list_append_unique(\"recent_users\", [Alice])      -> {}",
-        json!(users)
-    );
-    let users = kv
-        .list_append_unique(
-            "recent_users",
-            vec![
-                json!({"id": 1, "name": "Alice"}),
-                json!({"id": 2, "name": "Bob"}),
-            ],
-        )
-        .await?;
-    println!(
-        "list_append_unique(\"recent_users\", [Alice, Bob]) -> {}",
-        json!(users)
-    );
-    let tasks = kv
-        .list_append_unique("tasks", vec![json!({"task_id": 42, "desc": "Review PR"})])
-        .id_key("task_id")
-        .ttl(Duration::from_secs(3600))
-        .await?;
-    println!(
-        "list_append_unique(\"tasks\", ..).id_key(\"task_id\").ttl(3600 s) -> {}",
-        json!(tasks)
-    );
+    println!("\n== many keys at once");
+    show!(kv.mset([("foo", json!(1)), ("bar", json!("baz"))]).await)?;
+    show!(
+        kv.mset([("session", json!("abc")), ("count", json!(42))])
+            .ttl(secs(60))
+            .await
+    )?;
+    show!(kv.mget(["foo", "bar", "profile"]).await)?;
 
-    let items = kv.list_pop_all("recent_users").await?;
-    println!("list_pop_all(\"recent_users\") -> {}", json!(items));
-    let logs = kv.list_pop_all("logs").await?;
-    println!("list_pop_all(\"logs\")         -> {}", json!(logs));
+    println!("\n== expiry");
+    show!(kv.set("session_token", "abc123").await)?;
+    show!(kv.expire("session_token", secs(300)).await)?;
+    show!(kv.expire("user_profile:42", secs(60)).await)?; // no such key
+    advance(3700).await;
+    show!(kv.purge_expired().limit(2).await)?;
+    show!(kv.purge_expired().await)?;
+    show!(kv.stats().await)?;
 
-    println!("\n-- optional helpers");
-    kv.mset(HashMap::from([("foo", json!(1)), ("bar", json!("baz"))]))
-        .await?;
-    println!(r#"mset({{"foo": 1, "bar": "baz"}})"#);
-    kv.mset([("session", json!("abc")), ("count", json!(42))])
-        .ttl(Duration::from_secs(60))
-        .await?;
-    println!(r#"mset({{"session": "abc", "count": 42}}).ttl(60 s)"#);
-    let values = kv.mget(["user_id", "session_token", "profile"]).await?;
-    println!(r#"mget(["user_id", "session_token", "profile"]) -> {values:?}"#);
-    let values = kv.mget(["foo", "bar"]).await?;
-    println!(r#"mget(["foo", "bar"])                          -> {values:?}"#);
+    println!("\n== a failed call changes nothing");
+    let _refused = show!(kv.set("foo", 2).ttl(secs(0)).await);
+    let _refused = show!(kv.list_append_unique("bar", [json!({"id": 1})]).await);
+    show!(kv.mget(["foo", "bar"]).await)?;
 
-    kv.set("session_token", "abc123").await?;
-    let existed = kv.expire("session_token", Duration::from_secs(300)).await?;
-    println!(r#"expire("session_token", 300 s)  -> {existed}"#);
-    let existed = kv
-        .expire("user_profile:42", Duration::from_secs(60))
-        .await?;
-    println!(r#"expire("user_profile:42", 60 s) -> {existed} (no such key)"#);
-
-    tokio::time::sleep(Duration::from_secs(3700)).await;
-    let removed = kv.purge_expired().await?;
-    println!("an hour later: purge_expired()            -> {removed} (active expiry removed them already)");
-    let removed = kv.purge_expired().limit(500).await?;
-    println!("purge_expired().limit(500)                -> {removed}");
-    println!(
-        "stats()                                   -> {:?}",
-        kv.stats().await?
-    );
-
-    println!("\n-- errors change nothing");
-    let err = kv.set("foo", 2).ttl(Duration::ZERO).await.unwrap_err();
-    println!("set(\"foo\", 2).ttl(0 s)                   -> Err({err})");
-    let err = kv
-        .list_append_unique("bar", vec![json!({"id": 1})])
-        .await
-        .unwrap_err();
-    println!("list_append_unique(\"bar\", ..)            -> Err({err})");
-    println!(
-        "get(\"foo\"), get(\"bar\")                  -> {:?}",
-        kv.mget(["foo", "bar"]).await?
-    );
-
+    println!("\n== shutdown");
     kv.shutdown().await;
-    println!("\nshutdown(); get(\"foo\") -> {:?}", kv.get("foo").await);
+    println!("  kv.shutdown() returned: the owner task has stopped");
+    let _closed = show!(kv.get("foo").await);
     Ok(())
 }
+
+/// How an answer is printed: JSON for values, `Some(..)`/`None` for reads, `Ok` for `()`.
+trait Show {
+    fn show(&self) -> String;
+}
+impl<T: Show> Show for Result<T, KvError> {
+    fn show(&self) -> String {
+        self.as_ref()
+            .map_or_else(|err| format!("Err({err})"), T::show)
+    }
+}
+
+macro_rules! show_as {
+    ($($t:ty),* => |$v:ident| $body:expr) => {
+        $(impl Show for $t { fn show(&self) -> String { let $v = self; $body } })*
+    };
+}
+show_as!(() => |_v| "Ok".into());
+show_as!(bool, usize => |v| v.to_string());
+show_as!(Ttl, Option<u64>, Stats => |v| format!("{v:?}"));
+show_as!(Vec<Value>, List => |v| json!(v).to_string());
+show_as!(Option<Arc<Value>> => |v| v.as_ref().map_or("None".into(), |v| format!("Some({v})")));
+show_as!(Vec<Option<Arc<Value>>> => |v| {
+    format!("[{}]", v.iter().map(Show::show).collect::<Vec<_>>().join(", "))
+});
