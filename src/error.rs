@@ -223,10 +223,11 @@ pub enum KvError {
         backend: &'static str,
     },
 
-    /// An optimistic [`update`](crate::KvHandle::update) or
-    /// [`transaction`](crate::KvHandle::transaction) on Redis lost the race to other clients
+    /// An optimistic read-modify-write on Redis (`update`, `transaction`, `compare_and_set`,
+    /// `get_del`, `list_push`, `list_pop_front`, `list_pop_all`) lost the race to other clients
     /// `attempts` times in a row (each time, a key it read changed before its writes were
-    /// applied), and gave up. Nothing was written; retrying later may succeed.
+    /// applied), or a transaction kept reading keys it had not read before; it gave up. Nothing
+    /// was written; retrying later may succeed.
     #[error(
         "`{op}` on `{key}` gave up after {attempts} attempts: other clients kept writing the keys \
          it read; retry later, or read fewer keys"

@@ -20,8 +20,18 @@ use crate::error::KvError;
 /// # Errors
 /// [`KvError::Serialize`] if it does not serialize; [`KvError::TooDeep`] if it nests deeper than
 /// [`MAX_DEPTH`].
-#[allow(unsafe_code)]
 pub(crate) fn to_json<T: Serialize>(key: &str, value: T) -> Result<Value, KvError> {
+    to_json_within(key, value, MAX_DEPTH)
+}
+
+/// [`to_json`] for an item of a list: one level less, since the list around it is the stored
+/// value.
+pub(crate) fn to_json_item<T: Serialize>(key: &str, item: T) -> Result<Value, KvError> {
+    to_json_within(key, item, MAX_DEPTH - 1)
+}
+
+#[allow(unsafe_code)]
+fn to_json_within<T: Serialize>(key: &str, value: T, depth: usize) -> Result<Value, KvError> {
     let value = if typeid::of::<T>() == typeid::of::<Value>() {
         let value = std::mem::ManuallyDrop::new(value);
         // SAFETY: `T` is `Value` (`typeid` compares types with lifetimes erased, and `Value` has
@@ -33,11 +43,13 @@ pub(crate) fn to_json<T: Serialize>(key: &str, value: T) -> Result<Value, KvErro
             source,
         })?
     };
-    check_depth(key, value)
+    check_depth_within(key, value, depth)
 }
 
 /// How deeply a stored value may nest: `[]` and `{}` are one level, `[[1]]` two. A value deeper
-/// than this is refused with [`KvError::TooDeep`], on every backend.
+/// than this is refused with [`KvError::TooDeep`], before anything is sent, on every backend; what
+/// is accepted reads back on every backend. For the list calls the stored value is the list, so
+/// an item may nest one level less.
 ///
 /// ```
 /// use serde_json::{json, Value};
@@ -58,7 +70,11 @@ pub const MAX_DEPTH: usize = 128;
 /// `value` if it nests no deeper than [`MAX_DEPTH`]; else it is taken apart without recursion
 /// and the call is refused.
 pub(crate) fn check_depth(key: &str, value: Value) -> Result<Value, KvError> {
-    if depth_exceeds(&value, MAX_DEPTH) {
+    check_depth_within(key, value, MAX_DEPTH)
+}
+
+fn check_depth_within(key: &str, value: Value, depth: usize) -> Result<Value, KvError> {
+    if depth_exceeds(&value, depth) {
         drop_flat(value);
         return Err(KvError::TooDeep {
             key: key.to_owned(),

@@ -14,7 +14,7 @@ use crate::command::{Command, Reply};
 use crate::error::{json_type_name, KvError};
 use crate::handle::KvHandle;
 use crate::ttl::check_ttl;
-use crate::value::to_json;
+use crate::value::to_json_item;
 
 /// The id field of [`KvHandle::list_append_unique`] when none is given, as in the reference.
 ///
@@ -61,7 +61,7 @@ impl ListAppendUniqueArgs {
         I: IntoIterator,
         I::Item: Serialize,
     {
-        let items = items.into_iter().map(|item| to_json(&key, item)).collect();
+        let items = items.into_iter().map(|item| to_json_item(&key, item)).collect();
         ListAppendUniqueArgs {
             key,
             items,
@@ -191,7 +191,7 @@ impl ListPushArgs {
         I: IntoIterator,
         I::Item: Serialize,
     {
-        let items = items.into_iter().map(|item| to_json(&key, item)).collect();
+        let items = items.into_iter().map(|item| to_json_item(&key, item)).collect();
         ListPushArgs {
             key,
             items,

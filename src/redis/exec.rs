@@ -4,8 +4,9 @@
 //! Most commands are one Redis command or one script call, so they can share a pipeline with the
 //! rest of their batch: [`plan`] queues their entries and returns a [`Pipelined`] that answers the
 //! caller once the pipeline's replies are in. The few that need round trips of their own (a scan,
-//! the optimistic `update` and `transaction`) or none (`purge_expired`) are handed back whole as
-//! [`Step::Alone`], for the owner task to run in order.
+//! `stats`, the optimistic read-modify-writes in [`optimistic`](super::optimistic), `wait_for`'s
+//! first read) or none (`purge_expired`, `watch`) become an [`Alone`] in [`Step::Alone`], for the
+//! owner task to run in order.
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -39,9 +39,9 @@ end
 /// (none), ARGV[3..] the items as compact JSON (objects holding the id field, checked by the
 /// caller). Returns the whole list's text.
 ///
-/// Ids are compared as `cjson` decodes them, deeply for objects and arrays: numbers as doubles
-/// (so `1` and `1.0` are one id here, and integers past 2^53 may collide), `[]` and `{}` alike.
-/// For string and integer ids, the usual case, this is exactly the in-process rule.
+/// Ids are compared as `cjson` decodes them: numbers as doubles, so `1` and `1.0` are one id, as
+/// in-process (integers past 2^53 may collide here). The handle refuses list and object ids, so
+/// only scalars reach this script.
 const LIST_APPEND_UNIQUE: &str = r#"
 local function same(a, b)
   if type(a) ~= 'table' or type(b) ~= 'table' then return a == b end
