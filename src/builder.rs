@@ -10,8 +10,45 @@ use crate::closure::StoreId;
 use crate::error::KvError;
 use crate::handle::KvHandle;
 use crate::local;
+use crate::mailbox::Mailbox;
 #[cfg(feature = "redis")]
 use crate::redis;
+
+/// Starting a store.
+impl KvHandle {
+    /// Starts a store with default settings (no prefix, active expiry on) and returns a handle to
+    /// it.
+    ///
+    /// # Panics
+    /// Like [`tokio::spawn`], panics when called outside a tokio runtime.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let kv = ephemeral_kv::KvHandle::spawn();
+    /// assert!(!kv.is_closed());
+    /// # }
+    /// ```
+    #[track_caller]
+    pub fn spawn() -> KvHandle {
+        KvBuilder::new().spawn()
+    }
+
+    /// Returns a [`KvBuilder`] to configure a store before starting it.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let kv = ephemeral_kv::KvHandle::builder().prefix("app:").active_expiry(true).spawn();
+    /// assert_eq!(kv.prefix(), "app:");
+    /// # }
+    /// ```
+    pub fn builder() -> KvBuilder {
+        // `KvBuilder::default()` would be the same (it calls `new`): the one mutant of this
+        // function that cargo-mutants reports as missed is equivalent.
+        KvBuilder::new()
+    }
+}
 
 /// The default number of commands that may wait in the mailbox before callers wait for room.
 const DEFAULT_MAILBOX_CAPACITY: usize = 1024;
@@ -134,7 +171,7 @@ impl KvBuilder {
             mailbox_capacity: self.mailbox_capacity,
             store,
         });
-        KvHandle::new(sender, self.prefix, store)
+        KvHandle::new(Mailbox::new(sender, self.prefix, store))
     }
 
     /// Connects to the Redis server at `url` (such as `"redis://127.0.0.1:6379"`) and returns a
@@ -202,6 +239,6 @@ impl KvBuilder {
             store,
         )
         .await?;
-        Ok(KvHandle::new(sender, self.prefix, store))
+        Ok(KvHandle::new(Mailbox::new(sender, self.prefix, store)))
     }
 }

@@ -11,24 +11,21 @@
 
 use std::fmt;
 use std::future::Future;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::Value;
-use tokio::sync::{mpsc, oneshot};
 
-use crate::builder::KvBuilder;
 use crate::calls::{
     CompareAndSet, CompareAndSetArgs, Incr, IncrArgs, List, ListAppendUnique, ListAppendUniqueArgs,
     ListPush, ListPushArgs, Mset, MsetArgs, Pending, PurgeExpired, PurgeExpiredArgs, ScanPrefix,
     ScanPrefixArgs, Set, SetArgs, SetIfAbsent, SetIfAbsentArgs, Watch, WatchArgs,
 };
-use crate::closure::{self, StoreId};
-use crate::command::{Command, Message, Reply, TxnFn, UpdateFn};
+use crate::command::{Command, TxnFn, UpdateFn};
 use crate::error::KvError;
+use crate::mailbox::Mailbox;
 use crate::stats::Stats;
 use crate::ttl::{check_ttl, Ttl};
 use crate::txn::Txn;
@@ -54,10 +51,10 @@ use crate::txn::Txn;
 /// # Time
 /// TTLs are measured on tokio's clock ([`tokio::time::Instant`]), so a test that pauses and advances
 /// tokio's time sees keys expire without waiting. (A handle from
-/// [`KvBuilder::redis`](KvBuilder) is the exception: Redis expires keys on its own clock.)
+/// [`KvBuilder::redis`](crate::KvBuilder) is the exception: Redis expires keys on its own clock.)
 ///
 /// # Backends
-/// [`KvBuilder::spawn`] runs the store in this process. With the `redis` cargo feature,
+/// [`KvBuilder::spawn`](crate::KvBuilder::spawn) runs the store in this process. With the `redis` cargo feature,
 /// `KvBuilder::redis(url)` returns the same type running every call on a Redis server, shared by
 /// every process connected to it; what differs there is listed on that method.
 ///
@@ -84,21 +81,13 @@ use crate::txn::Txn;
 /// ```
 #[derive(Clone)]
 pub struct KvHandle {
-    sender: mpsc::Sender<Message>,
-    prefix: Arc<str>,
-    /// Set by [`KvHandle::shutdown`] on any handle of the store, so that a call refused afterwards
-    /// can tell a shutdown ([`KvError::Closed`]) from an owner task that ended without one
-    /// ([`KvError::OwnerGone`]).
-    shut_down: Arc<AtomicBool>,
-    /// Which store this is, so that a call made from inside one of its own closures can be
-    /// refused instead of waiting for itself.
-    store: StoreId,
+    mailbox: Mailbox,
 }
 
 impl fmt::Debug for KvHandle {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("KvHandle")
-            .field("prefix", &&*self.prefix)
+            .field("prefix", &self.prefix())
             .field("closed", &self.is_closed())
             .finish()
     }
@@ -106,39 +95,6 @@ impl fmt::Debug for KvHandle {
 
 /// Starting a store, and the key prefix every call of a handle carries.
 impl KvHandle {
-    /// Starts a store with default settings (no prefix, active expiry on) and returns a handle to
-    /// it.
-    ///
-    /// # Panics
-    /// Like [`tokio::spawn`], panics when called outside a tokio runtime.
-    ///
-    /// ```
-    /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() {
-    /// let kv = ephemeral_kv::KvHandle::spawn();
-    /// assert!(!kv.is_closed());
-    /// # }
-    /// ```
-    #[track_caller]
-    pub fn spawn() -> KvHandle {
-        KvBuilder::new().spawn()
-    }
-
-    /// Returns a [`KvBuilder`] to configure a store before starting it.
-    ///
-    /// ```
-    /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() {
-    /// let kv = ephemeral_kv::KvHandle::builder().prefix("app:").active_expiry(true).spawn();
-    /// assert_eq!(kv.prefix(), "app:");
-    /// # }
-    /// ```
-    pub fn builder() -> KvBuilder {
-        // `KvBuilder::default()` would be the same (it calls `new`): the one mutant of this
-        // function that cargo-mutants reports as missed is equivalent.
-        KvBuilder::new()
-    }
-
     /// Returns a handle to the same store whose keys all start with this handle's prefix followed by
     /// `prefix`. Prefixes stack: `kv.with_prefix("a:").with_prefix("b:")` uses `a:b:`.
     ///
@@ -156,10 +112,7 @@ impl KvHandle {
     #[must_use = "a prefixed handle does nothing until it is used"]
     pub fn with_prefix(&self, prefix: impl AsRef<str>) -> KvHandle {
         KvHandle {
-            sender: self.sender.clone(),
-            prefix: format!("{}{}", self.prefix, prefix.as_ref()).into(),
-            shut_down: Arc::clone(&self.shut_down),
-            store: self.store,
+            mailbox: self.mailbox.with_prefix(prefix.as_ref()),
         }
     }
 
@@ -173,7 +126,7 @@ impl KvHandle {
     /// # }
     /// ```
     pub fn prefix(&self) -> &str {
-        &self.prefix
+        self.mailbox.prefix()
     }
 }
 
@@ -214,8 +167,8 @@ impl KvHandle {
         &self,
         key: impl AsRef<str>,
     ) -> impl Future<Output = Result<Option<Arc<Value>>, KvError>> + Send + '_ {
-        let key = self.key(key);
-        self.call(|reply| Command::Get { key, reply })
+        let key = self.mailbox.key(key);
+        self.mailbox.call(|reply| Command::Get { key, reply })
     }
 
     /// The value at `key` deserialized into `T`, or `None` if it is missing or expired.
@@ -246,9 +199,10 @@ impl KvHandle {
         &self,
         key: impl AsRef<str>,
     ) -> impl Future<Output = Result<Option<T>, KvError>> + Send + '_ {
-        let key = self.key(key);
+        let key = self.mailbox.key(key);
         async move {
             let Some(value) = self
+                .mailbox
                 .call(|reply| Command::Get {
                     key: key.clone(),
                     reply,
@@ -292,8 +246,8 @@ impl KvHandle {
         I: IntoIterator,
         I::Item: AsRef<str>,
     {
-        let keys: Vec<String> = keys.into_iter().map(|key| self.key(key)).collect();
-        self.call(|reply| Command::Mget { keys, reply })
+        let keys: Vec<String> = keys.into_iter().map(|key| self.mailbox.key(key)).collect();
+        self.mailbox.call(|reply| Command::Mget { keys, reply })
     }
 
     /// Whether `key` holds a live value (without copying the value).
@@ -315,8 +269,8 @@ impl KvHandle {
         &self,
         key: impl AsRef<str>,
     ) -> impl Future<Output = Result<bool, KvError>> + Send + '_ {
-        let key = self.key(key);
-        self.call(|reply| Command::Exists { key, reply })
+        let key = self.mailbox.key(key);
+        self.mailbox.call(|reply| Command::Exists { key, reply })
     }
 
     /// How long `key` has left: [`Ttl::Missing`], [`Ttl::NoExpiry`] or [`Ttl::Expires`] with the
@@ -342,8 +296,8 @@ impl KvHandle {
         &self,
         key: impl AsRef<str>,
     ) -> impl Future<Output = Result<Ttl, KvError>> + Send + '_ {
-        let key = self.key(key);
-        self.call(|reply| Command::Ttl { key, reply })
+        let key = self.mailbox.key(key);
+        self.mailbox.call(|reply| Command::Ttl { key, reply })
     }
 
     /// The live keys that start with `prefix`, sorted, relative to this handle's prefix (so they
@@ -367,7 +321,7 @@ impl KvHandle {
     /// # }
     /// ```
     pub fn scan_prefix(&self, prefix: impl AsRef<str>) -> ScanPrefix<'_> {
-        Pending::new(self, ScanPrefixArgs::new(self.key(prefix)))
+        Pending::new(&self.mailbox, ScanPrefixArgs::new(self.mailbox.key(prefix)))
     }
 }
 
@@ -393,7 +347,7 @@ impl KvHandle {
     /// # }
     /// ```
     pub fn set<T: Serialize>(&self, key: impl AsRef<str>, value: T) -> Set<'_> {
-        Pending::new(self, SetArgs::new(self.key(key), value))
+        Pending::new(&self.mailbox, SetArgs::new(self.mailbox.key(key), value))
     }
 
     /// Stores several key-value pairs in one atomic command, all with the same TTL.
@@ -432,8 +386,8 @@ impl KvHandle {
     {
         let entries = entries
             .into_iter()
-            .map(|(key, value)| (self.key(key), value));
-        Pending::new(self, MsetArgs::new(entries))
+            .map(|(key, value)| (self.mailbox.key(key), value));
+        Pending::new(&self.mailbox, MsetArgs::new(entries))
     }
 
     /// Removes `key`. A missing key is a no-op, not an error.
@@ -456,8 +410,8 @@ impl KvHandle {
         &self,
         key: impl AsRef<str>,
     ) -> impl Future<Output = Result<(), KvError>> + Send + '_ {
-        let key = self.key(key);
-        self.call(|reply| Command::Delete { key, reply })
+        let key = self.mailbox.key(key);
+        self.mailbox.call(|reply| Command::Delete { key, reply })
     }
 
     /// Gives `key` a new TTL, counted from now. Returns `true` if the key was live and got it,
@@ -484,10 +438,12 @@ impl KvHandle {
         key: impl AsRef<str>,
         ttl: Duration,
     ) -> impl Future<Output = Result<bool, KvError>> + Send + '_ {
-        let key = self.key(key);
+        let key = self.mailbox.key(key);
         async move {
             check_ttl(&key, Some(ttl))?;
-            self.call(|reply| Command::Expire { key, ttl, reply }).await
+            self.mailbox
+                .call(|reply| Command::Expire { key, ttl, reply })
+                .await
         }
     }
 
@@ -514,8 +470,8 @@ impl KvHandle {
         &self,
         key: impl AsRef<str>,
     ) -> impl Future<Output = Result<bool, KvError>> + Send + '_ {
-        let key = self.key(key);
-        self.call(|reply| Command::Persist { key, reply })
+        let key = self.mailbox.key(key);
+        self.mailbox.call(|reply| Command::Persist { key, reply })
     }
 }
 
@@ -574,7 +530,10 @@ impl KvHandle {
         I: IntoIterator,
         I::Item: Serialize,
     {
-        Pending::new(self, ListAppendUniqueArgs::new(self.key(key), items))
+        Pending::new(
+            &self.mailbox,
+            ListAppendUniqueArgs::new(self.mailbox.key(key), items),
+        )
     }
 
     /// Appends `items` (any JSON values) to the end of the list at `key` and returns the list's
@@ -619,7 +578,10 @@ impl KvHandle {
         I: IntoIterator,
         I::Item: Serialize,
     {
-        Pending::new(self, ListPushArgs::new(self.key(key), items))
+        Pending::new(
+            &self.mailbox,
+            ListPushArgs::new(self.mailbox.key(key), items),
+        )
     }
 
     /// Takes up to `count` items from the front of the list at `key`, oldest first, and removes
@@ -654,8 +616,9 @@ impl KvHandle {
         key: impl AsRef<str>,
         count: usize,
     ) -> impl Future<Output = Result<Vec<Value>, KvError>> + Send + '_ {
-        let key = self.key(key);
-        self.call(move |reply| Command::ListPopFront { key, count, reply })
+        let key = self.mailbox.key(key);
+        self.mailbox
+            .call(move |reply| Command::ListPopFront { key, count, reply })
     }
 
     /// Removes the list at `key` and returns its items, atomically: no item is lost or returned
@@ -683,9 +646,10 @@ impl KvHandle {
         &self,
         key: impl AsRef<str>,
     ) -> impl Future<Output = Result<Vec<Value>, KvError>> + Send + '_ {
-        let key = self.key(key);
+        let key = self.mailbox.key(key);
         async move {
             let list = self
+                .mailbox
                 .call(|reply| Command::ListPopAll { key, reply })
                 .await?;
             // The store has let go of it: the items move out, copied only if a reader still
@@ -726,7 +690,7 @@ impl KvHandle {
     /// # }
     /// ```
     pub fn incr(&self, key: impl AsRef<str>, by: i64) -> Incr<'_> {
-        Pending::new(self, IncrArgs::new(self.key(key), by))
+        Pending::new(&self.mailbox, IncrArgs::new(self.mailbox.key(key), by))
     }
 
     /// Stores `value` at `key` only if the key is missing or expired, and returns whether it did.
@@ -748,7 +712,10 @@ impl KvHandle {
     /// # }
     /// ```
     pub fn set_if_absent<T: Serialize>(&self, key: impl AsRef<str>, value: T) -> SetIfAbsent<'_> {
-        Pending::new(self, SetIfAbsentArgs::new(self.key(key), value))
+        Pending::new(
+            &self.mailbox,
+            SetIfAbsentArgs::new(self.mailbox.key(key), value),
+        )
     }
 
     /// Stores `new` at `key` only if the key currently holds `expected` (with `None`: only if it is
@@ -779,7 +746,10 @@ impl KvHandle {
         expected: Option<Value>,
         new: T,
     ) -> CompareAndSet<'_> {
-        Pending::new(self, CompareAndSetArgs::new(self.key(key), expected, new))
+        Pending::new(
+            &self.mailbox,
+            CompareAndSetArgs::new(self.mailbox.key(key), expected, new),
+        )
     }
 
     /// Removes `key` and returns the value it held, atomically: of many tasks taking one key, one
@@ -803,9 +773,12 @@ impl KvHandle {
         &self,
         key: impl AsRef<str>,
     ) -> impl Future<Output = Result<Option<Value>, KvError>> + Send + '_ {
-        let key = self.key(key);
+        let key = self.mailbox.key(key);
         async move {
-            let value = self.call(|reply| Command::GetDel { key, reply }).await?;
+            let value = self
+                .mailbox
+                .call(|reply| Command::GetDel { key, reply })
+                .await?;
             // The store has let go of it: it moves out, copied only if a reader still shares it.
             Ok(value.map(Arc::unwrap_or_clone))
         }
@@ -853,9 +826,9 @@ impl KvHandle {
     where
         F: FnMut(Option<&Value>) -> Option<Value> + Send + 'static,
     {
-        let key = self.key(key);
+        let key = self.mailbox.key(key);
         let f: UpdateFn = Box::new(f);
-        self.call(|reply| Command::Update { key, f, reply })
+        self.mailbox.call(|reply| Command::Update { key, f, reply })
     }
 
     /// Runs `f` over several keys at once and returns what it returns. Through its [`Txn`], `f`
@@ -916,10 +889,11 @@ impl KvHandle {
         });
         let prefix = self.prefix().to_owned();
         async move {
-            self.call(|reply| Command::Transaction { prefix, f, reply })
+            self.mailbox
+                .call(|reply| Command::Transaction { prefix, f, reply })
                 .await?;
             let result = slot.lock().unwrap_or_else(PoisonError::into_inner).take();
-            result.ok_or_else(|| self.closed())
+            result.ok_or_else(|| self.mailbox.closed())
         }
     }
 
@@ -952,7 +926,7 @@ impl KvHandle {
     /// # }
     /// ```
     pub fn watch(&self, prefix: impl AsRef<str>) -> Watch<'_> {
-        Pending::new(self, WatchArgs::new(self.key(prefix)))
+        Pending::new(&self.mailbox, WatchArgs::new(self.mailbox.key(prefix)))
     }
 
     /// Waits until `key` holds a value and returns it: at once if it already does, else as soon as
@@ -986,8 +960,8 @@ impl KvHandle {
         &self,
         key: impl AsRef<str>,
     ) -> impl Future<Output = Result<Arc<Value>, KvError>> + Send + '_ {
-        let key = self.key(key);
-        self.call(|reply| Command::WaitFor { key, reply })
+        let key = self.mailbox.key(key);
+        self.mailbox.call(|reply| Command::WaitFor { key, reply })
     }
 
     /// [`wait_for`](KvHandle::wait_for), deserializing the value into `T`: a typed hand-off.
@@ -1016,9 +990,10 @@ impl KvHandle {
         &self,
         key: impl AsRef<str>,
     ) -> impl Future<Output = Result<T, KvError>> + Send + '_ {
-        let key = self.key(key);
+        let key = self.mailbox.key(key);
         async move {
             let value = self
+                .mailbox
                 .call(|reply| Command::WaitFor {
                     key: key.clone(),
                     reply,
@@ -1058,7 +1033,7 @@ impl KvHandle {
     /// # }
     /// ```
     pub fn purge_expired(&self) -> PurgeExpired<'_> {
-        Pending::new(self, PurgeExpiredArgs::new())
+        Pending::new(&self.mailbox, PurgeExpiredArgs::new())
     }
 
     /// A snapshot of what the store holds and how it has been used (the whole store, not only
@@ -1083,8 +1058,8 @@ impl KvHandle {
     pub async fn stats(&self) -> Result<Stats, KvError> {
         // The mailbox is the channel's business, not the store's: measure it here, as the call
         // joins the queue.
-        let mailbox_depth = self.sender.max_capacity() - self.sender.capacity();
-        let mut stats = self.call(|reply| Command::Stats { reply }).await?;
+        let mailbox_depth = self.mailbox.depth();
+        let mut stats = self.mailbox.call(|reply| Command::Stats { reply }).await?;
         stats.mailbox_depth = mailbox_depth;
         Ok(stats)
     }
@@ -1101,7 +1076,7 @@ impl KvHandle {
     /// # }
     /// ```
     pub fn is_closed(&self) -> bool {
-        self.sender.is_closed()
+        self.mailbox.is_closed()
     }
 
     /// Stops the store: the owner task answers every command queued before this one, then ends and
@@ -1119,74 +1094,16 @@ impl KvHandle {
     /// # }
     /// ```
     pub async fn shutdown(&self) {
-        self.shut_down.store(true, Ordering::Release);
+        self.mailbox.shutting_down();
         // An error here means the store had already stopped, which is what was asked for.
-        let _ = self.call(|reply| Command::Shutdown { reply }).await;
+        let _ = self.mailbox.call(|reply| Command::Shutdown { reply }).await;
     }
 }
 
-/// The caller-side plumbing every call shares.
+/// What the crate's other parts need of a handle.
 impl KvHandle {
-    /// A handle sending to an owner task's mailbox, whichever executor runs behind it.
-    pub(crate) fn new(sender: mpsc::Sender<Message>, prefix: String, store: StoreId) -> KvHandle {
-        KvHandle {
-            sender,
-            prefix: prefix.into(),
-            shut_down: Arc::default(),
-            store,
-        }
-    }
-
-    /// The full key for `key`: this handle's prefix followed by `key`.
-    pub(crate) fn key(&self, key: impl AsRef<str>) -> String {
-        let key = key.as_ref();
-        let mut full = String::with_capacity(self.prefix.len() + key.len());
-        full.push_str(&self.prefix);
-        full.push_str(key);
-        full
-    }
-
-    /// Sends the command built by `command` and awaits its answer.
-    ///
-    /// Both ways the owner task can be gone (the mailbox is closed, or it dropped the command
-    /// unanswered while stopping) are [`KvError::Closed`].
-    pub(crate) async fn call<T>(
-        &self,
-        command: impl FnOnce(Reply<T>) -> Command,
-    ) -> Result<T, KvError> {
-        let (reply, answer) = oneshot::channel();
-        self.send(command(reply)).await?;
-        answer.await.map_err(|_| self.closed())?
-    }
-
-    /// Why the owner task no longer answers: [`KvError::Closed`] after a [`shutdown`](Self::shutdown),
-    /// else [`KvError::OwnerGone`].
-    pub(crate) fn closed(&self) -> KvError {
-        if self.shut_down.load(Ordering::Acquire) {
-            KvError::Closed
-        } else {
-            KvError::OwnerGone
-        }
-    }
-
-    /// Puts a command in the owner task's mailbox, waiting for room if it is full.
-    pub(crate) async fn send(&self, command: Command) -> Result<(), KvError> {
-        if closure::inside(self.store) {
-            return Err(KvError::Reentrant { op: command.name() });
-        }
-        let span = tracing::Span::current();
-        self.sender
-            .send(Message { command, span })
-            .await
-            .map_err(|_| self.closed())
-    }
-}
-
-/// Removes the first `strip` bytes (a handle's prefix) from a full key. Keys that come back from
-/// the store always start with that prefix; the fallback only keeps this total.
-pub(crate) fn relative_key(key: String, strip: usize) -> String {
-    match key.get(strip..) {
-        Some(relative) => relative.to_owned(),
-        None => key,
+    /// A handle on the store behind `mailbox`.
+    pub(crate) fn new(mailbox: Mailbox) -> KvHandle {
+        KvHandle { mailbox }
     }
 }

@@ -105,6 +105,7 @@
 mod builder;
 mod calls;
 mod handle;
+mod mailbox;
 
 // Between the two sides: the commands, as plain data, and what they carry.
 mod closure;

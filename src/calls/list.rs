@@ -12,11 +12,11 @@ use serde_json::Value;
 use super::pending::{Pending, Request};
 use crate::command::{Command, Reply};
 use crate::error::{json_type_name, KvError};
-use crate::handle::KvHandle;
+use crate::mailbox::Mailbox;
 use crate::ttl::check_ttl;
 use crate::value::to_json_item;
 
-/// The id field of [`KvHandle::list_append_unique`] when none is given, as in the reference.
+/// The id field of [`KvHandle::list_append_unique`](crate::KvHandle::list_append_unique) when none is given, as in the reference.
 ///
 /// ```
 /// use serde_json::json;
@@ -32,7 +32,7 @@ use crate::value::to_json_item;
 /// ```
 pub const DEFAULT_ID_KEY: &str = "id";
 
-/// A pending [`KvHandle::list_append_unique`]. Await it to append and get the whole list.
+/// A pending [`KvHandle::list_append_unique`](crate::KvHandle::list_append_unique). Await it to append and get the whole list.
 ///
 /// ```
 /// use serde_json::json;
@@ -61,7 +61,10 @@ impl ListAppendUniqueArgs {
         I: IntoIterator,
         I::Item: Serialize,
     {
-        let items = items.into_iter().map(|item| to_json_item(&key, item)).collect();
+        let items = items
+            .into_iter()
+            .map(|item| to_json_item(&key, item))
+            .collect();
         ListAppendUniqueArgs {
             key,
             items,
@@ -90,7 +93,7 @@ impl Request for ListAppendUniqueArgs {
         Ok((command, ()))
     }
 
-    fn output((): (), list: Arc<Value>, _: &KvHandle) -> List {
+    fn output((): (), list: Arc<Value>, _: &Mailbox) -> List {
         List::new(list)
     }
 }
@@ -161,7 +164,7 @@ fn check_items(key: &str, items: &[Value], id_key: &str) -> Result<(), KvError> 
     Ok(())
 }
 
-/// A pending [`KvHandle::list_push`]. Await it to append and get the list's new length.
+/// A pending [`KvHandle::list_push`](crate::KvHandle::list_push). Await it to append and get the list's new length.
 ///
 /// ```
 /// use std::time::Duration;
@@ -191,7 +194,10 @@ impl ListPushArgs {
         I: IntoIterator,
         I::Item: Serialize,
     {
-        let items = items.into_iter().map(|item| to_json_item(&key, item)).collect();
+        let items = items
+            .into_iter()
+            .map(|item| to_json_item(&key, item))
+            .collect();
         ListPushArgs {
             key,
             items,
@@ -225,7 +231,7 @@ impl Request for ListPushArgs {
         Ok((command, ()))
     }
 
-    fn output((): (), len: usize, _: &KvHandle) -> usize {
+    fn output((): (), len: usize, _: &Mailbox) -> usize {
         len
     }
 }
@@ -251,7 +257,7 @@ impl ListPush<'_> {
     }
 
     /// Gives the list this TTL, counted from now. Without it the list never expires, as with
-    /// [`KvHandle::set`]: a push without a TTL removes one the list had.
+    /// [`KvHandle::set`](crate::KvHandle::set): a push without a TTL removes one the list had.
     ///
     /// ```
     /// use std::time::Duration;

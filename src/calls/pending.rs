@@ -1,6 +1,6 @@
 //! [`Pending`]: one generic pending call, written once for every call that takes options.
 //!
-//! A call with options (`kv.set(k, v).ttl(d)`) is built in two steps: the [`KvHandle`] method makes
+//! A call with options (`kv.set(k, v).ttl(d)`) is built in two steps: the [`KvHandle`](crate::KvHandle) method makes
 //! a `Pending` holding the call's arguments, and option methods change them. Nothing is sent until
 //! the call is first polled (usually by `.await`); then its arguments are checked, turned into a
 //! [`Command`] and sent, and the answer is shaped for the caller. What differs between calls, the
@@ -16,7 +16,7 @@ use tokio::sync::oneshot;
 
 use crate::command::{Command, Reply};
 use crate::error::KvError;
-use crate::handle::KvHandle;
+use crate::mailbox::Mailbox;
 
 /// The arguments of one kind of call, and how they become a [`Command`] and its answer an output.
 pub(crate) trait Request: fmt::Debug + Send + Unpin + Sized + 'static {
@@ -32,7 +32,7 @@ pub(crate) trait Request: fmt::Debug + Send + Unpin + Sized + 'static {
     fn command(self, reply: Reply<Self::Answer>) -> Result<(Command, Self::Shape), KvError>;
 
     /// Shapes the executor's answer for the caller, on the caller's task.
-    fn output(shape: Self::Shape, answer: Self::Answer, handle: &KvHandle) -> Self::Output;
+    fn output(shape: Self::Shape, answer: Self::Answer, mailbox: &Mailbox) -> Self::Output;
 }
 
 /// A call that has been made but not sent yet: the handle, and the arguments `A` with the options
@@ -59,24 +59,24 @@ pub(crate) trait Request: fmt::Debug + Send + Unpin + Sized + 'static {
 /// ```
 #[must_use = "a call does nothing until it is awaited"]
 pub struct Pending<'a, A, T> {
-    handle: &'a KvHandle,
+    mailbox: &'a Mailbox,
     /// The arguments until the call is sent.
     args: Option<A>,
     /// How the arguments are sent: [`send`] for this call's kind, fixed when the call is made.
-    send: fn(&'a KvHandle, A) -> BoxFuture<'a, Result<T, KvError>>,
+    send: fn(&'a Mailbox, A) -> BoxFuture<'a, Result<T, KvError>>,
     /// The call on its way, once sent; `None` again once it has answered.
     sent: Option<BoxFuture<'a, Result<T, KvError>>>,
 }
 
 impl<'a, A, T> Pending<'a, A, T> {
-    pub(crate) fn new(handle: &'a KvHandle, args: A) -> Self
+    pub(crate) fn new(mailbox: &'a Mailbox, args: A) -> Self
     where
         A: Request<Output = T>,
     {
         Pending {
-            handle,
+            mailbox,
             args: Some(args),
-            send: |handle, args| Box::pin(send(handle, args)),
+            send: |mailbox, args| Box::pin(send(mailbox, args)),
             sent: None,
         }
     }
@@ -94,7 +94,7 @@ impl<'a, A, T> Pending<'a, A, T> {
 impl<A: fmt::Debug, T> fmt::Debug for Pending<'_, A, T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Pending")
-            .field("prefix", &self.handle.prefix())
+            .field("prefix", &self.mailbox.prefix())
             .field("args", &self.args)
             .field("sent", &self.sent.is_some())
             .finish()
@@ -107,7 +107,7 @@ impl<A: Unpin, T> Future for Pending<'_, A, T> {
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = &mut *self;
         if let Some(args) = this.args.take() {
-            this.sent = Some((this.send)(this.handle, args));
+            this.sent = Some((this.send)(this.mailbox, args));
         }
         let Some(call) = &mut this.sent else {
             // Polled again after it answered: the answer was given once, and there is no other.
@@ -120,10 +120,10 @@ impl<A: Unpin, T> Future for Pending<'_, A, T> {
 }
 
 /// Checks and sends one call, and shapes its answer.
-async fn send<A: Request>(handle: &KvHandle, args: A) -> Result<A::Output, KvError> {
+async fn send<A: Request>(mailbox: &Mailbox, args: A) -> Result<A::Output, KvError> {
     let (reply, answer) = oneshot::channel();
     let (command, shape) = args.command(reply)?;
-    handle.send(command).await?;
-    let answer = answer.await.map_err(|_| handle.closed())??;
-    Ok(A::output(shape, answer, handle))
+    mailbox.send(command).await?;
+    let answer = answer.await.map_err(|_| mailbox.closed())??;
+    Ok(A::output(shape, answer, mailbox))
 }

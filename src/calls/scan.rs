@@ -3,16 +3,16 @@
 use super::pending::{Pending, Request};
 use crate::command::{Command, Reply};
 use crate::error::KvError;
-use crate::handle::{relative_key, KvHandle};
+use crate::mailbox::{relative_key, Mailbox};
 
-/// The limit of [`KvHandle::purge_expired`] when none is given, as in the reference.
+/// The limit of [`KvHandle::purge_expired`](crate::KvHandle::purge_expired) when none is given, as in the reference.
 ///
 /// ```
 /// assert_eq!(ephemeral_kv::DEFAULT_PURGE_LIMIT, 1000);
 /// ```
 pub const DEFAULT_PURGE_LIMIT: usize = 1000;
 
-/// A pending [`KvHandle::purge_expired`]. Await it to get how many entries were removed.
+/// A pending [`KvHandle::purge_expired`](crate::KvHandle::purge_expired). Await it to get how many entries were removed.
 ///
 /// ```
 /// # #[tokio::main(flavor = "current_thread")]
@@ -48,7 +48,7 @@ impl Request for PurgeExpiredArgs {
         Ok((Command::PurgeExpired { limit, reply }, ()))
     }
 
-    fn output((): (), removed: usize, _: &KvHandle) -> usize {
+    fn output((): (), removed: usize, _: &Mailbox) -> usize {
         removed
     }
 }
@@ -69,7 +69,7 @@ impl PurgeExpired<'_> {
     }
 }
 
-/// A pending [`KvHandle::scan_prefix`]. Await it to get the keys.
+/// A pending [`KvHandle::scan_prefix`](crate::KvHandle::scan_prefix). Await it to get the keys.
 ///
 /// ```
 /// # #[tokio::main(flavor = "current_thread")]
@@ -113,9 +113,9 @@ impl Request for ScanPrefixArgs {
         Ok((command, ()))
     }
 
-    fn output((): (), keys: Vec<String>, handle: &KvHandle) -> Vec<String> {
+    fn output((): (), keys: Vec<String>, mailbox: &Mailbox) -> Vec<String> {
         // Keys come back full; strip the handle's prefix here, off the owner task.
-        let strip = handle.prefix().len();
+        let strip = mailbox.prefix().len();
         keys.into_iter()
             .map(|key| relative_key(key, strip))
             .collect()

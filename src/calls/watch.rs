@@ -18,8 +18,7 @@ use tokio::sync::broadcast::{self, error::RecvError};
 use super::pending::{Pending, Request};
 use crate::command::{Change, ChangeKind, Command, Reply};
 use crate::error::KvError;
-use crate::handle::relative_key;
-use crate::handle::KvHandle;
+use crate::mailbox::{relative_key, Mailbox};
 
 /// How many events a [`WatchStream`] buffers by default before it starts losing the oldest.
 pub const DEFAULT_WATCH_CAPACITY: usize = 1024;
@@ -201,9 +200,9 @@ impl Request for WatchArgs {
     fn output(
         prefix: String,
         receiver: broadcast::Receiver<Change>,
-        handle: &KvHandle,
+        mailbox: &Mailbox,
     ) -> WatchStream {
-        WatchStream::new(receiver, handle.prefix().len(), prefix)
+        WatchStream::new(receiver, mailbox.prefix().len(), prefix)
     }
 }
 

@@ -9,7 +9,7 @@ use serde_json::Value;
 use super::pending::{Pending, Request};
 use crate::command::{Command, Reply};
 use crate::error::KvError;
-use crate::handle::KvHandle;
+use crate::mailbox::Mailbox;
 use crate::ttl::check_ttl;
 use crate::value::{check_depth, to_json};
 
@@ -41,7 +41,7 @@ impl Write {
     }
 }
 
-/// A pending [`KvHandle::set`]. Await it to write.
+/// A pending [`KvHandle::set`](crate::KvHandle::set). Await it to write.
 ///
 /// ```
 /// use std::time::Duration;
@@ -81,7 +81,7 @@ impl Request for SetArgs {
         Ok((command, ()))
     }
 
-    fn output((): (), (): (), _: &KvHandle) {}
+    fn output((): (), (): (), _: &Mailbox) {}
 }
 
 impl Set<'_> {
@@ -101,7 +101,7 @@ impl Set<'_> {
     }
 }
 
-/// A pending [`KvHandle::set_if_absent`]. Await it to learn whether the value was stored.
+/// A pending [`KvHandle::set_if_absent`](crate::KvHandle::set_if_absent). Await it to learn whether the value was stored.
 ///
 /// ```
 /// # #[tokio::main(flavor = "current_thread")]
@@ -140,7 +140,7 @@ impl Request for SetIfAbsentArgs {
         Ok((command, ()))
     }
 
-    fn output((): (), stored: bool, _: &KvHandle) -> bool {
+    fn output((): (), stored: bool, _: &Mailbox) -> bool {
         stored
     }
 }
@@ -165,7 +165,7 @@ impl SetIfAbsent<'_> {
     }
 }
 
-/// A pending [`KvHandle::compare_and_set`]. Await it to learn whether the swap happened.
+/// A pending [`KvHandle::compare_and_set`](crate::KvHandle::compare_and_set). Await it to learn whether the swap happened.
 ///
 /// ```
 /// use serde_json::json;
@@ -218,7 +218,7 @@ impl Request for CompareAndSetArgs {
         Ok((command, ()))
     }
 
-    fn output((): (), swapped: bool, _: &KvHandle) -> bool {
+    fn output((): (), swapped: bool, _: &Mailbox) -> bool {
         swapped
     }
 }
@@ -249,7 +249,7 @@ impl CompareAndSet<'_> {
     }
 }
 
-/// A pending [`KvHandle::mset`]. Await it to write every pair at once.
+/// A pending [`KvHandle::mset`](crate::KvHandle::mset). Await it to write every pair at once.
 ///
 /// ```
 /// use serde_json::json;
@@ -304,7 +304,7 @@ impl Request for MsetArgs {
         Ok((command, ()))
     }
 
-    fn output((): (), (): (), _: &KvHandle) {}
+    fn output((): (), (): (), _: &Mailbox) {}
 }
 
 impl Mset<'_> {
@@ -328,7 +328,7 @@ impl Mset<'_> {
     }
 }
 
-/// A pending [`KvHandle::incr`]. Await it to get the counter's new value.
+/// A pending [`KvHandle::incr`](crate::KvHandle::incr). Await it to get the counter's new value.
 ///
 /// ```
 /// use std::time::Duration;
@@ -372,7 +372,7 @@ impl Request for IncrArgs {
         Ok((command, ()))
     }
 
-    fn output((): (), value: i64, _: &KvHandle) -> i64 {
+    fn output((): (), value: i64, _: &Mailbox) -> i64 {
         value
     }
 }

@@ -11,7 +11,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use redis::{Cmd, Pipeline, Script, ServerError, Value as RedisValue};
+use redis::{Cmd, Pipeline, RedisError, Script, ServerError, Value as RedisValue};
 use serde_json::Value;
 
 use super::scripts::Scripts;
@@ -457,6 +457,16 @@ fn unexpected(key: &str, what: &str) -> KvError {
 /// Whether a reply is the `NOSCRIPT` of a script cache emptied by a server restart.
 pub(crate) fn is_noscript(reply: &RedisValue) -> bool {
     matches!(reply, RedisValue::ServerError(error) if error.code() == "NOSCRIPT")
+}
+
+/// A Redis client error (connection lost, timeout, refused command) as [`KvError::Backend`].
+pub(crate) fn connection_error(what: &str, error: &RedisError) -> KvError {
+    // The connection manager reconnects on the next call; say so, since the caller sees only its
+    // own call fail.
+    tracing::warn!(%error, "{what}; the next call reconnects");
+    KvError::Backend {
+        message: format!("{what}: {error}"),
+    }
 }
 
 #[cfg(test)]

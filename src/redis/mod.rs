@@ -28,7 +28,7 @@ use std::time::Duration;
 
 use futures::stream::{FuturesUnordered, StreamExt};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::{Pipeline, RedisError, Value as RedisValue};
+use redis::{Pipeline, Value as RedisValue};
 use serde_json::Value;
 use tokio::sync::mpsc;
 use tokio::time::MissedTickBehavior;
@@ -37,7 +37,7 @@ use crate::closure::{self, StoreId};
 use crate::command::{Message, Reply};
 use crate::error::KvError;
 use crate::stats::Stats;
-use exec::{plan, Alone, Pipelined, Step};
+use exec::{connection_error, plan, Alone, Pipelined, Step};
 use scripts::Scripts;
 
 /// How many commands the owner takes from the mailbox at once, and so the most one pipeline
@@ -497,16 +497,6 @@ fn glob_escape(prefix: &str) -> String {
         escaped.push(c);
     }
     escaped
-}
-
-/// A Redis client error (connection lost, timeout, refused command) as [`KvError::Backend`].
-pub(crate) fn connection_error(what: &str, error: &RedisError) -> KvError {
-    // The connection manager reconnects on the next call; say so, since the caller sees only its
-    // own call fail.
-    tracing::warn!(%error, "{what}; the next call reconnects");
-    KvError::Backend {
-        message: format!("{what}: {error}"),
-    }
 }
 
 fn unsupported(op: &'static str) -> KvError {

@@ -19,8 +19,7 @@ use redis::{Pipeline, Value as RedisValue};
 use serde_json::Value;
 use tokio::time::Instant;
 
-use super::connection_error;
-use super::exec::{json, ttl_ms};
+use super::exec::{connection_error, json, ttl_ms};
 use crate::closure::{self, StoreId};
 use crate::command::{TxnFn, UpdateFn};
 use crate::error::{json_type_name, KvError};

@@ -1,0 +1,124 @@
+//! [`Mailbox`]: the caller's end of a store: the sender to its owner task's mailbox and the key
+//! prefix, and how one command is sent and answered.
+//!
+//! A [`KvHandle`](crate::KvHandle) is a `Mailbox` with the public calls on it; the call values in
+//! [`calls`](crate::calls) hold a `&Mailbox`. This is the one place that puts commands in a
+//! mailbox, whichever executor reads it.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use tokio::sync::{mpsc, oneshot};
+
+use crate::closure::{self, StoreId};
+use crate::command::{Command, Message, Reply};
+use crate::error::KvError;
+
+/// The sender to a store's owner task and the key prefix of one handle. Cloning it is cheap.
+#[derive(Debug, Clone)]
+pub(crate) struct Mailbox {
+    sender: mpsc::Sender<Message>,
+    prefix: Arc<str>,
+    /// Set by [`KvHandle::shutdown`](crate::KvHandle::shutdown) on any handle of the store, so that
+    /// a call refused afterwards can tell a shutdown ([`KvError::Closed`]) from an owner task that
+    /// ended without one ([`KvError::OwnerGone`]).
+    shut_down: Arc<AtomicBool>,
+    /// Which store this is, so that a call made from inside one of its own closures can be
+    /// refused instead of waiting for itself.
+    store: StoreId,
+}
+
+impl Mailbox {
+    /// The caller's end of an owner task's mailbox, whichever executor runs behind it.
+    pub(crate) fn new(sender: mpsc::Sender<Message>, prefix: String, store: StoreId) -> Mailbox {
+        Mailbox {
+            sender,
+            prefix: prefix.into(),
+            shut_down: Arc::default(),
+            store,
+        }
+    }
+
+    /// The same mailbox, with `prefix` added to the key prefix.
+    pub(crate) fn with_prefix(&self, prefix: &str) -> Mailbox {
+        Mailbox {
+            sender: self.sender.clone(),
+            prefix: format!("{}{prefix}", self.prefix).into(),
+            shut_down: Arc::clone(&self.shut_down),
+            store: self.store,
+        }
+    }
+
+    /// The prefix put before every key.
+    pub(crate) fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    /// How many commands wait in the mailbox.
+    pub(crate) fn depth(&self) -> usize {
+        self.sender.max_capacity() - self.sender.capacity()
+    }
+
+    /// Whether the owner task has stopped taking commands.
+    pub(crate) fn is_closed(&self) -> bool {
+        self.sender.is_closed()
+    }
+
+    /// Notes that `shutdown` was called, for [`Mailbox::closed`].
+    pub(crate) fn shutting_down(&self) {
+        self.shut_down.store(true, Ordering::Release);
+    }
+
+    /// The full key for `key`: this handle's prefix followed by `key`.
+    pub(crate) fn key(&self, key: impl AsRef<str>) -> String {
+        let key = key.as_ref();
+        let mut full = String::with_capacity(self.prefix.len() + key.len());
+        full.push_str(&self.prefix);
+        full.push_str(key);
+        full
+    }
+
+    /// Sends the command built by `command` and awaits its answer.
+    ///
+    /// Both ways the owner task can be gone (the mailbox is closed, or it dropped the command
+    /// unanswered while stopping) are [`KvError::Closed`].
+    pub(crate) async fn call<T>(
+        &self,
+        command: impl FnOnce(Reply<T>) -> Command,
+    ) -> Result<T, KvError> {
+        let (reply, answer) = oneshot::channel();
+        self.send(command(reply)).await?;
+        answer.await.map_err(|_| self.closed())?
+    }
+
+    /// Why the owner task no longer answers: [`KvError::Closed`] after a [`shutdown`](crate::KvHandle::shutdown),
+    /// else [`KvError::OwnerGone`].
+    pub(crate) fn closed(&self) -> KvError {
+        if self.shut_down.load(Ordering::Acquire) {
+            KvError::Closed
+        } else {
+            KvError::OwnerGone
+        }
+    }
+
+    /// Puts a command in the owner task's mailbox, waiting for room if it is full.
+    pub(crate) async fn send(&self, command: Command) -> Result<(), KvError> {
+        if closure::inside(self.store) {
+            return Err(KvError::Reentrant { op: command.name() });
+        }
+        let span = tracing::Span::current();
+        self.sender
+            .send(Message { command, span })
+            .await
+            .map_err(|_| self.closed())
+    }
+}
+
+/// Removes the first `strip` bytes (a handle's prefix) from a full key. Keys that come back from
+/// the store always start with that prefix; the fallback only keeps this total.
+pub(crate) fn relative_key(key: String, strip: usize) -> String {
+    match key.get(strip..) {
+        Some(relative) => relative.to_owned(),
+        None => key,
+    }
+}
