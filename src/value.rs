@@ -24,10 +24,17 @@ pub(crate) fn to_json<T: Serialize>(key: &str, value: T) -> Result<Value, KvErro
     to_json_within(key, value, MAX_DEPTH)
 }
 
-/// [`to_json`] for an item of a list: one level less, since the list around it is the stored
-/// value.
-pub(crate) fn to_json_item<T: Serialize>(key: &str, item: T) -> Result<Value, KvError> {
-    to_json_within(key, item, MAX_DEPTH - 1)
+/// [`to_json`] for the items of a list: one level less each, since the list around them is the
+/// stored value. The first item that fails is the error.
+pub(crate) fn to_json_items<I>(key: &str, items: I) -> Result<Vec<Value>, KvError>
+where
+    I: IntoIterator,
+    I::Item: Serialize,
+{
+    items
+        .into_iter()
+        .map(|item| to_json_within(key, item, MAX_DEPTH - 1))
+        .collect()
 }
 
 #[allow(unsafe_code)]

@@ -14,7 +14,7 @@ use crate::command::{Command, Reply};
 use crate::error::{json_type_name, KvError};
 use crate::mailbox::Mailbox;
 use crate::ttl::check_ttl;
-use crate::value::to_json_item;
+use crate::value::to_json_items;
 
 /// The id field of [`KvHandle::list_append_unique`](crate::KvHandle::list_append_unique) when none is given, as in the reference.
 ///
@@ -61,10 +61,7 @@ impl ListAppendUniqueArgs {
         I: IntoIterator,
         I::Item: Serialize,
     {
-        let items = items
-            .into_iter()
-            .map(|item| to_json_item(&key, item))
-            .collect();
+        let items = to_json_items(&key, items);
         ListAppendUniqueArgs {
             key,
             items,
@@ -194,10 +191,7 @@ impl ListPushArgs {
         I: IntoIterator,
         I::Item: Serialize,
     {
-        let items = items
-            .into_iter()
-            .map(|item| to_json_item(&key, item))
-            .collect();
+        let items = to_json_items(&key, items);
         ListPushArgs {
             key,
             items,
