@@ -76,6 +76,70 @@ pub struct KvBuilder {
     prefix: String,
     active_expiry: bool,
     mailbox_capacity: usize,
+    max_entries: Option<usize>,
+    eviction: Eviction,
+}
+
+/// What the in-process store does when a call would add a key to a store already holding
+/// [`max_entries`](KvBuilder::max_entries) entries, none of them expired. Set with
+/// [`KvBuilder::eviction`]; the default is [`Refuse`](Eviction::Refuse).
+///
+/// Either way expired entries go first (they are dead anyway), the call changes nothing if it is
+/// refused, and overwriting a key the store holds never needs room. The enum is
+/// `#[non_exhaustive]`: more policies may be added.
+///
+/// ```
+/// use ephemeral_kv::Eviction;
+/// assert_eq!(Eviction::default(), Eviction::Refuse);
+/// ```
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Eviction {
+    /// Never remove a live key to make room: the call fails with
+    /// [`KvError::Full`](crate::KvError::Full) and changes nothing (Redis `noeviction`). The
+    /// caller decides what to give up.
+    ///
+    /// ```
+    /// use ephemeral_kv::{Eviction, KvError, KvHandle};
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), KvError> {
+    /// let kv = KvHandle::builder().max_entries(1).eviction(Eviction::Refuse).spawn();
+    /// kv.set("a", 1).await?;
+    /// let refused = kv.set("b", 2).await;
+    /// assert!(matches!(refused, Err(KvError::Full { max_entries: 1, .. })));
+    /// assert_eq!(kv.get("a").await?.as_deref(), Some(&serde_json::json!(1)));
+    /// assert_eq!(kv.get("b").await?, None);
+    /// # Ok(())
+    /// # }
+    /// ```
+    #[default]
+    Refuse,
+    /// Evict the live keys closest to expiry, as many as the call needs (Redis `volatile-ttl`,
+    /// exact here rather than sampled). Keys without a TTL are never evicted, nor is a key the
+    /// call itself writes; when that leaves too few keys to evict, the call fails with
+    /// [`KvError::Full`](crate::KvError::Full) and changes nothing. Each eviction is counted in
+    /// [`Stats::evictions`](crate::Stats::evictions) and reported to watchers as
+    /// [`WatchEvent::Evicted`](crate::WatchEvent::Evicted).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use ephemeral_kv::{Eviction, KvError, KvHandle};
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), KvError> {
+    /// let kv = KvHandle::builder().max_entries(2).eviction(Eviction::VolatileTtl).spawn();
+    /// kv.set("config", 1).await?; // no TTL: never evicted
+    /// kv.set("session:a", 2).ttl(Duration::from_secs(60)).await?;
+    /// kv.set("session:b", 3).ttl(Duration::from_secs(600)).await?; // evicts session:a
+    /// assert_eq!(kv.get("session:a").await?, None);
+    /// assert_eq!(kv.stats().await?.evictions, 1);
+    ///
+    /// // Only keys without a TTL left: nothing may be evicted, so the call is refused.
+    /// kv.persist("session:b").await?;
+    /// assert!(matches!(kv.set("session:c", 4).await, Err(KvError::Full { .. })));
+    /// # Ok(())
+    /// # }
+    /// ```
+    VolatileTtl,
 }
 
 impl Default for KvBuilder {
@@ -85,7 +149,8 @@ impl Default for KvBuilder {
 }
 
 impl KvBuilder {
-    /// Default settings: no prefix, active expiry on, a mailbox of 1024 commands.
+    /// Default settings: no prefix, active expiry on, a mailbox of 1024 commands, no bound on the
+    /// number of entries.
     ///
     /// ```
     /// let builder = ephemeral_kv::KvBuilder::new();
@@ -96,6 +161,8 @@ impl KvBuilder {
             prefix: String::new(),
             active_expiry: true,
             mailbox_capacity: DEFAULT_MAILBOX_CAPACITY,
+            max_entries: None,
+            eviction: Eviction::Refuse,
         }
     }
 
@@ -151,6 +218,86 @@ impl KvBuilder {
         self
     }
 
+    /// The most entries the in-process store may hold (default: no limit), to bound its memory
+    /// as Redis's `maxmemory` does. Entries are counted as [`Stats::entries`](crate::Stats)
+    /// counts them: live ones and expired ones not yet removed.
+    ///
+    /// Only a call that would add a key needs room: `set`, `mset`, `set_if_absent`,
+    /// `compare_and_set`, `incr` and `update` creating a key, a `transaction` that leaves more
+    /// keys than it found, and `list_append_unique` or `list_push` starting a list. Overwriting,
+    /// changing or deleting a key the store holds never does. When such a call finds the store
+    /// full:
+    /// 1. expired entries are removed first, earliest deadline first, as many as the call needs:
+    ///    they are dead anyway (counted in [`Stats::expirations`](crate::Stats::expirations) and
+    ///    reported to watchers as [`WatchEvent::Expired`](crate::WatchEvent::Expired), like any
+    ///    expiry);
+    /// 2. if the store is still full, the [`eviction`](KvBuilder::eviction) policy decides:
+    ///    [`Eviction::Refuse`] (the default) fails the call with
+    ///    [`KvError::Full`](crate::KvError::Full); [`Eviction::VolatileTtl`] evicts the live keys
+    ///    closest to expiry.
+    ///
+    /// # Guarantees
+    /// - The store never holds more than `n` entries after a command.
+    /// - A refused call changes no key: the room a call needs is counted before anything is
+    ///   written, so an `mset` or a `transaction` that would overflow is refused whole, never
+    ///   applied in part.
+    /// - Without a limit, the store pays one branch per write for this setting.
+    ///
+    /// `0` refuses every new key.
+    ///
+    /// # On Redis
+    /// No effect: a Redis server bounds its own memory with `maxmemory` and picks what to evict
+    /// with `maxmemory-policy` (`volatile-ttl` is the policy [`Eviction::VolatileTtl`] follows),
+    /// configured on the server. There a write refused for memory fails with
+    /// [`KvError::Backend`](crate::KvError::Backend).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use ephemeral_kv::{KvError, KvHandle};
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), KvError> {
+    /// let kv = KvHandle::builder().max_entries(2).spawn();
+    /// kv.set("a", 1).await?;
+    /// kv.set("b", 2).await?;
+    /// kv.set("a", 10).await?; // overwriting needs no room
+    /// let refused = kv.set("c", 3).await;
+    /// assert!(matches!(refused, Err(KvError::Full { ref key, max_entries: 2 }) if key == "c"));
+    /// let refused = kv.mset([("b", 20), ("c", 30)]).await; // one new key too many: all refused
+    /// assert!(matches!(refused, Err(KvError::Full { .. })));
+    /// assert_eq!(kv.get("b").await?.as_deref(), Some(&serde_json::json!(2)));
+    /// kv.delete("b").await?;
+    /// kv.set("c", 3).await?; // room again
+    /// assert_eq!(kv.stats().await?.entries, 2);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn max_entries(mut self, n: usize) -> KvBuilder {
+        self.max_entries = Some(n);
+        self
+    }
+
+    /// What the in-process store does when a new key finds it holding
+    /// [`max_entries`](KvBuilder::max_entries) live entries (default [`Eviction::Refuse`]). No
+    /// effect without `max_entries`, nor on Redis (set the server's `maxmemory-policy` there).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use ephemeral_kv::{Eviction, KvHandle};
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), ephemeral_kv::KvError> {
+    /// let kv = KvHandle::builder().max_entries(1).eviction(Eviction::VolatileTtl).spawn();
+    /// kv.set("old", 1).ttl(Duration::from_secs(60)).await?;
+    /// kv.set("new", 2).await?; // evicts "old", the key closest to expiry
+    /// assert_eq!(kv.get("old").await?, None);
+    /// assert_eq!(kv.stats().await?.evictions, 1);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn eviction(mut self, policy: Eviction) -> KvBuilder {
+        self.eviction = policy;
+        self
+    }
+
     /// Starts the owner task on the current tokio runtime and returns the first handle.
     ///
     /// # Panics
@@ -170,6 +317,13 @@ impl KvBuilder {
             active_expiry: self.active_expiry,
             mailbox_capacity: self.mailbox_capacity,
             store,
+            bound: self.max_entries.map(|max_entries| local::Bound {
+                max_entries,
+                evict_volatile_ttl: match self.eviction {
+                    Eviction::Refuse => false,
+                    Eviction::VolatileTtl => true,
+                },
+            }),
         });
         KvHandle::new(Mailbox::new(sender, self.prefix, store))
     }
@@ -204,7 +358,9 @@ impl KvBuilder {
     /// - TTLs run on the server's clock, not tokio's: pausing tokio's time does not expire keys.
     /// - [`list_push`](KvHandle::list_push) and [`list_pop_front`](KvHandle::list_pop_front) are
     ///   optimistic rewrites of the whole list, like `update`.
-    /// - The builder's [`active_expiry`](KvBuilder::active_expiry) has no effect.
+    /// - The builder's [`active_expiry`](KvBuilder::active_expiry),
+    ///   [`max_entries`](KvBuilder::max_entries) and [`eviction`](KvBuilder::eviction) have no
+    ///   effect (bound a server's memory with its own `maxmemory` and `maxmemory-policy`).
     ///
     /// # Errors
     /// [`KvError::Backend`] if the URL is invalid, the server cannot be reached, or it refuses to

@@ -16,6 +16,7 @@ use std::time::Duration;
 use serde_json::Value;
 use tokio::sync::{broadcast, oneshot};
 
+use crate::closure;
 use crate::error::KvError;
 use crate::stats::Stats;
 use crate::ttl::Ttl;
@@ -33,11 +34,51 @@ pub(crate) type Reply<T> = oneshot::Sender<Result<T, KvError>>;
 ///
 /// `FnMut`, not `FnOnce`: the Redis executor runs it again when another client wrote the key
 /// between its read and its write. In-process it runs exactly once.
-pub(crate) type UpdateFn = Box<dyn FnMut(Option<&Value>) -> Option<Value> + Send>;
+///
+/// Dropping it catches a panic from what the closure captured ([`closure::drop_quietly`]),
+/// wherever the command is dropped: after it ran, or unanswered in a mailbox that is closing.
+pub(crate) struct UpdateFn(Box<UpdateClosure>);
 
-/// A `transaction` closure, reading and staging writes through a [`Txn`]. `FnMut` for the same
-/// reason as [`UpdateFn`].
-pub(crate) type TxnFn = Box<dyn FnMut(&mut Txn<'_>) + Send>;
+/// What an [`UpdateFn`] boxes.
+type UpdateClosure = dyn FnMut(Option<&Value>) -> Option<Value> + Send;
+
+impl UpdateFn {
+    pub(crate) fn new(f: impl FnMut(Option<&Value>) -> Option<Value> + Send + 'static) -> Self {
+        UpdateFn(Box::new(f))
+    }
+
+    /// Runs the closure on the key's current value.
+    pub(crate) fn call(&mut self, current: Option<&Value>) -> Option<Value> {
+        (self.0)(current)
+    }
+}
+
+impl Drop for UpdateFn {
+    fn drop(&mut self) {
+        closure::drop_quietly(std::mem::replace(&mut self.0, Box::new(|_| None)));
+    }
+}
+
+/// A `transaction` closure, reading and staging writes through a [`Txn`]. `FnMut`, and dropped
+/// quietly, for the same reasons as [`UpdateFn`].
+pub(crate) struct TxnFn(Box<dyn FnMut(&mut Txn<'_>) + Send>);
+
+impl TxnFn {
+    pub(crate) fn new(f: impl FnMut(&mut Txn<'_>) + Send + 'static) -> Self {
+        TxnFn(Box::new(f))
+    }
+
+    /// Runs the closure on a transaction.
+    pub(crate) fn call(&mut self, txn: &mut Txn<'_>) {
+        (self.0)(txn)
+    }
+}
+
+impl Drop for TxnFn {
+    fn drop(&mut self) {
+        closure::drop_quietly(std::mem::replace(&mut self.0, Box::new(|_| {})));
+    }
+}
 
 /// What happened to a key, as an executor publishes it to change feeds.
 #[derive(Debug, Clone, PartialEq)]
@@ -48,6 +89,9 @@ pub(crate) enum ChangeKind {
     Deleted,
     /// The key's TTL ran out and the store removed it (lazily, by a purge, or by active expiry).
     Expired,
+    /// The store removed the key, still live, to make room for a new one (a store bounded by
+    /// `max_entries` with `Eviction::VolatileTtl`).
+    Evicted,
 }
 
 /// One change to one key, with the full (prefixed) key: what a change feed carries.

@@ -169,6 +169,44 @@ pub enum KvError {
         by: i64,
     },
 
+    /// The store holds [`max_entries`](crate::KvBuilder::max_entries) entries and the call would
+    /// add a key (`key`, the first new one it names): expired entries were removed first, and
+    /// still no room was left, either because the store refuses to evict
+    /// ([`Eviction::Refuse`](crate::Eviction::Refuse), the default) or because too few keys have
+    /// a TTL to evict ([`Eviction::VolatileTtl`](crate::Eviction::VolatileTtl), which never evicts
+    /// a key without one, nor one the call writes). Nothing was changed: an `mset` or a
+    /// `transaction` is refused whole. Overwriting a key the store holds is never refused.
+    /// Only the in-process store returns it.
+    ///
+    /// To get room: delete keys, give keys TTLs, raise `max_entries`, or choose
+    /// [`Eviction::VolatileTtl`](crate::Eviction::VolatileTtl).
+    ///
+    /// ```
+    /// use ephemeral_kv::{KvError, KvHandle};
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let kv = KvHandle::builder().prefix("app:").max_entries(1).spawn();
+    /// kv.set("a", 1).await.unwrap();
+    /// let err = kv.incr("hits", 1).await.unwrap_err();
+    /// assert!(matches!(&err, KvError::Full { key, max_entries: 1 } if key == "app:hits"));
+    /// assert!(err.to_string().starts_with("the store is full: adding key `app:hits` would exceed"));
+    /// assert_eq!(kv.get("hits").await.unwrap(), None);
+    /// # }
+    /// ```
+    #[error(
+        "the store is full: adding key `{key}` would exceed `max_entries` = {max_entries} and no \
+         entry may be evicted; raise `max_entries`, set TTLs (expired keys make room, and \
+         `Eviction::VolatileTtl` evicts the keys closest to expiry), or choose \
+         `Eviction::VolatileTtl`"
+    )]
+    Full {
+        /// The full key the call would have added (for `mset` and `transaction`, the first new
+        /// key they name).
+        key: String,
+        /// The store's bound, from [`KvBuilder::max_entries`](crate::KvBuilder::max_entries).
+        max_entries: usize,
+    },
+
     /// The closure given to [`KvHandle::update`](crate::KvHandle::update) panicked. The key is
     /// exactly as it was before the call, and the store keeps serving.
     #[error("the update closure for key `{key}` panicked: {message}")]
@@ -255,6 +293,7 @@ impl KvError {
             KvError::InvalidArgument { .. } => "invalid_argument",
             KvError::InvalidTtl { .. } => "invalid_ttl",
             KvError::Overflow { .. } => "overflow",
+            KvError::Full { .. } => "full",
             KvError::TooDeep { .. } => "too_deep",
             KvError::Reentrant { .. } => "reentrant",
             KvError::UpdatePanicked { .. } => "update_panicked",

@@ -40,6 +40,11 @@ use crate::txn::Txn;
 /// - **Expired keys are invisible.** A key is expired from the instant its TTL runs out; no call
 ///   returns it, appends to it or revives it, whether or not it has been removed yet.
 /// - **Failed calls change nothing.** A call that returns an error has not touched the store.
+/// - **Bounded if asked.** With [`KvBuilder::max_entries`](crate::KvBuilder::max_entries), every
+///   call that would add a key to a full store (`set`, `mset`, `set_if_absent`,
+///   `compare_and_set`, `incr`, `update`, `transaction`, `list_append_unique`, `list_push`) first
+///   lets expired entries go, then refuses with [`KvError::Full`] or evicts the keys closest to
+///   expiry, as the builder's [`Eviction`](crate::Eviction) says. Overwriting never needs room.
 /// - **Cancellation is harmless.** Dropping a call's future before it completes never corrupts the
 ///   store; a command that already reached the owner task is applied whole.
 ///
@@ -827,7 +832,7 @@ impl KvHandle {
         F: FnMut(Option<&Value>) -> Option<Value> + Send + 'static,
     {
         let key = self.mailbox.key(key);
-        let f: UpdateFn = Box::new(f);
+        let f = UpdateFn::new(f);
         self.mailbox.call(|reply| Command::Update { key, f, reply })
     }
 
@@ -883,7 +888,7 @@ impl KvHandle {
         let slot = Arc::new(Mutex::new(None));
         let writer = Arc::clone(&slot);
         let mut f = f;
-        let f: TxnFn = Box::new(move |txn: &mut Txn<'_>| {
+        let f = TxnFn::new(move |txn: &mut Txn<'_>| {
             let result = f(txn);
             *writer.lock().unwrap_or_else(PoisonError::into_inner) = Some(result);
         });
@@ -898,13 +903,23 @@ impl KvHandle {
     }
 
     /// Opens a stream of the changes to keys under `prefix` (relative to this handle's prefix):
-    /// [`WatchEvent::Set`](crate::WatchEvent::Set), [`Deleted`](crate::WatchEvent::Deleted) and
-    /// [`Expired`](crate::WatchEvent::Expired), in the order the owner task applied them.
+    /// [`WatchEvent::Set`](crate::WatchEvent::Set), [`Deleted`](crate::WatchEvent::Deleted),
+    /// [`Expired`](crate::WatchEvent::Expired) and [`Evicted`](crate::WatchEvent::Evicted), in the
+    /// order the owner task applied them.
     ///
     /// Awaiting the returned [`Watch`] registers the stream; every change applied after that is
     /// seen. A reader that falls behind by more than [`Watch::capacity`] events loses the oldest
     /// and is told how many with [`KvError::Lagged`]: the store never waits for it. Dropping the
     /// stream unsubscribes; the stream ends when the store stops.
+    ///
+    /// One event per key per command, with the key's state after the command: a command that
+    /// writes a key twice shows only where it left it.
+    ///
+    /// Each unread [`WatchEvent::Set`](crate::WatchEvent::Set) holds the value as it was then,
+    /// shared with the store. For a list that keeps growing, that means one version of the list
+    /// per unread event, and each append has to copy the list once (the store cannot change in
+    /// place a version someone still holds): read the stream promptly, or give it a small
+    /// [`capacity`](Watch::capacity), when it watches long lists.
     ///
     /// # Errors
     /// [`KvError::Closed`] if the store has stopped; [`KvError::Unsupported`] on Redis, which has

@@ -86,7 +86,9 @@
 //!
 //! # When not to
 //! It is cleared when the process ends, not replicated, and meant for small values: not a database,
-//! not a blob store, not a cache with size-based eviction (reach for `moka` for that).
+//! not a blob store, not a cache with size-aware or frequency-based eviction (reach for `moka` for
+//! that). It can be bounded by a number of entries
+//! ([`KvBuilder::max_entries`], refusing new keys or evicting the ones closest to expiry).
 //!
 //! # Guarantees
 //! - Every call is one command applied whole by a single owner task, so calls are atomic and
@@ -123,7 +125,7 @@ mod stats;
 mod ttl;
 mod value;
 
-pub use builder::KvBuilder;
+pub use builder::{Eviction, KvBuilder};
 pub use calls::{
     CompareAndSet, Incr, List, ListAppendUnique, ListPush, Mset, Pending, PurgeExpired, ScanPrefix,
     Set, SetIfAbsent, Watch, WatchEvent, WatchStream, DEFAULT_ID_KEY, DEFAULT_PURGE_LIMIT,

@@ -34,6 +34,27 @@ pub struct Stats {
     /// Entries removed because their TTL ran out (lazily, by a purge or by active expiry), since
     /// the store started.
     pub expirations: u64,
+    /// Live entries the store removed to make room for new keys, since the store started: only a
+    /// store bounded by [`KvBuilder::max_entries`](crate::KvBuilder::max_entries) with
+    /// [`Eviction::VolatileTtl`](crate::Eviction::VolatileTtl) evicts. Expired entries removed to
+    /// make room count as [`expirations`](Stats::expirations), not here. Always 0 on Redis, which
+    /// evicts by its own `maxmemory-policy`.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use ephemeral_kv::{Eviction, KvHandle};
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), ephemeral_kv::KvError> {
+    /// let kv = KvHandle::builder().max_entries(2).eviction(Eviction::VolatileTtl).spawn();
+    /// kv.set("a", 1).ttl(Duration::from_secs(10)).await?;
+    /// kv.set("b", 2).ttl(Duration::from_secs(20)).await?;
+    /// kv.mset([("c", 3), ("d", 4)]).await?; // two new keys: "a" and "b" make room
+    /// let stats = kv.stats().await?;
+    /// assert_eq!((stats.entries, stats.evictions, stats.expirations), (2, 2, 0));
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub evictions: u64,
     /// Commands the owner task has applied, since the store started (this `stats` call included).
     pub commands: u64,
     /// Commands waiting in the owner task's mailbox when this `stats` call joined it (all of them

@@ -45,10 +45,17 @@ fn to_json_within<T: Serialize>(key: &str, value: T, depth: usize) -> Result<Val
         // none), so this reads a `Value` from a `Value` whose own drop is suppressed: a move.
         unsafe { std::ptr::read(&*value as *const T as *const Value) }
     } else {
-        serde_json::to_value(value).map_err(|source| KvError::Serialize {
-            key: key.to_owned(),
-            source,
-        })?
+        // Serializing recurses as deep as the value nests, before its depth can be checked:
+        // `serde_stacker` grows the stack as needed, so that a value nested a hundred thousand
+        // levels deep is refused below instead of overflowing the caller's stack.
+        value
+            .serialize(serde_stacker::Serializer::new(
+                serde_json::value::Serializer,
+            ))
+            .map_err(|source| KvError::Serialize {
+                key: key.to_owned(),
+                source,
+            })?
     };
     check_depth_within(key, value, depth)
 }

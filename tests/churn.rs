@@ -1,6 +1,8 @@
 //! Churn at scale for rules 9 and 10 of `docs/rules.md` (`purge_expired`, active expiry): a
 //! million `set(..).ttl(..)` calls whose keys then expire leave the store, its expiry index and its
-//! memory back where they started.
+//! memory back where they started. And for rules 23 and 24 (`watch`, `wait_for`): thousands of
+//! streams dropped, or waits abandoned, on a store nobody writes to give their memory back without
+//! any write or `stats` call to notice them.
 //!
 //! This file is its own test binary so that its allocation counter sees only this test's memory.
 
@@ -169,5 +171,52 @@ fn expired_burst_does_not_leave_the_map_at_its_peak_capacity() {
                 "{grown} bytes still held after the burst expired"
             );
         }
+    });
+}
+
+/// Rule 23: streams dropped on a store nobody writes to are forgotten when the next stream is
+/// opened, so their rings do not pile up until some write (or `stats`) notices them.
+#[test]
+fn dropped_watch_streams_give_their_memory_back_on_the_next_watch() {
+    alone(async {
+        let kv = KvHandle::builder().mailbox_capacity(64).spawn();
+        drop(kv.watch("").capacity(64).await.unwrap());
+        let _kept = kv.watch("").capacity(64).await.unwrap();
+        let before = LIVE_BYTES.load(Ordering::SeqCst);
+        for _ in 0..2_000 {
+            drop(kv.watch("").capacity(64).await.unwrap());
+        }
+        let _last = kv.watch("").capacity(64).await.unwrap();
+        let grown = LIVE_BYTES.load(Ordering::SeqCst) - before;
+        assert!(
+            grown < SLACK,
+            "{grown} bytes still held after 2,000 streams were dropped"
+        );
+        assert_eq!(kv.stats().await.unwrap().watchers, 2);
+    });
+}
+
+/// Rule 24: waits given up on (here by a timeout, after the owner task registered them) are swept
+/// as new ones arrive, so that ten thousand of them on keys never written do not pile up.
+#[test]
+fn abandoned_waits_give_their_memory_back_without_a_write_or_a_stats_call() {
+    async fn abandon(kv: &KvHandle, keys: std::ops::Range<usize>) {
+        for i in keys {
+            let wait = kv.wait_for(format!("never:{i}"));
+            let gave_up = tokio::time::timeout(Duration::from_millis(1), wait).await;
+            assert!(gave_up.is_err());
+        }
+    }
+    alone(async {
+        let kv = KvHandle::builder().mailbox_capacity(64).spawn();
+        abandon(&kv, 0..1_000).await;
+        let before = LIVE_BYTES.load(Ordering::SeqCst);
+        abandon(&kv, 1_000..11_000).await;
+        let grown = LIVE_BYTES.load(Ordering::SeqCst) - before;
+        assert!(
+            grown < SLACK,
+            "{grown} bytes still held after 10,000 waits were abandoned"
+        );
+        assert_eq!(kv.stats().await.unwrap().watchers, 0);
     });
 }

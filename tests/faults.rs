@@ -2,6 +2,14 @@
 //! that give up half-way never leave a call half-applied (rule 12), a shutdown in the middle of
 //! thousands of calls answers or closes each one (rule 11), and inputs nobody would choose (empty,
 //! huge and non-ASCII keys) are answered as the model says.
+//!
+//! Hostile values, in-process (rule 28): a value nested 100,000 levels deep (far past `MAX_DEPTH`,
+//! deep enough that dropping it recursively would overflow a thread's stack and abort the process)
+//! is refused with `TooDeep` by every call that takes a value, from the caller or from a closure,
+//! and the store keeps serving; and (rules 18 and 19) closures whose captures panic on drop, queued
+//! behind a shutdown and dropped unrun, do not abort the process. Calls that could abort the
+//! process run in a child process of this test binary (`in_child`). What holds on both backends at
+//! `MAX_DEPTH` itself is in `tests/conformance/hostile.rs`.
 
 mod support;
 
@@ -384,4 +392,189 @@ async fn aborting_a_flood_of_tasks_leaves_the_store_answering() {
     assert_eq!(ids.len(), count);
     kv.set("after", 1).await.unwrap();
     assert_eq!(kv.get("after").await.unwrap().as_deref(), Some(&json!(1)));
+}
+
+/// `levels` nested arrays around `1`, built without recursion. Never drop one deeper than a few
+/// thousand levels here: `Value`'s own drop recurses. Hand it to a call by value.
+fn nested(levels: usize) -> Value {
+    let mut value = json!(1);
+    for _ in 0..levels {
+        value = Value::Array(vec![value]);
+    }
+    value
+}
+
+/// Deep enough that a recursive drop, clone or serialization overflows a test thread's stack.
+const ABYSS: usize = 100_000;
+
+/// Whether `result` is the refusal of a too-deep value for `key`.
+fn is_too_deep<T: fmt::Debug>(result: &Result<T, KvError>, key: &str) -> bool {
+    matches!(result, Err(KvError::TooDeep { key: k, limit: 128 }) if k == key)
+}
+
+#[tokio::test(start_paused = true)]
+async fn rule_28_a_value_nested_a_hundred_thousand_levels_is_refused_by_every_call_without_an_abort(
+) {
+    let kv = KvHandle::builder().prefix("app:").spawn();
+    kv.set("k", "before").await.unwrap();
+    assert!(is_too_deep(&kv.set("k", nested(ABYSS)).await, "app:k"));
+    assert!(is_too_deep(
+        &kv.mset([("fresh", json!(1)), ("k", nested(ABYSS))]).await,
+        "app:k"
+    ));
+    assert!(is_too_deep(
+        &kv.list_push("l", [nested(ABYSS)]).await,
+        "app:l"
+    ));
+    let mut item = json!({"id": 1});
+    item["deep"] = nested(ABYSS);
+    assert!(is_too_deep(
+        &kv.list_append_unique("l", [item]).await,
+        "app:l"
+    ));
+    assert!(is_too_deep(
+        &kv.set_if_absent("absent", nested(ABYSS)).await,
+        "app:absent"
+    ));
+    assert!(is_too_deep(
+        &kv.compare_and_set("k", Some(json!("before")), nested(ABYSS))
+            .await,
+        "app:k"
+    ));
+    assert!(is_too_deep(
+        &kv.compare_and_set("k", Some(nested(ABYSS)), "after").await,
+        "app:k"
+    ));
+    // Made by a closure on the owner task: taken apart there, without recursion.
+    assert!(is_too_deep(
+        &kv.update("k", |_| Some(nested(ABYSS))).await,
+        "app:k"
+    ));
+    let staged = kv
+        .transaction(|txn| {
+            txn.set("fresh", 1);
+            txn.set("deep", nested(ABYSS));
+        })
+        .await;
+    assert!(is_too_deep(&staged, "app:deep"), "{staged:?}");
+    // Nothing changed, and the store keeps serving.
+    assert_eq!(
+        kv.mget(["k", "fresh", "l", "absent", "deep"])
+            .await
+            .unwrap(),
+        vec![
+            Some(std::sync::Arc::new(json!("before"))),
+            None,
+            None,
+            None,
+            None
+        ]
+    );
+    kv.set("after", 1).await.unwrap();
+    assert_eq!(kv.get("after").await.unwrap().as_deref(), Some(&json!(1)));
+    assert!(!kv.is_closed());
+}
+
+/// Set in the environment of a child process started by [`in_child`].
+const CHILD: &str = "EPHEMERAL_KV_FAULTS_CHILD";
+
+/// Runs `body` in a child process of this test binary, where the test named `test` (the caller)
+/// runs alone; in that child, runs `body` itself. Returns whether the child exited successfully,
+/// and what it printed: an abort (a stack overflow, a panic while panicking) ends only the child.
+fn in_child(test: &str, body: impl FnOnce()) -> (bool, String) {
+    if std::env::var_os(CHILD).is_some() {
+        body();
+        return (true, String::new());
+    }
+    let output = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([test, "--exact", "--include-ignored", "--nocapture"])
+        .args(["--test-threads", "1"])
+        .env(CHILD, "1")
+        .output()
+        .unwrap();
+    let printed = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    (
+        output.status.success() && printed.contains("1 passed"),
+        printed,
+    )
+}
+
+/// A deep value handed over by reference is serialized (a `&Value` is not moved in as a `Value`
+/// is), recursively: it must still be refused, not overflow the caller's stack.
+#[test]
+fn rule_28_a_deep_value_given_by_reference_is_refused_without_overflowing_the_stack() {
+    let (ok, printed) = in_child(
+        "rule_28_a_deep_value_given_by_reference_is_refused_without_overflowing_the_stack",
+        || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            runtime.block_on(async {
+                let kv = KvHandle::spawn();
+                let deep = nested(ABYSS);
+                let refused = kv.set("k", &deep).await;
+                assert!(is_too_deep(&refused, "k"), "{refused:?}");
+                std::mem::forget(deep); // dropping it here would overflow the stack
+                assert_eq!(kv.get("k").await.unwrap(), None);
+            });
+        },
+    );
+    assert!(ok, "the child process failed:\n{printed}");
+}
+
+/// A captured value whose `Drop` panics (see `tests/conformance/hostile.rs`).
+struct PanicsOnDrop;
+
+impl Drop for PanicsOnDrop {
+    fn drop(&mut self) {
+        panic!("PanicsOnDrop dropped");
+    }
+}
+
+/// Closures are dropped quietly when the owner task runs them; the ones it drops unrun, queued
+/// behind a shutdown, must not take the process down either.
+#[test]
+fn rule_18_19_closures_that_panic_on_drop_queued_behind_a_shutdown_do_not_abort_the_process() {
+    let (ok, printed) = in_child(
+        "rule_18_19_closures_that_panic_on_drop_queued_behind_a_shutdown_do_not_abort_the_process",
+        || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            runtime.block_on(async {
+                let kv = KvHandle::spawn();
+                kv.set("k", 1).await.unwrap();
+                // Each polled once, in order, before the owner task runs: the shutdown, then two
+                // updates behind it in the mailbox.
+                let mut stopping = Box::pin(kv.shutdown());
+                assert!(futures::poll!(stopping.as_mut()).is_pending());
+                let mut updates = Vec::new();
+                for _ in 0..2 {
+                    let guard = PanicsOnDrop;
+                    let mut update = Box::pin(kv.update("k", move |cur| {
+                        let _held = &guard;
+                        cur.cloned()
+                    }));
+                    assert!(futures::poll!(update.as_mut()).is_pending());
+                    updates.push(update);
+                }
+                tokio::time::timeout(Duration::from_secs(10), stopping)
+                    .await
+                    .expect("shutdown hung");
+                for update in updates {
+                    let result = tokio::time::timeout(Duration::from_secs(10), update)
+                        .await
+                        .expect("an update hung");
+                    assert!(matches!(result, Err(KvError::Closed)), "{result:?}");
+                }
+            });
+        },
+    );
+    assert!(ok, "the child process failed:\n{printed}");
 }

@@ -74,6 +74,32 @@ pub enum WatchEvent {
         /// The key, relative to the watching handle's prefix.
         key: String,
     },
+    /// The store removed the key, still live, to make room for a new key: only a store bounded by
+    /// [`max_entries`](crate::KvBuilder::max_entries) with
+    /// [`Eviction::VolatileTtl`](crate::Eviction::VolatileTtl) evicts, always the keys closest to
+    /// expiry. Reported in the order of the command that needed the room, before that command's
+    /// own changes. An eviction is not a write: it does not answer a `wait_for`.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use ephemeral_kv::{Eviction, KvHandle, WatchEvent};
+    /// use futures::StreamExt;
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), ephemeral_kv::KvError> {
+    /// let kv = KvHandle::builder().max_entries(1).eviction(Eviction::VolatileTtl).spawn();
+    /// kv.set("old", 1).ttl(Duration::from_secs(60)).await?;
+    /// let mut events = kv.watch("").await?;
+    /// kv.set("new", 2).await?;
+    /// let first = events.next().await.transpose()?;
+    /// assert_eq!(first, Some(WatchEvent::Evicted { key: "old".into() }));
+    /// assert_eq!(events.next().await.transpose()?.map(|e| e.key().to_owned()), Some("new".into()));
+    /// # Ok(())
+    /// # }
+    /// ```
+    Evicted {
+        /// The key, relative to the watching handle's prefix.
+        key: String,
+    },
 }
 
 impl WatchEvent {
@@ -87,7 +113,8 @@ impl WatchEvent {
         match self {
             WatchEvent::Set { key, .. }
             | WatchEvent::Deleted { key }
-            | WatchEvent::Expired { key } => key,
+            | WatchEvent::Expired { key }
+            | WatchEvent::Evicted { key } => key,
         }
     }
 
@@ -102,7 +129,9 @@ impl WatchEvent {
     pub fn value(&self) -> Option<&Arc<Value>> {
         match self {
             WatchEvent::Set { value, .. } => Some(value),
-            WatchEvent::Deleted { .. } | WatchEvent::Expired { .. } => None,
+            WatchEvent::Deleted { .. }
+            | WatchEvent::Expired { .. }
+            | WatchEvent::Evicted { .. } => None,
         }
     }
 
@@ -110,7 +139,8 @@ impl WatchEvent {
     /// removal.
     ///
     /// # Errors
-    /// [`KvError::Deserialize`] if the value does not fit `T`.
+    /// [`KvError::Deserialize`] if the value does not fit `T`, naming the key as this event has it
+    /// (relative to the watching handle's prefix, like [`WatchEvent::key`]).
     ///
     /// ```
     /// use futures::StreamExt;
@@ -134,7 +164,9 @@ impl WatchEvent {
                         source,
                     })
             }
-            WatchEvent::Deleted { .. } | WatchEvent::Expired { .. } => Ok(None),
+            WatchEvent::Deleted { .. }
+            | WatchEvent::Expired { .. }
+            | WatchEvent::Evicted { .. } => Ok(None),
         }
     }
 
@@ -145,6 +177,7 @@ impl WatchEvent {
             ChangeKind::Set(value) => WatchEvent::Set { key, value },
             ChangeKind::Deleted => WatchEvent::Deleted { key },
             ChangeKind::Expired => WatchEvent::Expired { key },
+            ChangeKind::Evicted => WatchEvent::Evicted { key },
         }
     }
 }

@@ -44,7 +44,7 @@ impl Owner {
     pub(crate) fn new(config: Config) -> Owner {
         Owner {
             config,
-            store: Store::new(config.store),
+            store: Store::new(config.store, config.bound),
             feeds: Feeds::default(),
             shutdown: None,
         }
@@ -55,6 +55,11 @@ impl Owner {
         tracing::info!(
             active_expiry = self.config.active_expiry,
             mailbox_capacity = self.config.mailbox_capacity,
+            max_entries = self.config.bound.map(|bound| bound.max_entries),
+            evict_volatile_ttl = self
+                .config
+                .bound
+                .is_some_and(|bound| bound.evict_volatile_ttl),
             "ephemeral-kv owner task started"
         );
         let mut batch = Vec::with_capacity(BATCH);
@@ -147,10 +152,7 @@ impl Owner {
                 value,
                 ttl,
                 reply,
-            } => {
-                store.set(key, value, ttl, now);
-                done(reply, Ok(()))
-            }
+            } => done(reply, store.set(key, value, ttl, now)),
             Command::Delete { key, reply } => {
                 // Settle an expired key first, so that watchers see it expire rather than see a
                 // deletion of a value no call could read. Only worth a lookup while someone
@@ -186,10 +188,7 @@ impl Owner {
                 entries,
                 ttl,
                 reply,
-            } => {
-                store.mset(entries, ttl, now);
-                done(reply, Ok(()))
-            }
+            } => done(reply, store.mset(entries, ttl, now)),
             Command::Mget { keys, reply } => done(reply, Ok(store.mget(&keys, now))),
             Command::Expire { key, ttl, reply } => decided(reply, store.expire(&key, ttl, now)),
             Command::PurgeExpired { limit, reply } => {
@@ -214,14 +213,14 @@ impl Owner {
                 value,
                 ttl,
                 reply,
-            } => decided(reply, store.set_if_absent(key, value, ttl, now)),
+            } => decided_or_failed(reply, store.set_if_absent(key, value, ttl, now)),
             Command::CompareAndSet {
                 key,
                 expected,
                 new,
                 ttl,
                 reply,
-            } => decided(reply, store.compare_and_set(key, expected, new, ttl, now)),
+            } => decided_or_failed(reply, store.compare_and_set(key, expected, new, ttl, now)),
             Command::Update { key, f, reply } => done(reply, store.update(key, f, now)),
             Command::Transaction { prefix, f, reply } => {
                 done(reply, store.transaction(&prefix, f, now))
@@ -290,6 +289,14 @@ fn found<T>(reply: Reply<Option<T>>, value: Option<T>) -> &'static str {
     let outcome = if value.is_some() { "hit" } else { "miss" };
     let _ = reply.send(Ok(value));
     outcome
+}
+
+/// Answers with whether a conditional call applied, or why it failed (a full bounded store).
+fn decided_or_failed(reply: Reply<bool>, result: Result<bool, KvError>) -> &'static str {
+    match result {
+        Ok(applied) => decided(reply, applied),
+        Err(error) => done(reply, Err(error)),
+    }
 }
 
 /// Answers with whether a conditional call applied: `applied` or `refused`.

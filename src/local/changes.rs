@@ -1,7 +1,7 @@
 //! The change log: what the store changed during one command, kept for change feeds and waiters.
 //!
 //! The store is synchronous and knows nothing of channels, so it cannot tell subscribers anything
-//! itself. Instead it writes each change (a key set, deleted or expired) here, and the owner task's
+//! itself. Instead it writes each change (a key set, deleted, expired or evicted) here, and the owner task's
 //! [`Feeds`](super::feeds::Feeds) drains the log after every command and fans the changes
 //! out. While nobody listens the log is off and recording costs one branch per change, so a store
 //! without watchers pays nothing for this.
@@ -51,6 +51,11 @@ impl ChangeLog {
     /// Records that `key` expired and was removed.
     pub(crate) fn expired(&mut self, key: &str) {
         self.record(key, || ChangeKind::Expired);
+    }
+
+    /// Records that `key` was evicted, live, to make room for a new key.
+    pub(crate) fn evicted(&mut self, key: &str) {
+        self.record(key, || ChangeKind::Evicted);
     }
 
     /// Takes the recorded changes: one per key, the key's state after the command, in the order

@@ -48,6 +48,27 @@ impl ExpiryIndex {
         keys
     }
 
+    /// The first `count` entries in deadline order whose key `skip` does not name, earliest
+    /// first: the keys a bounded store evicts to make room (Redis `volatile-ttl`). Costs what it
+    /// returns and skips, not the size of the index.
+    pub(crate) fn earliest(
+        &self,
+        count: usize,
+        skip: impl Fn(&str) -> bool,
+    ) -> Vec<(Instant, String)> {
+        self.by_deadline
+            .iter()
+            .filter(|(_, key)| !skip(key))
+            .take(count)
+            .cloned()
+            .collect()
+    }
+
+    /// Forgets an entry that [`earliest`](ExpiryIndex::earliest) returned (no key copied).
+    pub(crate) fn remove_entry(&mut self, entry: &(Instant, String)) {
+        self.by_deadline.remove(entry);
+    }
+
     /// The earliest deadline, if any key has one.
     pub(crate) fn next_deadline(&self) -> Option<Instant> {
         self.by_deadline.first().map(|(deadline, _)| *deadline)
@@ -78,6 +99,19 @@ mod tests {
         assert_eq!(index.pop_expired(now, 2), vec!["a", "b"]);
         assert_eq!(index.pop_expired(now, 10), vec!["c"]);
         assert_eq!(index.pop_expired(now, 10), Vec::<String>::new());
+        assert_eq!(index.len(), 1);
+        index.insert(t0 + Duration::from_secs(5), "y".into());
+        index.insert(t0 + Duration::from_secs(7), "x".into());
+        let first = index.earliest(2, |key| key == "y");
+        assert_eq!(
+            first,
+            vec![
+                (t0 + Duration::from_secs(7), "x".to_owned()),
+                (t0 + Duration::from_secs(9), "z".to_owned())
+            ]
+        );
+        index.remove_entry(&first[0]);
+        index.remove(t0 + Duration::from_secs(5), "y");
         assert_eq!(index.len(), 1);
         index.remove(t0 + Duration::from_secs(9), "z");
         assert_eq!(index.len(), 0);

@@ -76,6 +76,7 @@ impl Feeds {
         let mut delivered = false;
         for change in store.changes.take() {
             delivered = true;
+            // Only a value answers a waiter: a removal (deleted, expired or evicted) does not.
             if let ChangeKind::Set(value) = &change.kind {
                 if let Some(waiters) = self.waiters.remove(&change.key) {
                     self.waiting -= waiters.len();

@@ -31,6 +31,22 @@ pub(crate) struct Config {
     pub(crate) mailbox_capacity: usize,
     /// The store's id, which its closures run under.
     pub(crate) store: StoreId,
+    /// The most entries the map may hold, and what to do when a new key finds it full; `None`:
+    /// unbounded.
+    pub(crate) bound: Option<Bound>,
+}
+
+/// A bound on the number of entries, from [`KvBuilder::max_entries`](crate::KvBuilder::max_entries)
+/// and [`KvBuilder::eviction`](crate::KvBuilder::eviction). Plain data of this executor's own, so
+/// that nothing here imports the caller side (the builder turns its `Eviction` into this).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Bound {
+    /// The most entries held at the end of any command, expired-but-not-yet-removed ones
+    /// included (they hold memory too).
+    pub(crate) max_entries: usize,
+    /// When a new key finds the store full of live entries: evict the live keys closest to
+    /// expiry (`true`, Redis `volatile-ttl`), or refuse the call (`false`).
+    pub(crate) evict_volatile_ttl: bool,
 }
 
 /// Starts an owner task on the current tokio runtime; returns the sender of its mailbox.

@@ -33,7 +33,7 @@ use serde_json::Value;
 use tokio::sync::mpsc;
 use tokio::time::MissedTickBehavior;
 
-use crate::closure::{self, StoreId};
+use crate::closure::StoreId;
 use crate::command::{Message, Reply};
 use crate::error::KvError;
 use crate::stats::Stats;
@@ -245,7 +245,6 @@ impl Owner {
             Alone::Update { key, mut f, reply } => {
                 let result =
                     optimistic::update(&mut self.connection, self.store, key, &mut f).await;
-                closure::drop_quietly(f);
                 let _ = reply.send(result);
             }
             Alone::ListPush {
@@ -271,7 +270,6 @@ impl Owner {
                 let result =
                     optimistic::transaction(&mut self.connection, self.store, &prefix, &mut f)
                         .await;
-                closure::drop_quietly(f);
                 let _ = reply.send(result);
             }
             Alone::ListPopAll { key, reply } => {

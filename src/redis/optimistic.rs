@@ -117,7 +117,7 @@ pub(crate) async fn update(
 ) -> Result<Option<Arc<Value>>, KvError> {
     let panicked_key = key.clone();
     rewrite(connection, "update", key, |current| {
-        let new = closure::run(store, || f(current.as_deref())).map_err(|message| {
+        let new = closure::run(store, || f.call(current.as_deref())).map_err(|message| {
             let error = KvError::UpdatePanicked {
                 key: panicked_key.clone(),
                 message,
@@ -300,7 +300,7 @@ pub(crate) async fn transaction(
                     unfetched: RefCell::default(),
                 };
                 let mut txn = Txn::new(&reads, prefix, Instant::now());
-                let outcome = closure::run(store, || f(&mut txn));
+                let outcome = closure::run(store, || f.call(&mut txn));
                 let ops = txn.into_ops();
                 (outcome, ops, reads.unfetched.into_inner())
             };

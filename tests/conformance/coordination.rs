@@ -1,14 +1,18 @@
 //! Rules 15–25 of `docs/rules.md` (the coordination calls), on both backends: `incr`,
 //! `set_if_absent`, `compare_and_set`, `update`, `transaction`, `get_del`, `exists`/`ttl`/`persist`,
 //! `scan_prefix`, `watch` (or `Unsupported`), `wait_for` and `stats`, including the races each
-//! rule promises to survive. What only the in-process owner task shows (closures run once, panics
+//! rule promises to survive; the typed calls among them (`Txn::get_as` and `Txn::set` of any
+//! `Serialize` value in rule 19, `wait_for_as` in rule 24); and one change per key per command as
+//! waiters see it (rule 30). What only the in-process owner task shows (closures run once, panics
 //! caught on it, `stats` counters, `watch` events) is in `tests/local/`.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use ephemeral_kv::{KvError, Ttl};
 use futures::StreamExt;
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use tokio::time::timeout;
 
@@ -22,18 +26,24 @@ conformance!(
     rule_16_of_many_racing_workers_exactly_one_wins,
     rule_17_compare_and_set_swaps_only_on_the_expected_value,
     rule_17_compare_and_set_keeps_or_renews_the_ttl,
+    rule_17_compare_and_set_with_a_ttl_too_large_to_represent_leaves_the_key_without_one,
     rule_18_update_replaces_creates_and_deletes_keeping_the_ttl,
     rule_18_19_a_panicking_closure_changes_nothing_and_the_store_keeps_serving,
     rule_19_transaction_applies_all_writes_together,
     rule_19_transaction_abort_and_panic_write_nothing,
     rule_19_a_txn_shows_its_prefix_and_staged_writes_not_the_store,
     rule_19_concurrent_transfers_keep_the_total,
+    rule_19_txn_get_as_reads_staged_writes_first_and_set_round_trips_a_struct,
+    rule_19_txn_set_of_an_unserializable_value_fails_with_serialize_and_applies_nothing,
     rule_20_get_del_takes_a_value_exactly_once,
     rule_21_exists_ttl_and_persist,
     rule_22_scan_prefix_is_sorted_limited_relative_and_literal,
     rule_23_watch_works_or_says_unsupported,
     rule_24_wait_for_resolves_at_once_or_on_the_write_and_composes_with_timeout,
     rule_24_wait_for_waits_out_an_expired_value_and_a_delete_and_ends_on_shutdown,
+    rule_24_30_wait_for_sees_one_write_per_key_per_command_and_no_txn_set_then_delete,
+    rule_24_wait_for_as_resolves_with_the_struct_once_another_task_sets_it,
+    rule_24_wait_for_as_of_a_value_that_does_not_fit_is_deserialize_and_the_value_stays,
     rule_25_stats_counts_entries_and_commands,
     rule_15_18_19_concurrent_callers_lose_nothing,
 );
@@ -254,6 +264,27 @@ async fn rule_17_compare_and_set_keeps_or_renews_the_ttl(b: &impl Backend) {
     b.assert_ttl(kv.ttl("fresh").await.unwrap(), 2, 0);
     assert!(kv.compare_and_set("plain", None, 1).await.unwrap());
     assert_eq!(kv.ttl("plain").await.unwrap(), Ttl::NoExpiry);
+}
+
+async fn rule_17_compare_and_set_with_a_ttl_too_large_to_represent_leaves_the_key_without_one(
+    b: &impl Backend,
+) {
+    let kv = b.kv().await;
+    kv.set("lock", "w1").ttl(b.units(50)).await.unwrap();
+    assert!(kv
+        .compare_and_set("lock", Some(json!("w1")), "w2")
+        .ttl(Duration::MAX)
+        .await
+        .unwrap());
+    assert_eq!(kv.ttl("lock").await.unwrap(), Ttl::NoExpiry);
+    assert_eq!(kv.get("lock").await.unwrap().as_deref(), Some(&json!("w2")));
+    // Creating a key with it, too.
+    assert!(kv
+        .compare_and_set("fresh", None, 1)
+        .ttl(Duration::MAX)
+        .await
+        .unwrap());
+    assert_eq!(kv.ttl("fresh").await.unwrap(), Ttl::NoExpiry);
 }
 
 async fn rule_18_update_replaces_creates_and_deletes_keeping_the_ttl(b: &impl Backend) {
@@ -500,6 +531,119 @@ async fn rule_19_concurrent_transfers_keep_the_total(b: &impl Backend) {
     assert_eq!((a + b, a), (2000, 1000));
 }
 
+/// A typed value, as callers store them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct Account {
+    owner: String,
+    balance: i64,
+}
+
+fn account(owner: &str, balance: i64) -> Account {
+    Account {
+        owner: owner.to_owned(),
+        balance,
+    }
+}
+
+async fn rule_19_txn_get_as_reads_staged_writes_first_and_set_round_trips_a_struct(
+    b: &impl Backend,
+) {
+    let kv = b.kv().await.with_prefix("app:");
+    kv.set("acct:a", account("a", 100)).await.unwrap();
+    kv.set("text", "not an account").await.unwrap();
+    let seen = kv
+        .transaction(|txn| {
+            let stored = txn.get_as::<Account>("acct:a").unwrap();
+            txn.set("acct:a", account("a", 70));
+            let b_account = account("b", 30);
+            txn.set("acct:b", &b_account); // by reference, too
+            let staged = (
+                txn.get_as::<Account>("acct:a").unwrap(),
+                txn.get_as::<Account>("acct:b").unwrap(),
+            );
+            assert_eq!(staged.1.as_ref(), Some(&b_account));
+            txn.delete("acct:b");
+            let deleted = txn.get_as::<Account>("acct:b").unwrap();
+            txn.set("acct:b", account("b", 30));
+            let missing = txn.get_as::<Account>("acct:none").unwrap();
+            // A value that does not fit is the closure's to handle; the transaction goes on.
+            let misfit = match txn.get_as::<Account>("text") {
+                Err(KvError::Deserialize { key, .. }) => key,
+                other => panic!("expected Deserialize, got {other:?}"),
+            };
+            (stored, staged, deleted, missing, misfit)
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        seen,
+        (
+            Some(account("a", 100)),
+            (Some(account("a", 70)), Some(account("b", 30))),
+            None,
+            None,
+            b.full("app:text")
+        )
+    );
+    assert_eq!(
+        kv.get_as::<Account>("acct:a").await.unwrap(),
+        Some(account("a", 70))
+    );
+    assert_eq!(
+        kv.get_as::<Account>("acct:b").await.unwrap(),
+        Some(account("b", 30))
+    );
+    assert_eq!(
+        kv.get("acct:b").await.unwrap().as_deref(),
+        Some(&json!({"owner": "b", "balance": 30}))
+    );
+}
+
+async fn rule_19_txn_set_of_an_unserializable_value_fails_with_serialize_and_applies_nothing(
+    b: &impl Backend,
+) {
+    let kv = b.kv().await.with_prefix("app:");
+    kv.mset([("a", 1), ("gone", 2)]).await.unwrap();
+    let unserializable: HashMap<(u8, u8), u8> = HashMap::from([((1, 2), 3)]);
+    let result = kv
+        .transaction(move |txn| {
+            txn.set("a", 100);
+            txn.delete("gone");
+            txn.set("bad", &unserializable);
+            txn.set("after", 3);
+            txn.expire("a", Duration::from_secs(60)).unwrap();
+            "returned"
+        })
+        .await;
+    match result {
+        Err(KvError::Serialize { key, source }) => {
+            assert_eq!(key, b.full("app:bad"));
+            assert!(!source.to_string().is_empty());
+        }
+        other => panic!("expected Serialize, got {other:?}"),
+    }
+    assert_eq!(
+        kv.mget(["a", "gone", "bad", "after"]).await.unwrap(),
+        vec![
+            Some(Arc::new(json!(1))),
+            Some(Arc::new(json!(2))),
+            None,
+            None
+        ]
+    );
+    assert_eq!(kv.ttl("a").await.unwrap(), Ttl::NoExpiry);
+    // The next transaction is not affected.
+    assert_eq!(
+        kv.transaction(|txn| {
+            txn.set("after", 4);
+            txn.get("after").cloned()
+        })
+        .await
+        .unwrap(),
+        Some(json!(4))
+    );
+}
+
 async fn rule_20_get_del_takes_a_value_exactly_once(b: &impl Backend) {
     let kv = b.kv().await;
     kv.set("job", "done").await.unwrap();
@@ -668,6 +812,103 @@ async fn rule_24_wait_for_waits_out_an_expired_value_and_a_delete_and_ends_on_sh
     kv.shutdown().await;
     let ended = timeout(b.units(10), waiting).await.unwrap().unwrap();
     assert!(matches!(ended, Err(KvError::Closed)), "{ended:?}");
+}
+
+/// One command changes a key once: an `mset` naming a key twice wakes its waiters with the last
+/// value, and a transaction that sets then deletes a key does not wake them at all.
+async fn rule_24_30_wait_for_sees_one_write_per_key_per_command_and_no_txn_set_then_delete(
+    b: &impl Backend,
+) {
+    let kv = b.kv().await;
+    let waiter = kv.clone();
+    let mut waiting = tokio::spawn(async move { waiter.wait_for("k").await });
+    b.pass(1).await;
+    kv.transaction(|txn| {
+        txn.set("k", "passing");
+        txn.delete("k");
+    })
+    .await
+    .unwrap();
+    assert!(timeout(b.units(3), &mut waiting).await.is_err()); // not woken
+    assert!(!kv.exists("k").await.unwrap());
+    kv.mset([
+        ("k", json!("first")),
+        ("other", json!(0)),
+        ("k", json!("last")),
+    ])
+    .await
+    .unwrap();
+    let value = timeout(b.units(10), waiting)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(*value, json!("last"));
+}
+
+/// A typed hand-off between tasks.
+#[derive(Debug, PartialEq, Serialize, Deserialize)]
+struct Report {
+    job: u32,
+    rows: Vec<String>,
+}
+
+async fn rule_24_wait_for_as_resolves_with_the_struct_once_another_task_sets_it(b: &impl Backend) {
+    let kv = b.kv().await.with_prefix("jobs:");
+    let waiter = kv.clone();
+    let waiting = tokio::spawn(async move { waiter.wait_for_as::<Report>("7:result").await });
+    b.pass(1).await;
+    assert!(!waiting.is_finished());
+    let worker = kv.clone();
+    tokio::spawn(async move {
+        let report = Report {
+            job: 7,
+            rows: vec!["a".into(), "b".into()],
+        };
+        worker.set("7:result", &report).await.unwrap();
+    });
+    let report = timeout(b.units(10), waiting)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        report,
+        Report {
+            job: 7,
+            rows: vec!["a".into(), "b".into()]
+        }
+    );
+    // A key that already holds a value answers at once.
+    assert_eq!(kv.wait_for_as::<Report>("7:result").await.unwrap(), report);
+}
+
+async fn rule_24_wait_for_as_of_a_value_that_does_not_fit_is_deserialize_and_the_value_stays(
+    b: &impl Backend,
+) {
+    let kv = b.kv().await.with_prefix("jobs:");
+    let waiter = kv.clone();
+    let waiting = tokio::spawn(async move { waiter.wait_for_as::<Report>("7:result").await });
+    b.pass(1).await;
+    kv.set("7:result", json!({"job": "seven"})).await.unwrap();
+    let result = timeout(b.units(10), waiting).await.unwrap().unwrap();
+    match result {
+        Err(KvError::Deserialize { key, source }) => {
+            assert_eq!(key, b.full("jobs:7:result"));
+            assert!(!source.to_string().is_empty());
+        }
+        other => panic!("expected Deserialize, got {other:?}"),
+    }
+    assert_eq!(
+        kv.get("7:result").await.unwrap().as_deref(),
+        Some(&json!({"job": "seven"}))
+    );
+    // At once, too.
+    assert!(matches!(
+        kv.wait_for_as::<Report>("7:result").await,
+        Err(KvError::Deserialize { key, .. }) if key == b.full("jobs:7:result")
+    ));
+    assert!(kv.exists("7:result").await.unwrap());
 }
 
 async fn rule_25_stats_counts_entries_and_commands(b: &impl Backend) {

@@ -1,8 +1,9 @@
 //! Rules 1–9 and 11–13 of `docs/rules.md` (the core store), on both backends: expiry is
 //! invisible, TTLs are replaced or refused, `list_append_unique`, `list_pop_all`, `mset`, `mget`,
 //! `expire`, `purge_expired` (with each backend's count), shutdown, dropped calls, and errors that
-//! name the full key. Rule 10 (active expiry) is the in-process owner task's, in
-//! `tests/local/core.rs`; rule 14 (logging) is in `tests/tracing.rs`.
+//! name the full key (serde's message reachable only through `source()`, so an error chain prints
+//! it once). Rule 10 (active expiry) is the in-process owner task's, in `tests/local/core.rs`; rule
+//! 14 (logging) is in `tests/tracing.rs`. Also: call values are futures that `join_all` takes.
 
 use std::collections::HashMap;
 use std::future::IntoFuture;
@@ -36,6 +37,9 @@ conformance!(
     rule_12_a_dropped_call_never_harms_the_store,
     rule_13_errors_name_the_full_key,
     rule_13_a_handle_shows_its_prefix_and_whether_its_store_runs,
+    rule_13_serde_messages_come_only_through_source_so_a_chain_prints_them_once,
+    rule_13_an_item_without_its_id_field_points_at_id_key,
+    call_values_are_futures_that_combinators_accept,
     values_of_every_json_type_come_back_exactly,
     prefixes_namespace_and_stack,
 );
@@ -700,6 +704,105 @@ async fn rule_13_a_handle_shows_its_prefix_and_whether_its_store_runs(b: &impl B
         format!("{kv:?}"),
         format!("KvHandle {{ prefix: {:?}, closed: true }}", b.prefix())
     );
+}
+
+/// Every message of an error and its sources, as `anyhow`'s `{:#}` prints a chain.
+fn chain(err: &KvError) -> String {
+    let mut text = err.to_string();
+    let mut source = std::error::Error::source(err);
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+async fn rule_13_serde_messages_come_only_through_source_so_a_chain_prints_them_once(
+    b: &impl Backend,
+) {
+    let kv = b.kv().await.with_prefix("app:");
+    kv.set("name", "Alice").await.unwrap();
+
+    let unserializable: HashMap<(u8, u8), u8> = HashMap::from([((1, 2), 3)]);
+    let err = kv.set("k", unserializable).await.unwrap_err();
+    assert!(matches!(&err, KvError::Serialize { .. }), "{err:?}");
+    let source = std::error::Error::source(&err)
+        .expect("Serialize keeps serde's error")
+        .to_string();
+    assert!(!source.is_empty());
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "value for key `{}` cannot be serialized to JSON",
+            b.full("app:k")
+        )
+    );
+    assert!(!err.to_string().contains(&source), "{err}");
+    assert_eq!(chain(&err).matches(&source).count(), 1, "{}", chain(&err));
+
+    let err = kv.get_as::<u64>("name").await.unwrap_err();
+    assert!(matches!(&err, KvError::Deserialize { .. }), "{err:?}");
+    let source = std::error::Error::source(&err)
+        .expect("Deserialize keeps serde's error")
+        .to_string();
+    assert!(source.contains("Alice"), "{source}"); // serde names what it found
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "value at key `{}` does not fit the requested type",
+            b.full("app:name")
+        )
+    );
+    assert!(!err.to_string().contains(&source), "{err}");
+    assert_eq!(chain(&err).matches(&source).count(), 1, "{}", chain(&err));
+    // Errors of our own have no source: their message says it all.
+    let err = kv.set("k", 1).ttl(Duration::ZERO).await.unwrap_err();
+    assert!(std::error::Error::source(&err).is_none());
+}
+
+async fn rule_13_an_item_without_its_id_field_points_at_id_key(b: &impl Backend) {
+    let kv = b.kv().await;
+    let err = kv
+        .list_append_unique("tasks", [json!({"id": 1})])
+        .id_key("task_id")
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, KvError::InvalidItem { key, index: 0, .. } if *key == b.full("tasks")),
+        "{err:?}"
+    );
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "item 0 for key `{}` is invalid: it has no `task_id` field (to use another field as \
+             the id, call `.id_key(\"field\")`)",
+            b.full("tasks")
+        )
+    );
+    assert!(!kv.exists("tasks").await.unwrap());
+}
+
+/// Call values are futures: `join_all` and friends take them as they are.
+async fn call_values_are_futures_that_combinators_accept(b: &impl Backend) {
+    let kv = b.kv().await;
+    let writes = (0..20).map(|i| kv.set(format!("k{i}"), i));
+    let written = futures::future::join_all(writes).await;
+    assert_eq!(written.len(), 20);
+    assert!(written.into_iter().all(|result| result.is_ok()));
+    let reads = (0..20).map(|i| kv.get(format!("k{i}")));
+    let values: Vec<_> = futures::future::join_all(reads)
+        .await
+        .into_iter()
+        .map(|value| value.unwrap().map(|value| (*value).clone()))
+        .collect();
+    let expected: Vec<_> = (0..20).map(|i| Some(json!(i))).collect();
+    assert_eq!(values, expected);
+    // Calls with options, too.
+    let counters = (0..5).map(|_| kv.incr("n", 2).ttl(b.units(50)));
+    let mut counts: Vec<i64> = futures::future::try_join_all(counters).await.unwrap();
+    counts.sort_unstable();
+    assert_eq!(counts, vec![2, 4, 6, 8, 10]);
 }
 
 /// Rule 13's promise about types, which no backend can change.

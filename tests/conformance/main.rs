@@ -8,6 +8,9 @@
 //!   in-process owner task: `tests/local/core.rs` and `tests/tracing.rs`);
 //! - [`coordination`]: rules 15–25;
 //! - [`lists`]: rules 26 (`list_push`) and 27 (`list_pop_front`);
+//! - [`hostile`]: rules 28 (values nested past `MAX_DEPTH`) and 29 (calls on a store from inside
+//!   its own closures), and rules 18 and 19 for closures that panic with (or capture) values whose
+//!   `Drop` panics;
 //! - `redis_only` (with `--features redis`): what only a Redis server can show (handles built
 //!   separately sharing one store, a server that dies and comes back, contention, foreign data).
 //!
@@ -24,12 +27,14 @@
 mod support;
 
 /// Generates, for each named test function, `local::<name>` and (with the `redis` feature)
-/// `redis::<name>`.
+/// `redis::<name>`. Attributes written before a name (such as `#[ignore = "bug: ..."]`) go on
+/// both.
 macro_rules! conformance {
-    ($($name:ident),* $(,)?) => {
+    ($($(#[$attr:meta])* $name:ident),* $(,)?) => {
         mod local {
             $(
                 #[tokio::test(start_paused = true)]
+                $(#[$attr])*
                 async fn $name() {
                     super::$name(&crate::backend::Local).await;
                 }
@@ -40,6 +45,7 @@ macro_rules! conformance {
         mod redis {
             $(
                 #[tokio::test]
+                $(#[$attr])*
                 async fn $name() {
                     let Some(backend) = crate::backend::Redis::start(stringify!($name)).await else {
                         return;
@@ -54,6 +60,7 @@ macro_rules! conformance {
 mod backend;
 mod coordination;
 mod core;
+mod hostile;
 mod lists;
 #[cfg(feature = "redis")]
 mod redis_only;

@@ -1,9 +1,12 @@
 //! What only the Redis backend has to prove, beyond the rules of `docs/rules.md` that the rest of
 //! this suite runs on it: separate handles (as separate processes would build them) share one
 //! store (rules 16 and 15/18/19 across clients), the server can die and come back, optimistic
-//! calls give up under sustained contention (rules 18 and 19 on Redis, see `docs/redis.md`), and
-//! foreign data never panics. Built with `--features redis`, against a `redis-server` of each
-//! test's own; says "skipped" when there is none.
+//! calls give up under sustained contention (rules 18 and 19 on Redis, see `docs/redis.md`), as
+//! does a transaction that reads a new key on every run, and foreign data never panics: text that
+//! is not JSON stays in place when `get_del` or `list_pop_all` cannot decode it (rules 5 and 20),
+//! `compare_and_set` compares foreign text as JSON (rule 17), and text is read up to `MAX_DEPTH`
+//! levels and refused, unparsed, past it. Built with `--features redis`, against a `redis-server`
+//! of each test's own; says "skipped" when there is none.
 //!
 //! Real time is used here (Redis runs on its own clock); waits are kept short.
 
@@ -289,6 +292,215 @@ async fn foreign_data_gives_errors_not_panics() {
     ));
     assert!(kv.exists("text").await.unwrap());
     // The store keeps serving.
+    kv.set("fine", 1).await.unwrap();
+    assert_eq!(kv.get("fine").await.unwrap().as_deref(), Some(&json!(1)));
+}
+
+/// Runs `redis-cli` against `server` with `args` (and `stdin`, for `-x`), and returns what it
+/// printed, without the trailing newline.
+fn redis_cli(server: &RedisServer, args: &[&str], stdin: Option<&[u8]>) -> String {
+    use std::io::Write;
+    let port = server.url().rsplit(':').next().unwrap().to_owned();
+    let mut child = std::process::Command::new("redis-cli")
+        .args(["-p", &port])
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut input = child.stdin.take().unwrap();
+    if let Some(bytes) = stdin {
+        input.write_all(bytes).unwrap();
+    }
+    drop(input);
+    let output = child.wait_with_output().unwrap();
+    assert!(output.status.success(), "redis-cli {args:?} failed");
+    String::from_utf8(output.stdout)
+        .unwrap()
+        .trim_end_matches('\n')
+        .to_owned()
+}
+
+/// A server and `redis-cli` to write foreign data with, or `None` (the test is skipped).
+async fn server_with_cli(test: &str) -> Option<RedisServer> {
+    let server = RedisServer::start(test).await?;
+    if !on_path("redis-cli") {
+        println!("skipped: redis-cli not on PATH");
+        return None;
+    }
+    Some(server)
+}
+
+/// `get_del` and `list_pop_all` decode the value before they remove it (rules 5 and 20): text
+/// that is not JSON is an error, and is still there afterwards, byte for byte.
+#[tokio::test]
+async fn get_del_and_list_pop_all_leave_text_that_is_not_json_in_place() {
+    let Some(server) =
+        server_with_cli("get_del_and_list_pop_all_leave_text_that_is_not_json_in_place").await
+    else {
+        return;
+    };
+    redis_cli(&server, &["SET", "text", "not json {"], None);
+    redis_cli(&server, &["SET", "list", "[1, 2,"], None);
+    let kv = connect(&server, "").await;
+    for _ in 0..2 {
+        match kv.get_del("text").await {
+            Err(KvError::Backend { message }) => {
+                assert!(
+                    message.contains("key `text` holds text that is not JSON"),
+                    "{message}"
+                )
+            }
+            other => panic!("expected a backend error, got {other:?}"),
+        }
+        assert!(matches!(
+            kv.list_pop_all("list").await,
+            Err(KvError::Backend { message }) if message.contains("key `list`")
+        ));
+        assert!(matches!(
+            kv.list_pop_all("text").await,
+            Err(KvError::Backend { .. })
+        ));
+    }
+    assert_eq!(redis_cli(&server, &["GET", "text"], None), "not json {");
+    assert_eq!(redis_cli(&server, &["GET", "list"], None), "[1, 2,");
+    assert!(kv.exists("text").await.unwrap());
+    assert!(kv.exists("list").await.unwrap());
+    // JSON written by another client is taken as usual.
+    redis_cli(&server, &["SET", "fine", "[1, 2]"], None);
+    assert_eq!(
+        kv.list_pop_all("fine").await.unwrap(),
+        vec![json!(1), json!(2)]
+    );
+    redis_cli(&server, &["SET", "fine", "{\"a\": 1}"], None);
+    assert_eq!(kv.get_del("fine").await.unwrap(), Some(json!({"a": 1})));
+    assert_eq!(redis_cli(&server, &["EXISTS", "fine"], None), "0");
+}
+
+/// Rule 17 on text written by another client: `compare_and_set` compares JSON values, not text,
+/// so other spacing and field order still match, and a value that differs still does not.
+#[tokio::test]
+async fn compare_and_set_compares_foreign_text_as_json() {
+    let Some(server) = server_with_cli("compare_and_set_compares_foreign_text_as_json").await
+    else {
+        return;
+    };
+    redis_cli(&server, &["SET", "k", "{\"b\": 1,  \"a\": 2}"], None);
+    let kv = connect(&server, "").await;
+    assert!(!kv
+        .compare_and_set("k", Some(json!({"a": 2, "b": 2})), "no")
+        .await
+        .unwrap());
+    assert_eq!(
+        redis_cli(&server, &["GET", "k"], None),
+        "{\"b\": 1,  \"a\": 2}"
+    );
+    assert!(kv
+        .compare_and_set("k", Some(json!({"a": 2, "b": 1})), "swapped")
+        .await
+        .unwrap());
+    assert_eq!(
+        kv.get("k").await.unwrap().as_deref(),
+        Some(&json!("swapped"))
+    );
+    // Text that is not JSON never matches: an error, and the text stays.
+    redis_cli(&server, &["SET", "text", "not json"], None);
+    assert!(matches!(
+        kv.compare_and_set("text", Some(json!("not json")), 1).await,
+        Err(KvError::Backend { .. })
+    ));
+    assert_eq!(redis_cli(&server, &["GET", "text"], None), "not json");
+}
+
+/// Rule 19 on Redis: a closure that reads a key it has not read before on every run (here, one
+/// named after a counter it keeps) would fetch forever; the transaction gives up with `Contended`,
+/// writes nothing, and the handle keeps serving.
+#[tokio::test]
+async fn a_transaction_that_reads_a_new_key_on_every_run_gives_up_with_contended() {
+    let Some(server) =
+        RedisServer::start("a_transaction_that_reads_a_new_key_on_every_run_gives_up").await
+    else {
+        return;
+    };
+    let kv = connect(&server, "app:").await;
+    let runs = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let counted = runs.clone();
+    let result = timeout(
+        NO_HANG,
+        kv.transaction(move |txn| {
+            let run = counted.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let seen = txn.get(format!("key:{run}")).cloned();
+            txn.set("written", 1);
+            seen
+        }),
+    )
+    .await
+    .expect("the transaction did not give up");
+    match result {
+        Err(KvError::Contended { op, key, attempts }) => {
+            assert_eq!((op, key.as_str(), attempts), ("transaction", "app:", 64));
+        }
+        other => panic!("expected Contended, got {other:?}"),
+    }
+    assert_eq!(runs.load(std::sync::atomic::Ordering::Relaxed), 64);
+    assert_eq!(kv.get("written").await.unwrap(), None);
+    // The handle keeps serving, transactions included.
+    kv.set("k", 1).await.unwrap();
+    assert_eq!(kv.get("k").await.unwrap().as_deref(), Some(&json!(1)));
+    let read = kv
+        .transaction(|txn| {
+            txn.set("written", 2);
+            txn.get("k").cloned()
+        })
+        .await
+        .unwrap();
+    assert_eq!(read, Some(json!(1)));
+    assert_eq!(kv.get("written").await.unwrap().as_deref(), Some(&json!(2)));
+}
+
+/// Text written by another client is read up to `MAX_DEPTH` levels (one more than serde_json's own
+/// limit) and refused past it, without parsing: text nested 100,000 levels deep is an error, not a
+/// crash.
+#[tokio::test]
+async fn foreign_text_reads_up_to_max_depth_and_deeper_text_is_refused_unparsed() {
+    let Some(server) =
+        server_with_cli("foreign_text_reads_up_to_max_depth_and_deeper_text_is_refused").await
+    else {
+        return;
+    };
+    let nested_text = |levels: usize| format!("{}1{}", "[".repeat(levels), "]".repeat(levels));
+    let deepest = nested_text(ephemeral_kv::MAX_DEPTH);
+    redis_cli(&server, &["-x", "SET", "deepest"], Some(deepest.as_bytes()));
+    redis_cli(
+        &server,
+        &["-x", "SET", "deeper"],
+        Some(nested_text(ephemeral_kv::MAX_DEPTH + 1).as_bytes()),
+    );
+    redis_cli(
+        &server,
+        &["-x", "SET", "abyss"],
+        Some(nested_text(100_000).as_bytes()),
+    );
+    let kv = connect(&server, "").await;
+    let mut expected = json!(1);
+    for _ in 0..ephemeral_kv::MAX_DEPTH {
+        expected = serde_json::Value::Array(vec![expected]);
+    }
+    assert_eq!(kv.get("deepest").await.unwrap().as_deref(), Some(&expected));
+    for key in ["deeper", "abyss"] {
+        match kv.get(key).await {
+            Err(KvError::Backend { message }) => assert_eq!(
+                message,
+                format!("key `{key}` holds JSON nested deeper than 128 levels")
+            ),
+            other => panic!("expected a backend error, got {other:?}"),
+        }
+        assert!(matches!(
+            kv.get_del(key).await,
+            Err(KvError::Backend { .. })
+        ));
+        assert!(kv.exists(key).await.unwrap());
+    }
     kv.set("fine", 1).await.unwrap();
     assert_eq!(kv.get("fine").await.unwrap().as_deref(), Some(&json!(1)));
 }

@@ -1,7 +1,8 @@
 //! The coordination rules of `docs/rules.md` where the in-process store promises more than both
 //! backends can show (what they share is in `tests/conformance/coordination.rs`): `update` and
 //! `transaction` closures run exactly once, on the owner task, which catches their panics and keeps
-//! serving (rules 18 and 19); and the `stats` counters (rule 25), which only this store keeps.
+//! serving, and may call another store (rules 18 and 19); and the `stats` counters (rule 25), which
+//! only this store keeps.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -103,6 +104,61 @@ mod closures {
         );
         assert_eq!(kv.stats().await.unwrap().entries, 2);
         assert!(kv.transaction(|txn| txn.delete("a")).await.unwrap());
+    }
+
+    /// Rule 29: only calls on the closure's own store are refused (`Reentrant`, in the conformance
+    /// suite): a closure may block on a call to another store, here one whose owner task runs on
+    /// a runtime of its own (on the same thread it could not run while the closure blocks).
+    #[test]
+    fn rule_29_a_closure_may_call_another_store() {
+        let (done, finished) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let elsewhere = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(1)
+                .enable_all()
+                .build()
+                .unwrap();
+            let other = {
+                let _on = elsewhere.enter();
+                KvHandle::spawn()
+            };
+            let here = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            let seen = here.block_on(async {
+                other.set("x", "from the other store").await.unwrap();
+                let kv = KvHandle::spawn();
+                let from_update = other.clone();
+                let updated = kv
+                    .update("k", move |_| {
+                        let read = futures::executor::block_on(from_update.get("x")).unwrap();
+                        futures::executor::block_on(from_update.set("y", 1)).unwrap();
+                        read.map(|value| (*value).clone())
+                    })
+                    .await
+                    .unwrap();
+                let from_txn = other.clone();
+                let in_txn = kv
+                    .transaction(move |txn| {
+                        let read = futures::executor::block_on(from_txn.get("y"));
+                        txn.set("copied", read.as_ref().ok().cloned().flatten().as_deref());
+                        read.map(|value| value.map(|value| (*value).clone()))
+                    })
+                    .await
+                    .unwrap();
+                let copied = kv.get("copied").await.unwrap();
+                (updated, in_txn.unwrap(), copied)
+            });
+            elsewhere.shutdown_background();
+            done.send(seen).unwrap();
+        });
+        let (updated, in_txn, copied) = finished
+            .recv_timeout(Duration::from_secs(20))
+            .expect("a call on another store from inside a closure stalled");
+        assert_eq!(updated.as_deref(), Some(&json!("from the other store")));
+        assert_eq!(in_txn, Some(json!(1)));
+        assert_eq!(copied.as_deref(), Some(&json!(1)));
     }
 }
 

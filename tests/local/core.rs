@@ -2,8 +2,9 @@
 //! can show (what they share is in `tests/conformance/core.rs`): expiry exact to the nanosecond, and
 //! expired entries held in memory, yet invisible, until touched (rule 1); a huge TTL holding no
 //! deadline (rule 3); `purge_expired`'s counts (rule 9); active expiry (rule 10); the owner task
-//! ending with its last handle (rule 11); a sent call applied whole (rule 12); and the builder's
-//! settings.
+//! ending with its last handle (rule 11); a sent call applied whole (rule 12); a stopped store
+//! telling `Closed` (after a shutdown) from `OwnerGone` (its runtime ended) (rule 31); and the
+//! builder's settings, a mailbox capacity of `usize::MAX` included.
 
 use std::future::IntoFuture;
 use std::sync::mpsc;
@@ -299,6 +300,22 @@ mod builder {
         assert_eq!(kv.get("k").await.unwrap().as_deref(), Some(&json!(1)));
     }
 
+    /// Larger capacities are lowered to 2^20: tokio's channel panics on sizes near `usize::MAX`.
+    #[tokio::test]
+    async fn a_mailbox_capacity_of_usize_max_spawns_a_store_that_serves() {
+        let kv = KvHandle::builder().mailbox_capacity(usize::MAX).spawn();
+        kv.set("k", 1).await.unwrap();
+        assert_eq!(kv.get("k").await.unwrap().as_deref(), Some(&json!(1)));
+        let stats = kv.stats().await.unwrap();
+        assert_eq!((stats.entries, stats.mailbox_depth), (1, 0));
+        // Many calls queued at once all get through.
+        let calls = (0..1_000).map(|i| kv.set(format!("n{i}"), i));
+        for result in futures::future::join_all(calls).await {
+            assert!(matches!(result, Ok(())));
+        }
+        assert_eq!(kv.stats().await.unwrap().entries, 1_001);
+    }
+
     #[tokio::test]
     async fn the_default_builder_is_the_new_one() {
         assert_eq!(KvHandle::spawn().prefix(), "");
@@ -308,5 +325,71 @@ mod builder {
         assert_eq!(kv.get("k").await.unwrap().as_deref(), Some(&json!("v")));
         kv.shutdown().await;
         assert!(matches!(kv.get("k").await, Err(KvError::Closed)));
+    }
+}
+
+/// Rule 31: why a store no longer answers. `Closed` after a shutdown; `OwnerGone` when the runtime
+/// that ran the owner task ended without one.
+mod rule_31_stopped_stores {
+    use super::*;
+
+    #[tokio::test]
+    async fn every_call_after_a_shutdown_is_closed_and_says_so() {
+        let kv = KvHandle::spawn();
+        let other = kv.with_prefix("p:");
+        kv.shutdown().await;
+        for err in [
+            kv.get("k").await.unwrap_err(),
+            other.set("k", 1).await.unwrap_err(),
+            other.update("k", |v| v.cloned()).await.unwrap_err(),
+            kv.transaction(|_| ()).await.unwrap_err(),
+            kv.wait_for("k").await.unwrap_err(),
+            kv.stats().await.unwrap_err(),
+        ] {
+            assert!(matches!(err, KvError::Closed), "{err:?}");
+            assert_eq!(
+                err.to_string(),
+                "the store was shut down (`KvHandle::shutdown`); start a new store to go on"
+            );
+        }
+    }
+
+    #[test]
+    fn a_store_whose_runtime_ended_answers_owner_gone() {
+        let first = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let kv = first.block_on(async {
+            let kv = KvHandle::spawn();
+            kv.set("k", 1).await.unwrap();
+            kv
+        });
+        drop(first); // the owner task ends with its runtime, without a shutdown
+        let second = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        second.block_on(async {
+            let clone = kv.with_prefix("p:");
+            for err in [
+                kv.get("k").await.unwrap_err(),
+                kv.set("k", 2).await.unwrap_err(),
+                clone.exists("k").await.unwrap_err(),
+                kv.transaction(|_| ()).await.unwrap_err(),
+            ] {
+                assert!(matches!(err, KvError::OwnerGone), "{err:?}");
+                assert_eq!(
+                    err.to_string(),
+                    "the store's owner task is gone without a shutdown: the tokio runtime that \
+                     ran it has ended; keep that runtime alive for as long as the store's handles \
+                     are used"
+                );
+            }
+            assert!(kv.is_closed());
+            // A shutdown now still returns, and from then on the store counts as shut down.
+            kv.shutdown().await;
+            assert!(matches!(kv.get("k").await, Err(KvError::Closed)));
+        });
     }
 }

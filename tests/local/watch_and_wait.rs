@@ -4,12 +4,20 @@
 //! told what it missed without slowing the store, unsubscribe on drop. What `wait_for` does on both
 //! backends is in the conformance suite; here, what the owner task adds: the write itself wakes
 //! every waiter (no polling), and an abandoned wait is forgotten.
+//!
+//! Also: rule 30, one change event per key per command, the key's state after it (an `mset`
+//! naming a key twice, a transaction that sets then deletes, a write over an expired key); typed
+//! events (`WatchEvent::value_as`); `watch` calls as futures for `join_all`; and the room of
+//! dropped streams and abandoned waits given back (rule 25's `watchers` count; the bytes are in
+//! `tests/churn.rs`).
 
 use std::time::Duration;
 
 use ephemeral_kv::{KvError, KvHandle, WatchEvent, WatchStream};
 use futures::{FutureExt, StreamExt};
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
+use tokio::time::timeout;
 
 const SEC: Duration = Duration::from_secs(1);
 
@@ -311,6 +319,224 @@ mod wait_for {
             assert!(futures::poll!(wait.as_mut()).is_pending());
             tokio::task::yield_now().await; // let the owner register it, then abandon it
         }
+        assert_eq!(kv.stats().await.unwrap().watchers, 0);
+    }
+}
+
+/// Rule 30: each command shows each key it changed once, as the command left it.
+mod rule_30_one_event_per_key_per_command {
+    use super::*;
+
+    #[tokio::test]
+    async fn an_mset_naming_a_key_twice_gives_one_set_event_with_the_last_value() {
+        let kv = KvHandle::spawn();
+        let mut events = kv.watch("").await.unwrap();
+        kv.mset([("k", 1), ("k", 2)]).await.unwrap();
+        assert_eq!(next_events(&mut events, 1).await, vec![set("k", json!(2))]);
+        assert!(nothing_ready(&mut events));
+        // In the order the keys first changed.
+        kv.mset([("k", 3), ("j", 0), ("k", 4)]).await.unwrap();
+        assert_eq!(
+            next_events(&mut events, 2).await,
+            vec![set("k", json!(4)), set("j", json!(0))]
+        );
+        assert!(nothing_ready(&mut events));
+    }
+
+    #[tokio::test]
+    async fn a_transaction_setting_then_deleting_a_missing_key_gives_one_deleted_event() {
+        let kv = KvHandle::spawn();
+        kv.set("existing", 1).await.unwrap();
+        let mut events = kv.watch("").await.unwrap();
+        kv.transaction(|txn| {
+            txn.set("missing", "passing");
+            txn.delete("missing");
+        })
+        .await
+        .unwrap();
+        // The key did not exist before and does not after; the command still reports where it
+        // left the key: deleted.
+        assert_eq!(next_events(&mut events, 1).await, vec![deleted("missing")]);
+        assert!(nothing_ready(&mut events));
+        assert!(!kv.exists("missing").await.unwrap());
+
+        kv.transaction(|txn| {
+            txn.set("existing", 2);
+            txn.delete("existing");
+            txn.set("twice", 1);
+            txn.set("twice", 2);
+            txn.delete("back");
+            txn.set("back", "again");
+        })
+        .await
+        .unwrap();
+        assert_eq!(
+            next_events(&mut events, 3).await,
+            vec![
+                deleted("existing"),
+                set("twice", json!(2)),
+                set("back", json!("again"))
+            ]
+        );
+        assert!(nothing_ready(&mut events));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_pending_wait_is_not_woken_by_a_transaction_that_sets_then_deletes_its_key() {
+        let kv = KvHandle::spawn();
+        let waiter = kv.clone();
+        let mut waiting = tokio::spawn(async move { waiter.wait_for("k").await });
+        tokio::task::yield_now().await;
+        assert_eq!(kv.stats().await.unwrap().watchers, 1);
+        kv.transaction(|txn| {
+            txn.set("k", "passing");
+            txn.delete("k");
+        })
+        .await
+        .unwrap();
+        assert!(timeout(10 * SEC, &mut waiting).await.is_err());
+        assert_eq!(kv.stats().await.unwrap().watchers, 1); // still waiting
+        kv.mset([("k", "first"), ("k", "last")]).await.unwrap();
+        let value = timeout(SEC, waiting).await.unwrap().unwrap().unwrap();
+        assert_eq!(*value, json!("last"));
+    }
+
+    /// With active expiry off, an expired entry is still held when a write lands on its key: the
+    /// write is the one event (the expiry it settles on the way is not reported separately).
+    #[tokio::test(start_paused = true)]
+    async fn a_write_over_an_expired_key_gives_one_set_event() {
+        let kv = KvHandle::builder().active_expiry(false).spawn();
+        let keys = ["set", "push", "incr", "absent", "cas", "update", "txn"];
+        for key in keys {
+            kv.set(key, json!([0])).ttl(SEC).await.unwrap();
+        }
+        tokio::time::advance(2 * SEC).await;
+        assert_eq!(kv.stats().await.unwrap().entries, keys.len()); // all still held
+        let mut events = kv.watch("").await.unwrap();
+        kv.set("set", 1).await.unwrap();
+        kv.list_push("push", [1]).await.unwrap();
+        kv.incr("incr", 1).await.unwrap();
+        assert!(kv.set_if_absent("absent", 1).await.unwrap());
+        assert!(kv.compare_and_set("cas", None, 1).await.unwrap());
+        kv.update("update", |cur| Some(json!(cur.is_none())))
+            .await
+            .unwrap();
+        kv.transaction(|txn| txn.set("txn", 1)).await.unwrap();
+        assert_eq!(
+            next_events(&mut events, keys.len()).await,
+            vec![
+                set("set", json!(1)),
+                set("push", json!([1])),
+                set("incr", json!(1)),
+                set("absent", json!(1)),
+                set("cas", json!(1)),
+                set("update", json!(true)),
+                set("txn", json!(1)),
+            ]
+        );
+        assert!(nothing_ready(&mut events));
+    }
+}
+
+/// Typed events, and `watch` calls as futures.
+mod typed_and_joined {
+    use super::*;
+
+    #[derive(Debug, PartialEq, Serialize, Deserialize)]
+    struct Progress {
+        job: String,
+        percent: u8,
+    }
+
+    #[tokio::test]
+    async fn value_as_reads_a_set_event_as_a_struct_and_a_removal_as_none() {
+        let kv = KvHandle::spawn();
+        let mut events = kv.watch("progress:").await.unwrap();
+        let progress = Progress {
+            job: "j7".into(),
+            percent: 40,
+        };
+        kv.set("progress:j7", &progress).await.unwrap();
+        kv.set("progress:j8", "not progress").await.unwrap();
+        kv.delete("progress:j7").await.unwrap();
+        let got = next_events(&mut events, 3).await;
+        assert_eq!(got[0].value_as::<Progress>().unwrap(), Some(progress));
+        assert_eq!(
+            got[0].value().map(|value| &**value),
+            Some(&json!({"job": "j7", "percent": 40}))
+        );
+        match got[1].value_as::<Progress>() {
+            Err(KvError::Deserialize { key, .. }) => assert_eq!(key, "progress:j8"),
+            other => panic!("expected Deserialize, got {other:?}"),
+        }
+        assert_eq!(got[2].value_as::<Progress>().unwrap(), None);
+        assert_eq!(got[2].value(), None);
+    }
+
+    /// Rule 13: errors of calls name the full key, prefix included; an event is not a call, and
+    /// `value_as` names the key as the event has it, relative to the watching handle.
+    #[tokio::test]
+    async fn rule_13_value_as_names_the_events_own_key_when_a_value_does_not_fit() {
+        let kv = KvHandle::builder().prefix("app:").spawn();
+        let mut events = kv.watch("progress:").await.unwrap();
+        kv.set("progress:j8", "not progress").await.unwrap();
+        let got = next_events(&mut events, 1).await;
+        assert_eq!(got[0].key(), "progress:j8");
+        match got[0].value_as::<Progress>() {
+            Err(KvError::Deserialize { key, .. }) => assert_eq!(key, "progress:j8"),
+            other => panic!("expected Deserialize, got {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn join_all_opens_many_watch_streams_at_once() {
+        let kv = KvHandle::spawn();
+        let opened = futures::future::join_all((0..3).map(|_| kv.watch(""))).await;
+        let mut streams: Vec<WatchStream> = opened.into_iter().map(Result::unwrap).collect();
+        assert_eq!(kv.stats().await.unwrap().watchers, 3);
+        kv.set("k", 1).await.unwrap();
+        for stream in &mut streams {
+            assert_eq!(next_events(stream, 1).await, vec![set("k", json!(1))]);
+        }
+    }
+}
+
+/// What dropped streams and abandoned waits held is given back (rules 23 to 25).
+mod room_given_back {
+    use super::*;
+
+    #[tokio::test]
+    async fn streams_dropped_on_a_store_nobody_writes_to_are_forgotten() {
+        let kv = KvHandle::spawn();
+        for _ in 0..2_000 {
+            let stream = kv.watch("").capacity(16).await.unwrap();
+            drop(stream);
+        }
+        let _open = kv.watch("").await.unwrap();
+        assert_eq!(kv.stats().await.unwrap().watchers, 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn ten_thousand_abandoned_waits_are_forgotten() {
+        let kv = KvHandle::spawn();
+        for i in 0..10_000 {
+            // Half on keys of their own, half on one key.
+            let key = if i % 2 == 0 {
+                format!("k{i}")
+            } else {
+                "shared".to_owned()
+            };
+            let gave_up = timeout(Duration::from_millis(1), kv.wait_for(key)).await;
+            assert!(gave_up.is_err());
+        }
+        assert_eq!(kv.stats().await.unwrap().watchers, 0);
+        // Waiting still works.
+        let waiter = kv.clone();
+        let waiting = tokio::spawn(async move { waiter.wait_for("shared").await });
+        tokio::task::yield_now().await;
+        assert_eq!(kv.stats().await.unwrap().watchers, 1);
+        kv.set("shared", 1).await.unwrap();
+        assert_eq!(*waiting.await.unwrap().unwrap(), json!(1));
         assert_eq!(kv.stats().await.unwrap().watchers, 0);
     }
 }

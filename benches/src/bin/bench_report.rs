@@ -55,6 +55,7 @@ fn main() {
     seed_workloads();
     rust_stores();
     memory();
+    held_versions();
     println!("(ran in {:.0} s)", started.elapsed().as_secs_f64());
 }
 
@@ -542,5 +543,63 @@ fn memory() {
         "| ephemeral-kv, a TTL on every entry | {bytes_ttl:.1} | {:.2}x |",
         bytes_ttl / plain
     );
+    println!();
+}
+
+// ---- 4. Appends while older versions of the list are held ---------------------------------------
+
+/// 500 `list_append_unique` calls onto a 2,000-item inbox, each answer dropped at once: with no
+/// one else holding the list, with a reader holding the version from before the first call, and
+/// with a `watch` stream that is never read (it holds every version it was sent).
+fn held_versions() {
+    println!("## Appends while older versions of a list are held");
+    println!();
+    println!(
+        "500 `list_append_unique` calls of one file reference onto a 2,000-item list, on a \
+         `current_thread` runtime; time, and the bytes left allocated when the 500 calls end."
+    );
+    println!();
+    println!("| who else holds the list | time | bytes left allocated |");
+    println!("|---|--:|--:|");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime");
+    for case in ["no one", "a reader, one version", "an unread watch stream"] {
+        let (time, bytes) = rt.block_on(async {
+            let kv = ephemeral_kv::KvHandle::spawn();
+            for i in 0..2_000 {
+                kv.list_append_unique("inbox", [seed::inbox_item(i)])
+                    .await
+                    .expect("store is running");
+            }
+            let reader = (case == "a reader, one version").then(|| kv.get("inbox"));
+            let reader = match reader {
+                Some(get) => get.await.expect("store is running"),
+                None => None,
+            };
+            let watcher = match case == "an unread watch stream" {
+                true => Some(kv.watch("").await.expect("store is running")),
+                false => None,
+            };
+            let started = Instant::now();
+            let ((), bytes) = ephemeral_kv_benches::alloc::measure(async {
+                for i in 2_000..2_500 {
+                    kv.list_append_unique("inbox", [seed::inbox_item(i)])
+                        .await
+                        .expect("store is running");
+                }
+            })
+            .await;
+            let time = started.elapsed();
+            drop((reader, watcher));
+            (time, bytes)
+        });
+        println!(
+            "| {case} | {} | {:.1} MiB |",
+            self::time(time),
+            bytes as f64 / (1024.0 * 1024.0)
+        );
+    }
     println!();
 }

@@ -32,6 +32,7 @@ impl Store {
         now: Instant,
     ) -> Result<i64, KvError> {
         let Some(entry) = self.live(&key, now) else {
+            self.room_for_key(&key, now)?;
             self.put(key, Arc::new(Value::from(by)), deadline_after(now, ttl));
             return Ok(by);
         };
@@ -49,24 +50,27 @@ impl Store {
         Ok(next)
     }
 
-    /// Stores `value` with `ttl` only if `key` is missing or expired. Returns whether it did.
+    /// Stores `value` with `ttl` only if `key` is missing or expired. Returns whether it did; a
+    /// full bounded store may refuse the new key.
     pub(crate) fn set_if_absent(
         &mut self,
         key: String,
         value: Value,
         ttl: Option<Duration>,
         now: Instant,
-    ) -> bool {
+    ) -> Result<bool, KvError> {
         if self.live(&key, now).is_some() {
-            return false;
+            return Ok(false);
         }
+        self.room_for_key(&key, now)?;
         self.put(key, Arc::new(value), deadline_after(now, ttl));
-        true
+        Ok(true)
     }
 
     /// Stores `new` at `key` only if the key's live value equals `expected` (`None`: only if the key
     /// is missing or expired). Returns whether it did. With `ttl` the key gets that TTL; without,
-    /// an existing key keeps its TTL and a created one never expires.
+    /// an existing key keeps its TTL and a created one never expires. A full bounded store may
+    /// refuse to create the key.
     pub(crate) fn compare_and_set(
         &mut self,
         key: String,
@@ -74,7 +78,7 @@ impl Store {
         new: Value,
         ttl: Option<Duration>,
         now: Instant,
-    ) -> bool {
+    ) -> Result<bool, KvError> {
         let current = self
             .live(&key, now)
             .map(|entry| (&*entry.value, entry.deadline));
@@ -82,15 +86,19 @@ impl Store {
             (Some((value, deadline)), Some(expected)) if value == expected => {
                 ttl.map_or(deadline, |ttl| deadline_after(now, Some(ttl)))
             }
-            (None, None) => deadline_after(now, ttl),
-            _ => return false,
+            (None, None) => {
+                self.room_for_key(&key, now)?;
+                deadline_after(now, ttl)
+            }
+            _ => return Ok(false),
         };
         self.put(key, Arc::new(new), deadline);
-        true
+        Ok(true)
     }
 
     /// Runs `f` on the live value at `key` and stores what it returns (`None` deletes the key);
-    /// returns the new value. An existing key keeps its TTL; a created one never expires.
+    /// returns the new value. An existing key keeps its TTL; a created one never expires, and may
+    /// be refused by a full bounded store (after `f` ran: only then is it known to create).
     ///
     /// `f` only ever sees a shared reference, so if it panics the store is exactly as before: the
     /// panic is caught and reported as [`KvError::UpdatePanicked`].
@@ -102,9 +110,8 @@ impl Store {
     ) -> Result<Option<Arc<Value>>, KvError> {
         let current = self.live(&key, now).map(|entry| Arc::clone(&entry.value));
         let existed = current.is_some();
-        let ran = closure::run(self.id, || f(current.as_deref()));
-        // The closure goes before anything else can fail: what it captured may panic on drop.
-        closure::drop_quietly(f);
+        let ran = closure::run(self.id, || f.call(current.as_deref()));
+        drop(f); // quietly: see `UpdateFn`
         let new = ran.map_err(|message| KvError::UpdatePanicked {
             key: key.clone(),
             message,
@@ -116,6 +123,9 @@ impl Store {
             .map(Arc::new);
         // Let go of our reference first, so a value held nowhere else can be handed out unshared.
         drop(current);
+        if new.is_some() && !existed {
+            self.room_for_key(&key, now)?;
+        }
         match &new {
             Some(value) if existed => self.replace_value(&key, Arc::clone(value)),
             Some(value) => self.put(key, Arc::clone(value), None),
@@ -128,7 +138,8 @@ impl Store {
     }
 
     /// Runs `f` on a [`Txn`] over this store, then applies every write it staged, in order, or none
-    /// if it panicked (reported as [`KvError::TransactionPanicked`]) or aborted.
+    /// if it panicked (reported as [`KvError::TransactionPanicked`]) or aborted, or if a full
+    /// bounded store has no room for the keys it leaves ([`KvError::Full`]).
     pub(crate) fn transaction(
         &mut self,
         prefix: &str,
@@ -136,13 +147,15 @@ impl Store {
         now: Instant,
     ) -> Result<(), KvError> {
         let mut txn = Txn::new(&*self, prefix, now);
-        let ran = closure::run(self.id, || f(&mut txn));
-        closure::drop_quietly(f);
+        let ran = closure::run(self.id, || f.call(&mut txn));
+        drop(f); // quietly: see `TxnFn`
         ran.map_err(|message| KvError::TransactionPanicked {
             prefix: prefix.to_owned(),
             message,
         })?;
-        for op in txn.into_ops()? {
+        let ops = txn.into_ops()?;
+        self.room_for_ops(&ops, now)?;
+        for op in ops {
             match op {
                 Op::Set { key, value } => self.put(key, value, None),
                 Op::Delete { key } => {
@@ -246,11 +259,11 @@ mod tests {
         let t0 = Instant::now();
         let mut store = Store::default();
         store.changes.set_listeners(1);
-        store.set("a".into(), json!(1), Some(SEC), t0);
+        store.set("a".into(), json!(1), Some(SEC), t0).unwrap();
         let _ = store.changes.take().len();
         let result = store.transaction(
             "",
-            Box::new(|txn| {
+            TxnFn::new(|txn| {
                 txn.set("a", 2);
                 txn.delete("a");
                 panic!("boom");
@@ -268,7 +281,7 @@ mod tests {
         let t0 = Instant::now();
         let mut store = Store::default();
         for key in ["p:d", "p:b", "q:a", "p:a", "p:c"] {
-            store.set(key.into(), json!(0), None, t0);
+            store.set(key.into(), json!(0), None, t0).unwrap();
         }
         assert_eq!(store.scan_prefix("p:", 2, t0), vec!["p:a", "p:b"]);
         assert_eq!(store.scan_prefix("p:", 10, t0).len(), 4);

@@ -15,7 +15,8 @@
 //! The coordination commands (counters, compare-and-set, closures, transactions, scans) live in
 //! the child module `coordination`, with the same access to the map. Every change a command makes
 //! is also written to a [`ChangeLog`] for watchers, and every lookup and expiry is counted for
-//! [`Stats`].
+//! [`Stats`]. In a store built with `max_entries`, every method that may add a key first asks the
+//! child module `bound` for room, before it changes anything.
 
 use std::collections::hash_map::Entry as MapEntry;
 use std::sync::Arc;
@@ -27,10 +28,12 @@ use tokio::time::Instant;
 
 use super::changes::ChangeLog;
 use super::expiry::ExpiryIndex;
+use super::Bound;
 use crate::closure::StoreId;
 use crate::error::{json_type_name, KvError};
 use crate::stats::Stats;
 
+mod bound;
 mod coordination;
 mod ids;
 
@@ -70,6 +73,7 @@ struct Counters {
     hits: u64,
     misses: u64,
     expirations: u64,
+    evictions: u64,
     commands: u64,
 }
 
@@ -87,12 +91,16 @@ pub(crate) struct Store {
     /// How many entries the map's table is sized for: what it was last shrunk to, or the most it
     /// has held since.
     sized_for: usize,
+    /// The most entries the map may hold after a command, and what to do when full; `None`:
+    /// unbounded.
+    bound: Option<Bound>,
 }
 
 impl Store {
-    pub(crate) fn new(id: StoreId) -> Store {
+    pub(crate) fn new(id: StoreId, bound: Option<Bound>) -> Store {
         Store {
             id,
+            bound,
             ..Store::default()
         }
     }
@@ -111,8 +119,17 @@ impl Store {
     }
 
     /// Stores `value` at `key`, replacing any earlier value and TTL. `ttl: None` never expires.
-    pub(crate) fn set(&mut self, key: String, value: Value, ttl: Option<Duration>, now: Instant) {
+    /// A new key in a full bounded store may be refused.
+    pub(crate) fn set(
+        &mut self,
+        key: String,
+        value: Value,
+        ttl: Option<Duration>,
+        now: Instant,
+    ) -> Result<(), KvError> {
+        self.room_for_key(&key, now)?;
         self.put(key, Arc::new(value), deadline_after(now, ttl));
+        Ok(())
     }
 
     /// Removes `key`; a missing key is a no-op.
@@ -139,6 +156,7 @@ impl Store {
     ) -> Result<Arc<Value>, KvError> {
         let deadline = deadline_after(now, ttl);
         let Some(entry) = self.live_list(&key, now)? else {
+            self.room_for_key(&key, now)?;
             let mut ids = IdIndex::build(id_key, &[]);
             let list = Arc::new(Value::Array(ids.admit(items)));
             self.put(key.clone(), Arc::clone(&list), deadline);
@@ -183,6 +201,7 @@ impl Store {
             keep_newest(&mut list, max_len);
             let len = list.len();
             if len > 0 {
+                self.room_for_key(&key, now)?;
                 self.put(key, Arc::new(Value::Array(list)), deadline);
             }
             return Ok(len);
@@ -243,16 +262,19 @@ impl Store {
     }
 
     /// Stores every pair, in order (so the last of duplicate keys wins), all with the same TTL.
+    /// In a full bounded store, the room for all the new keys is made first, or none is stored.
     pub(crate) fn mset(
         &mut self,
         entries: Vec<(String, Value)>,
         ttl: Option<Duration>,
         now: Instant,
-    ) {
+    ) -> Result<(), KvError> {
+        self.room_for_keys(entries.iter().map(|(key, _)| key.as_str()), now)?;
         let deadline = deadline_after(now, ttl);
         for (key, value) in entries {
             self.put(key, Arc::new(value), deadline);
         }
+        Ok(())
     }
 
     /// The live value of each key, in the order given, duplicates included.
@@ -290,6 +312,7 @@ impl Store {
             hits: self.counters.hits,
             misses: self.counters.misses,
             expirations: self.counters.expirations,
+            evictions: self.counters.evictions,
             commands: self.counters.commands,
             watchers: self.changes.listeners(),
             ..Stats::default()
@@ -458,8 +481,8 @@ mod tests {
     fn overwriting_a_key_drops_its_old_deadline_from_the_index() {
         let t0 = Instant::now();
         let mut store = Store::default();
-        store.set("k".into(), json!(1), Some(SEC), t0);
-        store.set("k".into(), json!(2), None, t0);
+        store.set("k".into(), json!(1), Some(SEC), t0).unwrap();
+        store.set("k".into(), json!(2), None, t0).unwrap();
         assert_eq!(store.expiry.len(), 0);
         assert_eq!(store.purge_expired(10, t0 + 2 * SEC), 0);
         assert_eq!(store.get("k", t0 + 2 * SEC).as_deref(), Some(&json!(2)));
@@ -469,7 +492,7 @@ mod tests {
     fn lazy_expiry_removes_the_entry_and_its_index_slot() {
         let t0 = Instant::now();
         let mut store = Store::default();
-        store.set("k".into(), json!(1), Some(SEC), t0);
+        store.set("k".into(), json!(1), Some(SEC), t0).unwrap();
         assert_eq!(store.get("k", t0 + SEC), None);
         assert_eq!(store.map.len(), 0);
         assert_eq!(store.expiry.len(), 0);
@@ -479,7 +502,9 @@ mod tests {
     fn a_ttl_too_large_for_an_instant_never_expires() {
         let t0 = Instant::now();
         let mut store = Store::default();
-        store.set("k".into(), json!(1), Some(Duration::MAX), t0);
+        store
+            .set("k".into(), json!(1), Some(Duration::MAX), t0)
+            .unwrap();
         assert_eq!(store.next_deadline(), None);
         assert!(store.expire("k", Duration::MAX, t0));
         assert_eq!(store.get("k", t0 + 1000 * SEC).as_deref(), Some(&json!(1)));
