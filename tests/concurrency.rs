@@ -14,7 +14,7 @@ use ephemeral_kv::KvHandle;
 use proptest::prelude::*;
 use serde_json::{json, Value};
 use support::drive::{run, spawn};
-use support::ops::{op, pool_key, setup, Op, Reply, Setup, HANDLES, POOL};
+use support::ops::{op, pool_key, setup, Answer, Op, Setup, HANDLES, POOL};
 use support::reference::Model;
 use tokio::sync::Barrier;
 use tokio::task::JoinSet;
@@ -239,7 +239,7 @@ struct Event {
     #[allow(dead_code)] // read only in failure messages
     task: usize,
     op: Op,
-    reply: Reply,
+    reply: Answer,
     start: usize,
     end: usize,
 }
@@ -251,7 +251,7 @@ fn linearizable(
     model: &Model,
     events: &[Event],
     placed: &mut Vec<bool>,
-    finals: &[(Op, Reply)],
+    finals: &[(Op, Answer)],
 ) -> bool {
     if placed.iter().all(|&p| p) {
         let mut model = model.clone();
@@ -371,7 +371,7 @@ fn timeless(op: Op) -> Op {
 }
 
 /// Runs each task's calls concurrently, all tasks released at once, and records the history.
-async fn record(setup: Setup, tasks: Vec<Vec<Op>>) -> (Vec<Event>, Vec<(Op, Reply)>) {
+async fn record(setup: Setup, tasks: Vec<Vec<Op>>) -> (Vec<Event>, Vec<(Op, Answer)>) {
     let kvs = spawn(setup);
     let clock = Arc::new(AtomicUsize::new(0));
     let start = Arc::new(Barrier::new(tasks.len()));
@@ -466,19 +466,19 @@ fn the_history_checker_rejects_an_impossible_history() {
         Event {
             task: 0,
             op: get.clone(),
-            reply: Reply::Value(None),
+            reply: Answer::Value(None),
             start: 2,
             end: 3,
         },
         Event {
             task: 1,
             op: set,
-            reply: Reply::Done,
+            reply: Answer::Done,
             start: 0,
             end: 1,
         },
     ];
-    let finals = vec![(get, Reply::Value(Some(json!(1))))];
+    let finals = vec![(get, Answer::Value(Some(json!(1))))];
     let model = Model::new(setup, tokio::time::Instant::now());
     assert!(!linearizable(&model, &events, &mut vec![false; 2], &finals));
     // The same history with overlapping calls is fine: the get may have come first.

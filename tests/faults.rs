@@ -22,7 +22,7 @@ use ephemeral_kv::{KvBuilder, KvError, KvHandle};
 use proptest::prelude::*;
 use serde_json::{json, Value};
 use support::drive::{answer, check, keys_of, paused_runtime, run, spawn};
-use support::ops::{op, pool_key, script, setup, wild_key, Op, Reply, Setup, HANDLES, POOL};
+use support::ops::{op, pool_key, script, setup, wild_key, Answer, Op, Setup, HANDLES, POOL};
 use support::reference::Model;
 use tokio::task::JoinSet;
 
@@ -65,7 +65,7 @@ fn step() -> impl Strategy<Value = Step> {
 }
 
 /// Runs `op` and gives up on it as `how` says. `Some(reply)` if it completed before that.
-async fn give_up(op: &Op, kvs: &[KvHandle], how: Cancel) -> Option<Reply> {
+async fn give_up(op: &Op, kvs: &[KvHandle], how: Cancel) -> Option<Answer> {
     match how {
         Cancel::Drop { polls } => {
             let mut call = pin!(run(op, kvs));
@@ -99,7 +99,7 @@ struct Candidates(Vec<Model>);
 
 impl Candidates {
     /// Keeps the candidates that would have answered `got` to `op`; fails if none would.
-    fn observe(&mut self, op: &Op, got: &Reply) -> Result<(), String> {
+    fn observe(&mut self, op: &Op, got: &Answer) -> Result<(), String> {
         let mut allowed = Vec::new();
         self.0.retain_mut(|model| {
             let replies = model.apply(op);

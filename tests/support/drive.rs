@@ -7,7 +7,7 @@ use serde_json::{json, Value};
 use tokio::time::Instant;
 
 use super::ops::{
-    AsType, Failure, Item, Op, Reply, Script, Setup, TxnView, HANDLES, PLANNED_PANIC,
+    Answer, AsType, Failure, Item, Op, Script, Setup, TxnView, HANDLES, PLANNED_PANIC,
 };
 use super::reference::Model;
 
@@ -28,7 +28,7 @@ pub fn spawn(setup: Setup) -> Vec<KvHandle> {
 }
 
 /// Performs `op` on the store and returns its answer.
-pub async fn run(op: &Op, kvs: &[KvHandle]) -> Reply {
+pub async fn run(op: &Op, kvs: &[KvHandle]) -> Answer {
     match op {
         Op::Set { h, key, value, ttl } => {
             let call = kvs[*h].set(key, value);
@@ -36,9 +36,9 @@ pub async fn run(op: &Op, kvs: &[KvHandle]) -> Reply {
                 Some(ttl) => call.ttl(*ttl),
                 None => call,
             };
-            reply(call.await, |()| Reply::Done)
+            reply(call.await, |()| Answer::Done)
         }
-        Op::Get { h, key } => reply(kvs[*h].get(key).await, |v| Reply::Value(owned(v))),
+        Op::Get { h, key } => reply(kvs[*h].get(key).await, |v| Answer::Value(owned(v))),
         Op::GetAs { h, key, ty } => {
             let kv = &kvs[*h];
             match ty {
@@ -48,7 +48,7 @@ pub async fn run(op: &Op, kvs: &[KvHandle]) -> Reply {
                 AsType::Item => typed(kv.get_as::<Item>(key).await),
             }
         }
-        Op::Delete { h, key } => reply(kvs[*h].delete(key).await, |()| Reply::Done),
+        Op::Delete { h, key } => reply(kvs[*h].delete(key).await, |()| Answer::Done),
         Op::ListAppendUnique {
             h,
             key,
@@ -63,9 +63,9 @@ pub async fn run(op: &Op, kvs: &[KvHandle]) -> Reply {
             if let Some(ttl) = ttl {
                 call = call.ttl(*ttl);
             }
-            reply(call.await, |list| Reply::List(list.to_vec()))
+            reply(call.await, |list| Answer::List(list.to_vec()))
         }
-        Op::ListPopAll { h, key } => reply(kvs[*h].list_pop_all(key).await, Reply::List),
+        Op::ListPopAll { h, key } => reply(kvs[*h].list_pop_all(key).await, Answer::List),
         Op::ListPush {
             h,
             key,
@@ -80,31 +80,33 @@ pub async fn run(op: &Op, kvs: &[KvHandle]) -> Reply {
             if let Some(ttl) = ttl {
                 call = call.ttl(*ttl);
             }
-            reply(call.await, Reply::Len)
+            reply(call.await, Answer::Len)
         }
-        Op::ListPopFront { h, key, n } => reply(kvs[*h].list_pop_front(key, *n).await, Reply::List),
+        Op::ListPopFront { h, key, n } => {
+            reply(kvs[*h].list_pop_front(key, *n).await, Answer::List)
+        }
         Op::Mset { h, entries, ttl } => {
             let call = kvs[*h].mset(entries.iter().map(|(key, value)| (key, value)));
             let call = match ttl {
                 Some(ttl) => call.ttl(*ttl),
                 None => call,
             };
-            reply(call.await, |()| Reply::Done)
+            reply(call.await, |()| Answer::Done)
         }
         Op::Mget { h, keys } => reply(kvs[*h].mget(keys).await, |values| {
-            Reply::Values(values.into_iter().map(owned).collect())
+            Answer::Values(values.into_iter().map(owned).collect())
         }),
-        Op::Expire { h, key, ttl } => reply(kvs[*h].expire(key, *ttl).await, Reply::Flag),
+        Op::Expire { h, key, ttl } => reply(kvs[*h].expire(key, *ttl).await, Answer::Flag),
         Op::PurgeExpired { h, limit } => {
             let call = kvs[*h].purge_expired();
             let call = match limit {
                 Some(limit) => call.limit(*limit),
                 None => call,
             };
-            reply(call.await, Reply::Count)
+            reply(call.await, Answer::Count)
         }
         Op::Stats { h } => reply(kvs[*h].stats().await, |s| {
-            Reply::Stats(s.entries, s.expiring)
+            Answer::Stats(s.entries, s.expiring)
         }),
         Op::Incr { h, key, by, ttl } => {
             let call = kvs[*h].incr(key, *by);
@@ -112,7 +114,7 @@ pub async fn run(op: &Op, kvs: &[KvHandle]) -> Reply {
                 Some(ttl) => call.ttl(*ttl),
                 None => call,
             };
-            reply(call.await, Reply::Int)
+            reply(call.await, Answer::Int)
         }
         Op::SetIfAbsent { h, key, value, ttl } => {
             let call = kvs[*h].set_if_absent(key, value);
@@ -120,7 +122,7 @@ pub async fn run(op: &Op, kvs: &[KvHandle]) -> Reply {
                 Some(ttl) => call.ttl(*ttl),
                 None => call,
             };
-            reply(call.await, Reply::Flag)
+            reply(call.await, Answer::Flag)
         }
         Op::CompareAndSet {
             h,
@@ -134,26 +136,26 @@ pub async fn run(op: &Op, kvs: &[KvHandle]) -> Reply {
                 Some(ttl) => call.ttl(*ttl),
                 None => call,
             };
-            reply(call.await, Reply::Flag)
+            reply(call.await, Answer::Flag)
         }
-        Op::GetDel { h, key } => reply(kvs[*h].get_del(key).await, Reply::Value),
-        Op::Exists { h, key } => reply(kvs[*h].exists(key).await, Reply::Flag),
-        Op::TtlOf { h, key } => reply(kvs[*h].ttl(key).await, Reply::Ttl),
-        Op::Persist { h, key } => reply(kvs[*h].persist(key).await, Reply::Flag),
+        Op::GetDel { h, key } => reply(kvs[*h].get_del(key).await, Answer::Value),
+        Op::Exists { h, key } => reply(kvs[*h].exists(key).await, Answer::Flag),
+        Op::TtlOf { h, key } => reply(kvs[*h].ttl(key).await, Answer::Ttl),
+        Op::Persist { h, key } => reply(kvs[*h].persist(key).await, Answer::Flag),
         Op::ScanPrefix { h, prefix, limit } => {
             let call = kvs[*h].scan_prefix(prefix);
             let call = match limit {
                 Some(limit) => call.limit(*limit),
                 None => call,
             };
-            reply(call.await, Reply::Keys)
+            reply(call.await, Answer::Keys)
         }
         Op::Update { h, key, f } => {
             quiet_planned_panics();
             let f = *f;
             reply(
                 kvs[*h].update(key, move |current| f.call(current)).await,
-                |v| Reply::Value(owned(v)),
+                |v| Answer::Value(owned(v)),
             )
         }
         Op::Transaction { h, f } => {
@@ -161,12 +163,12 @@ pub async fn run(op: &Op, kvs: &[KvHandle]) -> Reply {
             let f = f.clone();
             match kvs[*h].transaction(move |txn| f.run(txn)).await {
                 Ok(answer) => answer,
-                Err(error) => Reply::Err(error.into()),
+                Err(error) => Answer::Err(error.into()),
             }
         }
         Op::Advance(by) => {
             tokio::time::advance(*by).await;
-            Reply::Done
+            Answer::Done
         }
     }
 }
@@ -208,7 +210,7 @@ fn quiet_planned_panics() {
 }
 
 /// [`run`], failing if the store never answers.
-pub async fn answer(op: &Op, kvs: &[KvHandle]) -> Result<Reply, String> {
+pub async fn answer(op: &Op, kvs: &[KvHandle]) -> Result<Answer, String> {
     tokio::time::timeout(CALL_TIMEOUT, run(op, kvs))
         .await
         .map_err(|_| format!("`{op:?}` never answered"))
@@ -219,16 +221,16 @@ fn owned(value: Option<std::sync::Arc<serde_json::Value>>) -> Option<serde_json:
     value.map(|value| (*value).clone())
 }
 
-fn reply<T>(result: Result<T, KvError>, ok: impl FnOnce(T) -> Reply) -> Reply {
+fn reply<T>(result: Result<T, KvError>, ok: impl FnOnce(T) -> Answer) -> Answer {
     match result {
         Ok(value) => ok(value),
-        Err(error) => Reply::Err(error.into()),
+        Err(error) => Answer::Err(error.into()),
     }
 }
 
-fn typed<T: serde::Serialize>(result: Result<Option<T>, KvError>) -> Reply {
+fn typed<T: serde::Serialize>(result: Result<Option<T>, KvError>) -> Answer {
     reply(result, |value| {
-        Reply::Value(value.map(|typed| json!(typed)))
+        Answer::Value(value.map(|typed| json!(typed)))
     })
 }
 

@@ -284,7 +284,7 @@ pub trait TxnView {
     fn abort(&mut self);
 }
 
-/// A closure for `transaction`, picked from a few fixed ones. Its answer is a [`Reply`] so that
+/// A closure for `transaction`, picked from a few fixed ones. Its answer is an [`Answer`] so that
 /// the test can compare it.
 #[derive(Clone, PartialEq)]
 pub enum TxnFn {
@@ -308,7 +308,7 @@ pub enum TxnFn {
 
 impl TxnFn {
     /// Runs the closure's body on `txn`. Panics for [`TxnFn::Panic`], as the closure does.
-    pub fn run(&self, txn: &mut impl TxnView) -> Reply {
+    pub fn run(&self, txn: &mut impl TxnView) -> Answer {
         match self {
             TxnFn::Move { from, to } => {
                 let value = txn.get(from);
@@ -316,7 +316,7 @@ impl TxnFn {
                     txn.delete(from);
                     txn.set(to, value);
                 }
-                Reply::Value(value)
+                Answer::Value(value)
             }
             TxnFn::Swap { a, b } => {
                 let (va, vb) = (txn.get(a), txn.get(b));
@@ -328,13 +328,13 @@ impl TxnFn {
                         }
                     }
                 }
-                Reply::Done
+                Answer::Done
             }
             TxnFn::Abort { a, b } => {
                 txn.set(a, json!("aborted"));
                 let deleted = txn.delete(b);
                 txn.abort();
-                Reply::Flag(deleted)
+                Answer::Flag(deleted)
             }
             TxnFn::Panic { a } => {
                 txn.set(a, json!("panicked"));
@@ -344,9 +344,9 @@ impl TxnFn {
                 if *write {
                     txn.set(key, json!("lease"));
                 }
-                Reply::Staged(txn.expire(key, *ttl))
+                Answer::Staged(txn.expire(key, *ttl))
             }
-            TxnFn::Read { a, b } => Reply::Values(vec![txn.get(a), txn.get(b)]),
+            TxnFn::Read { a, b } => Answer::Values(vec![txn.get(a), txn.get(b)]),
         }
     }
 
@@ -552,7 +552,7 @@ impl fmt::Debug for Op {
 
 /// What a call answered, in a form that can be compared.
 #[derive(Clone, Debug, PartialEq)]
-pub enum Reply {
+pub enum Answer {
     /// `Ok(())`, and what an advance answers.
     Done,
     /// `get`, and `get_as` with the typed value written back as JSON.

@@ -17,7 +17,7 @@ use tokio::time::Instant;
 
 use ephemeral_kv::Ttl;
 
-use super::ops::{Failure, Op, Reply, Setup, TxnFn, TxnView, UpdateFn, HANDLES, PLANNED_PANIC};
+use super::ops::{Answer, Failure, Op, Setup, TxnFn, TxnView, UpdateFn, HANDLES, PLANNED_PANIC};
 
 #[derive(Clone, Debug, PartialEq)]
 struct Slot {
@@ -61,7 +61,7 @@ impl Model {
 
     /// Applies `op` and returns every answer the store may give (one, except where active expiry's
     /// timing shows).
-    pub fn apply(&mut self, op: &Op) -> Vec<Reply> {
+    pub fn apply(&mut self, op: &Op) -> Vec<Answer> {
         if !self.active_expiry {
             return vec![self.step(op)];
         }
@@ -85,11 +85,11 @@ impl Model {
     }
 
     /// Applies `op` with expired entries kept until touched or purged.
-    fn step(&mut self, op: &Op) -> Reply {
-        self.try_step(op).unwrap_or_else(Reply::Err)
+    fn step(&mut self, op: &Op) -> Answer {
+        self.try_step(op).unwrap_or_else(Answer::Err)
     }
 
-    fn try_step(&mut self, op: &Op) -> Result<Reply, Failure> {
+    fn try_step(&mut self, op: &Op) -> Result<Answer, Failure> {
         Ok(match op {
             Op::Set { h, key, value, ttl } => {
                 let key = self.key(*h, key);
@@ -98,21 +98,21 @@ impl Model {
                     .ok_or(Failure::Serialize { key: key.clone() })?;
                 check_ttl(&key, *ttl)?;
                 self.put(key, value, *ttl);
-                Reply::Done
+                Answer::Done
             }
-            Op::Get { h, key } => Reply::Value(self.read(&self.key(*h, key))),
+            Op::Get { h, key } => Answer::Value(self.read(&self.key(*h, key))),
             Op::GetAs { h, key, ty } => {
                 let key = self.key(*h, key);
                 match self.read(&key) {
-                    None => Reply::Value(None),
+                    None => Answer::Value(None),
                     Some(value) => {
-                        Reply::Value(Some(ty.read(value).ok_or(Failure::Deserialize { key })?))
+                        Answer::Value(Some(ty.read(value).ok_or(Failure::Deserialize { key })?))
                     }
                 }
             }
             Op::Delete { h, key } => {
                 self.slots.remove(&self.key(*h, key));
-                Reply::Done
+                Answer::Done
             }
             Op::ListAppendUnique {
                 h,
@@ -150,16 +150,16 @@ impl Model {
                     }
                 }
                 self.put(key, Value::Array(list.clone()), *ttl);
-                Reply::List(list)
+                Answer::List(list)
             }
             Op::ListPopAll { h, key } => {
                 let key = self.key(*h, key);
                 match self.read(&key) {
                     Some(Value::Array(list)) => {
                         self.slots.remove(&key);
-                        Reply::List(list)
+                        Answer::List(list)
                     }
-                    _ => Reply::List(Vec::new()),
+                    _ => Answer::List(Vec::new()),
                 }
             }
             Op::ListPush {
@@ -198,12 +198,12 @@ impl Model {
                 if existed || len > 0 {
                     self.put(key, Value::Array(list), *ttl);
                 }
-                Reply::Len(len)
+                Answer::Len(len)
             }
             Op::ListPopFront { h, key, n } => {
                 let key = self.key(*h, key);
                 let mut list = match self.read(&key) {
-                    None => return Ok(Reply::List(Vec::new())),
+                    None => return Ok(Answer::List(Vec::new())),
                     Some(Value::Array(list)) => list,
                     Some(other) => {
                         let found = type_name(&other);
@@ -212,7 +212,7 @@ impl Model {
                 };
                 // Nothing to take: nothing changes (an empty list stays).
                 if *n == 0 || list.is_empty() {
-                    return Ok(Reply::List(Vec::new()));
+                    return Ok(Answer::List(Vec::new()));
                 }
                 let taken: Vec<Value> = list.drain(..list.len().min(*n)).collect();
                 if list.is_empty() {
@@ -220,7 +220,7 @@ impl Model {
                 } else {
                     self.replace_value(&key, Value::Array(list)); // keeps the TTL
                 }
-                Reply::List(taken)
+                Answer::List(taken)
             }
             Op::Mset { h, entries, ttl } => {
                 let mut pairs = Vec::new();
@@ -236,9 +236,9 @@ impl Model {
                 for (key, value) in pairs {
                     self.put(key, value, *ttl);
                 }
-                Reply::Done
+                Answer::Done
             }
-            Op::Mget { h, keys } => Reply::Values(
+            Op::Mget { h, keys } => Answer::Values(
                 keys.iter()
                     .map(|key| self.read(&self.key(*h, key)))
                     .collect(),
@@ -247,16 +247,16 @@ impl Model {
                 let key = self.key(*h, key);
                 check_ttl(&key, Some(*ttl))?;
                 if self.read(&key).is_none() {
-                    return Ok(Reply::Flag(false));
+                    return Ok(Answer::Flag(false));
                 }
                 let deadline = self.deadline(Some(*ttl));
                 if let Some(slot) = self.slots.get_mut(&key) {
                     slot.deadline = deadline;
                 }
-                Reply::Flag(true)
+                Answer::Flag(true)
             }
-            Op::PurgeExpired { limit, .. } => Reply::Count(self.purge(limit.unwrap_or(1000))),
-            Op::Stats { .. } => Reply::Stats(
+            Op::PurgeExpired { limit, .. } => Answer::Count(self.purge(limit.unwrap_or(1000))),
+            Op::Stats { .. } => Answer::Stats(
                 self.slots.len(),
                 self.slots.values().filter(|s| s.deadline.is_some()).count(),
             ),
@@ -265,7 +265,7 @@ impl Model {
                 check_ttl(&key, *ttl)?;
                 let Some(current) = self.read(&key) else {
                     self.put(key, Value::from(*by), *ttl);
-                    return Ok(Reply::Int(*by));
+                    return Ok(Answer::Int(*by));
                 };
                 let Some(current) = current.as_i64() else {
                     let found = type_name(&current);
@@ -278,7 +278,7 @@ impl Model {
                     by,
                 })?;
                 self.replace_value(&key, Value::from(next));
-                Reply::Int(next)
+                Answer::Int(next)
             }
             Op::SetIfAbsent { h, key, value, ttl } => {
                 let key = self.key(*h, key);
@@ -287,10 +287,10 @@ impl Model {
                     .ok_or(Failure::Serialize { key: key.clone() })?;
                 check_ttl(&key, *ttl)?;
                 if self.read(&key).is_some() {
-                    return Ok(Reply::Flag(false));
+                    return Ok(Answer::Flag(false));
                 }
                 self.put(key, value, *ttl);
-                Reply::Flag(true)
+                Answer::Flag(true)
             }
             Op::CompareAndSet {
                 h,
@@ -304,7 +304,7 @@ impl Model {
                 check_ttl(&key, *ttl)?;
                 let current = self.read(&key);
                 if current != *expected {
-                    return Ok(Reply::Flag(false));
+                    return Ok(Answer::Flag(false));
                 }
                 // Without a TTL of its own, a swap keeps the key's; a created key never expires.
                 let deadline = match ttl {
@@ -318,18 +318,18 @@ impl Model {
                         deadline,
                     },
                 );
-                Reply::Flag(true)
+                Answer::Flag(true)
             }
             Op::GetDel { h, key } => {
                 let key = self.key(*h, key);
                 let value = self.read(&key);
                 self.slots.remove(&key);
-                Reply::Value(value)
+                Answer::Value(value)
             }
-            Op::Exists { h, key } => Reply::Flag(self.read(&self.key(*h, key)).is_some()),
+            Op::Exists { h, key } => Answer::Flag(self.read(&self.key(*h, key)).is_some()),
             Op::TtlOf { h, key } => {
                 let key = self.key(*h, key);
-                Reply::Ttl(match self.read(&key) {
+                Answer::Ttl(match self.read(&key) {
                     None => Ttl::Missing,
                     Some(_) => match self.slots[&key].deadline {
                         None => Ttl::NoExpiry,
@@ -340,10 +340,10 @@ impl Model {
             Op::Persist { h, key } => {
                 let key = self.key(*h, key);
                 if self.read(&key).is_none() {
-                    return Ok(Reply::Flag(false));
+                    return Ok(Answer::Flag(false));
                 }
                 let slot = self.slots.get_mut(&key).expect("just read");
-                Reply::Flag(slot.deadline.take().is_some())
+                Answer::Flag(slot.deadline.take().is_some())
             }
             Op::ScanPrefix { h, prefix, limit } => {
                 // A scan looks without touching: expired entries are skipped, not removed.
@@ -357,7 +357,7 @@ impl Model {
                     .collect();
                 keys.sort();
                 keys.truncate(limit.unwrap_or(usize::MAX));
-                Reply::Keys(keys)
+                Answer::Keys(keys)
             }
             Op::Update { h, key, f } => {
                 let key = self.key(*h, key);
@@ -376,7 +376,7 @@ impl Model {
                         self.slots.remove(&key);
                     }
                 }
-                Reply::Value(new)
+                Answer::Value(new)
             }
             Op::Transaction { h, f } => {
                 let prefix = self.prefixes[*h].clone();
@@ -413,7 +413,7 @@ impl Model {
             }
             Op::Advance(by) => {
                 self.now += *by;
-                Reply::Done
+                Answer::Done
             }
         })
     }
@@ -478,11 +478,11 @@ impl Model {
     }
 }
 
-fn reaches_owner(op: &Op, reply: &Reply) -> bool {
+fn reaches_owner(op: &Op, reply: &Answer) -> bool {
     !matches!(op, Op::Advance(_))
         && !matches!(
             reply,
-            Reply::Err(
+            Answer::Err(
                 Failure::Serialize { .. }
                     | Failure::InvalidItem { .. }
                     | Failure::InvalidTtl { .. }
