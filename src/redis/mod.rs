@@ -78,6 +78,17 @@ pub(crate) async fn connect(
 ) -> Result<mpsc::Sender<Message>, KvError> {
     let client =
         redis::Client::open(url).map_err(|error| connection_error("invalid Redis URL", &error))?;
+    let settings = client.get_connection_info().redis_settings();
+    if settings.protocol() == redis::ProtocolVersion::RESP3 {
+        // Under RESP3 the connection manager reconnects a dropped connection silently, so an
+        // `EXEC` could run on a new connection that never saw the `WATCH`, and an optimistic call
+        // would overwrite another client's write instead of retrying.
+        return Err(KvError::Backend {
+            message: "RESP3 connections are not supported (a reconnection between WATCH and EXEC \
+                      would go unnoticed); use a RESP2 URL, without `protocol=resp3`"
+                .to_owned(),
+        });
+    }
     let config = ConnectionManagerConfig::new()
         .set_connection_timeout(Some(CONNECT_TIMEOUT))
         .set_response_timeout(Some(RESPONSE_TIMEOUT))

@@ -167,6 +167,26 @@ async fn a_server_that_dies_gives_errors_and_the_handle_recovers() {
     );
 }
 
+/// A RESP3 connection is refused before anything is sent: the connection manager would reconnect
+/// it silently between `WATCH` and `EXEC`, and an optimistic call would then overwrite another
+/// client's write instead of retrying.
+#[tokio::test]
+async fn a_resp3_url_is_refused_with_a_clear_error() {
+    let Some(server) = RedisServer::start("a_resp3_url_is_refused_with_a_clear_error").await else {
+        return;
+    };
+    let refused = KvHandle::builder()
+        .redis(format!("{}/?protocol=resp3", server.url()))
+        .await;
+    match refused {
+        Err(KvError::Backend { message }) => assert!(message.contains("RESP3"), "{message}"),
+        other => panic!("expected a Backend error, got {other:?}"),
+    }
+    let kv = connect(&server, "resp2:").await; // the same server over RESP2 works
+    kv.set("k", 1).await.unwrap();
+    assert_eq!(kv.get("k").await.unwrap().as_deref(), Some(&json!(1)));
+}
+
 #[tokio::test]
 async fn connecting_to_no_server_is_a_clear_error() {
     let Some(mut server) = RedisServer::start("connecting_to_no_server_is_a_clear_error").await
