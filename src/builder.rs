@@ -363,8 +363,9 @@ impl KvBuilder {
     ///   effect (bound a server's memory with its own `maxmemory` and `maxmemory-policy`).
     ///
     /// # Errors
-    /// [`KvError::Backend`] if the URL is invalid, the server cannot be reached, or it refuses to
-    /// load the scripts (Redis 6.2 or newer is needed).
+    /// [`KvError::Backend`] if the URL is invalid or asks for RESP3 (`protocol=resp3`: under it a
+    /// reconnection between `WATCH` and `EXEC` would go unnoticed), the server cannot be reached,
+    /// or it refuses to load the scripts (Redis 6.2 or newer is needed).
     ///
     /// # Panics
     /// Like [`tokio::spawn`], panics when called outside a tokio runtime.
