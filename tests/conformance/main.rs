@@ -11,6 +11,7 @@
 //! - [`hostile`]: rules 28 (values nested past `MAX_DEPTH`) and 29 (calls on a store from inside
 //!   its own closures), and rules 18 and 19 for closures that panic with (or capture) values whose
 //!   `Drop` panics;
+//! - [`arbitrary_json`]: rule 28 for generated JSON of every shape, through every call;
 //! - `redis_only` (with `--features redis`): what only a Redis server can show (handles built
 //!   separately sharing one store, a server that dies and comes back, contention, foreign data).
 //!
@@ -57,6 +58,7 @@ macro_rules! conformance {
     };
 }
 
+mod arbitrary_json;
 mod backend;
 mod coordination;
 mod core;
