@@ -119,12 +119,6 @@ fn hostile_char() -> impl Strategy<Value = char> {
     select(HOSTILE_CHARS.chars().collect::<Vec<_>>())
 }
 
-/// Whether serde_json reads `float`'s text back as the very same float.
-fn reads_back_from_text(float: f64) -> bool {
-    let text = Value::from(float).to_string();
-    matches!(serde_json::from_str::<Value>(&text), Ok(back) if same(&back, &Value::from(float)))
-}
-
 /// Any finite float: normal, subnormal or zero, of either sign.
 fn finite_float() -> impl Strategy<Value = f64> {
     use proptest::num::f64::{NEGATIVE, NORMAL, POSITIVE, SUBNORMAL, ZERO};
