@@ -189,7 +189,9 @@ mod tests {
     #[test]
     fn text_depth_skips_brackets_in_strings() {
         assert_eq!(text_depth(b"1"), 0);
-        assert_eq!(text_depth(br#"[{"a": "[[[\"]]"}, []]"#), 2);
+        // Brackets in a string, and an escaped quote that does not end it, do not count; the
+        // list after it does.
+        assert_eq!(text_depth(br#"[{"a": "[[[\"]]]"}, [[1]]]"#), 3);
         let text = serde_json::to_vec(&nested(MAX_DEPTH)).unwrap();
         assert_eq!(text_depth(&text), MAX_DEPTH);
     }
