@@ -29,6 +29,7 @@ conformance!(
     rule_18_19_a_panic_whose_payload_panics_on_drop_is_caught_and_the_store_keeps_serving,
     rule_18_19_closures_whose_captures_panic_on_drop_succeed_and_the_store_keeps_serving,
     rule_29_a_call_on_the_same_store_from_inside_a_closure_fails_at_once_with_reentrant,
+    rule_13_a_float_with_no_json_form_is_refused_by_every_write_and_changes_nothing,
 );
 
 /// `levels` nested arrays around `1`: `nested(0)` is `1`, `nested(1)` is `[1]`.
@@ -427,4 +428,38 @@ async fn rule_29_a_call_on_the_same_store_from_inside_a_closure_fails_at_once_wi
     );
     kv.set("x", 2).await.unwrap();
     assert_eq!(*kv.wait_for("x").await.unwrap(), json!(2));
+}
+
+/// NaN and the infinities have no JSON form, and serde_json would write them as `null`: every
+/// write refuses them with `Serialize`, naming the full key, and nothing changes.
+async fn rule_13_a_float_with_no_json_form_is_refused_by_every_write_and_changes_nothing(
+    b: &impl Backend,
+) {
+    let kv = b.kv().await;
+    kv.set("k", 1).await.unwrap();
+    let is_refused = |result: Result<(), KvError>, key: &str| match result {
+        Err(KvError::Serialize { key: named, source }) => {
+            assert_eq!(named, b.full(key));
+            assert!(source.to_string().contains("NaN or infinite"), "{source}");
+        }
+        other => panic!("expected Serialize for a non-finite float, got {other:?}"),
+    };
+    is_refused(kv.set("k", f64::NAN).await, "k");
+    is_refused(kv.set("new", vec![1.0, f64::INFINITY]).await, "new");
+    is_refused(kv.mset([("k", 2.0), ("new", f64::NEG_INFINITY)]).await, "new");
+    is_refused(kv.set_if_absent("new", f32::NAN).await.map(drop), "new");
+    is_refused(kv.compare_and_set("k", Some(json!(1)), f64::NAN).await.map(drop), "k");
+    is_refused(kv.list_push("list", [f64::NAN]).await.map(drop), "list");
+    is_refused(
+        kv.transaction(|txn| {
+            txn.set("k", 3);
+            txn.set("new", f64::INFINITY);
+        })
+        .await,
+        "new",
+    );
+    assert_eq!(
+        kv.mget(["k", "new", "list"]).await.unwrap(),
+        vec![Some(Arc::new(json!(1))), None, None]
+    );
 }

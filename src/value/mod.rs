@@ -7,10 +7,12 @@
 //! than 128 levels, so such a value stored on Redis could not be read back. Values deeper than
 //! [`MAX_DEPTH`] are refused before anything is sent, and taken apart without recursion.
 
-use serde::Serialize;
+use serde::{ser, Serialize};
 use serde_json::Value;
 
 use crate::error::KvError;
+
+mod finite;
 
 /// Serializes a value meant for `key`.
 ///
@@ -45,6 +47,16 @@ fn to_json_within<T: Serialize>(key: &str, value: T, depth: usize) -> Result<Val
         // none), so this reads a `Value` from a `Value` whose own drop is suppressed: a move.
         unsafe { std::ptr::read(&*value as *const T as *const Value) }
     } else {
+        // serde_json writes NaN and the infinities as `null`: refuse them instead of storing
+        // something else than what was given. (A `Value` cannot hold one.)
+        if finite::has_non_finite_float(&value) {
+            return Err(KvError::Serialize {
+                key: key.to_owned(),
+                source: ser::Error::custom(
+                    "a float that is NaN or infinite has no JSON form (serde_json would write null)",
+                ),
+            });
+        }
         // Serializing recurses as deep as the value nests, before its depth can be checked:
         // `serde_stacker` grows the stack as needed, so that a value nested a hundred thousand
         // levels deep is refused below instead of overflowing the caller's stack.
