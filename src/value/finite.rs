@@ -53,7 +53,7 @@ impl ser::Error for Stop {
 
 type Done = Result<(), Stop>;
 
-impl<'a> ser::Serializer for &'a mut Finder {
+impl ser::Serializer for &mut Finder {
     type Ok = ();
     type Error = Stop;
     type SerializeSeq = Self;
@@ -281,6 +281,8 @@ mod tests {
             values: vec![(1, None), (2, Some(-0.0)), (3, Some(f64::MAX))],
         };
         assert!(!has_non_finite_float(&fine));
-        assert!(!has_non_finite_float(&serde_json::json!({"a": [1.5, null]})));
+        assert!(!has_non_finite_float(
+            &serde_json::json!({"a": [1.5, null]})
+        ));
     }
 }
