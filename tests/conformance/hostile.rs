@@ -446,9 +446,17 @@ async fn rule_13_a_float_with_no_json_form_is_refused_by_every_write_and_changes
     };
     is_refused(kv.set("k", f64::NAN).await, "k");
     is_refused(kv.set("new", vec![1.0, f64::INFINITY]).await, "new");
-    is_refused(kv.mset([("k", 2.0), ("new", f64::NEG_INFINITY)]).await, "new");
+    is_refused(
+        kv.mset([("k", 2.0), ("new", f64::NEG_INFINITY)]).await,
+        "new",
+    );
     is_refused(kv.set_if_absent("new", f32::NAN).await.map(drop), "new");
-    is_refused(kv.compare_and_set("k", Some(json!(1)), f64::NAN).await.map(drop), "k");
+    is_refused(
+        kv.compare_and_set("k", Some(json!(1)), f64::NAN)
+            .await
+            .map(drop),
+        "k",
+    );
     is_refused(kv.list_push("list", [f64::NAN]).await.map(drop), "list");
     is_refused(
         kv.transaction(|txn| {

@@ -161,6 +161,13 @@ mod refuse {
 
         kv.set("k0", "zero").await.unwrap();
         kv.mset([("k1", 11), ("k2", 12)]).await.unwrap();
+        // A transaction that only overwrites held keys needs no room either.
+        kv.transaction(|txn| {
+            txn.set("k1", 21);
+            txn.set("k2", 22);
+        })
+        .await
+        .unwrap();
         assert!(!kv.set_if_absent("k3", 0).await.unwrap());
         assert!(kv.compare_and_set("k3", Some(json!(3)), 13).await.unwrap());
         assert_eq!(kv.incr("k4", 10).await.unwrap(), 14);
@@ -189,8 +196,8 @@ mod refuse {
             vec![
                 ("items", &json!([{"id": 1}, {"id": 2}])),
                 ("k0", &json!("zero")),
-                ("k1", &json!(11)),
-                ("k2", &json!(12)),
+                ("k1", &json!(21)),
+                ("k2", &json!(22)),
                 ("k3", &json!(13)),
                 ("k4", &json!(14)),
                 ("k5", &json!(15)),
