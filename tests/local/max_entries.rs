@@ -176,6 +176,8 @@ mod refuse {
             .await
             .unwrap();
         kv.update("k5", |_| Some(json!(15))).await.unwrap();
+        // An update that leaves a missing key missing adds nothing, so needs no room.
+        assert_eq!(kv.update("absent", |_| None).await.unwrap(), None);
         // Pushing nothing onto a missing key creates nothing, so needs no room.
         assert_eq!(kv.list_push("empty", Vec::<Value>::new()).await.unwrap(), 0);
         // A transaction that deletes one key may add another.
