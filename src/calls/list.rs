@@ -418,3 +418,37 @@ impl<'a> IntoIterator for &'a List {
         self.iter()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn list(items: Value) -> List {
+        List::new(Arc::new(items))
+    }
+
+    #[test]
+    fn a_list_compares_converts_iterates_and_prints_as_its_items() {
+        let items = vec![json!({"id": 1}), json!("two")];
+        let shared = list(Value::Array(items.clone()));
+        let other = vec![json!({"id": 1})];
+
+        // Both directions of each impl, one assertion each (clippy folds `a == b && b == a`).
+        assert!(shared == items);
+        assert!(items == shared);
+        assert!(shared != other);
+        assert!(other != shared);
+        assert!(shared == *items.as_slice() && *items.as_slice() == shared);
+        assert!(shared != *other.as_slice() && *other.as_slice() != shared);
+
+        let iterated: Vec<&Value> = (&shared).into_iter().collect();
+        assert_eq!(iterated, vec![&items[0], &items[1]]);
+        assert_eq!(format!("{shared:?}"), format!("{items:?}"));
+
+        let value: Arc<Value> = shared.clone().into();
+        assert_eq!(*value, Value::Array(items.clone()));
+        assert!(Arc::ptr_eq(&value, shared.as_value()));
+        assert_eq!(Vec::from(shared), items);
+    }
+}

@@ -127,3 +127,23 @@ async fn send<A: Request>(mailbox: &Mailbox, args: A) -> Result<A::Output, KvErr
     let answer = answer.await.map_err(|_| mailbox.closed())??;
     Ok(A::output(shape, answer, mailbox))
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::KvHandle;
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_pending_call_shows_its_prefix_and_arguments() {
+        let kv = KvHandle::builder().prefix("app:").spawn();
+        let call = kv.set("k", 1);
+        let shown = format!("{call:?}");
+        assert!(
+            shown.starts_with("Pending { prefix: \"app:\", args: Some(SetArgs("),
+            "{shown}"
+        );
+        assert!(
+            shown.contains("key: \"app:k\"") && shown.ends_with("sent: false }"),
+            "{shown}"
+        );
+    }
+}
