@@ -18,7 +18,26 @@ use crate::command::{Change, ChangeKind};
 pub(crate) struct ChangeLog {
     /// How many watch streams and `wait_for` calls want changes; the log records while it is > 0.
     listeners: usize,
-    pending: Vec<Change>,
+    pending: Vec<Recorded>,
+}
+
+/// One recorded change, and whether it brought the key into being: a key a command creates and
+/// then removes again was never visible, so it is not reported at all.
+#[derive(Debug)]
+struct Recorded {
+    change: Change,
+    created: bool,
+}
+
+/// What a key was, to calls, before the command that changed it.
+#[derive(Debug, Clone, Copy)]
+enum Before {
+    /// It held a live value.
+    Held,
+    /// There was no entry.
+    Absent,
+    /// Its entry had expired, unseen by calls, and the command removed it first.
+    Expired,
 }
 
 impl ChangeLog {
@@ -38,58 +57,87 @@ impl ChangeLog {
         self.listeners
     }
 
-    /// Records that `key` now holds `value`.
+    /// Records that `key`, which held a value, now holds `value`.
     pub(crate) fn set(&mut self, key: &str, value: &Arc<Value>) {
-        self.record(key, || ChangeKind::Set(Arc::clone(value)));
+        self.record(key, false, || ChangeKind::Set(Arc::clone(value)));
+    }
+
+    /// Records that `key`, which held nothing, now holds `value`.
+    pub(crate) fn created(&mut self, key: &str, value: &Arc<Value>) {
+        self.record(key, true, || ChangeKind::Set(Arc::clone(value)));
     }
 
     /// Records that a command removed `key`.
     pub(crate) fn deleted(&mut self, key: &str) {
-        self.record(key, || ChangeKind::Deleted);
+        self.record(key, false, || ChangeKind::Deleted);
     }
 
     /// Records that `key` expired and was removed.
     pub(crate) fn expired(&mut self, key: &str) {
-        self.record(key, || ChangeKind::Expired);
+        self.record(key, false, || ChangeKind::Expired);
     }
 
     /// Records that `key` was evicted, live, to make room for a new key.
     pub(crate) fn evicted(&mut self, key: &str) {
-        self.record(key, || ChangeKind::Evicted);
+        self.record(key, false, || ChangeKind::Evicted);
     }
 
     /// Takes the recorded changes: one per key, the key's state after the command, in the order
     /// the keys first changed. A command that sets a key twice (`mset` with a repeated key), or
-    /// sets then deletes it (a transaction), shows only where it left the key: no watcher or waiter
-    /// sees a state no call could have read.
+    /// sets then deletes it (a transaction), shows only where it left the key, and a key the
+    /// command created and then deleted again is not shown at all: no watcher or waiter sees a
+    /// state no call could have read.
     ///
     /// The log's buffer goes with the changes, so one large command does not leave a large buffer
     /// behind for the store's life.
     pub(crate) fn take(&mut self) -> Vec<Change> {
-        let changes = std::mem::take(&mut self.pending);
-        if changes.len() < 2 {
-            return changes;
+        let recorded = std::mem::take(&mut self.pending);
+        if recorded.len() < 2 {
+            // One change alone cannot both create and remove a key.
+            return recorded.into_iter().map(|r| r.change).collect();
         }
         let mut position: HashMap<String, usize> =
-            HashMap::with_capacity_and_hasher(changes.len(), Default::default());
-        let mut last: Vec<Change> = Vec::with_capacity(changes.len());
-        for change in changes {
+            HashMap::with_capacity_and_hasher(recorded.len(), Default::default());
+        // Per key: its last change, and what its first change says the key was before.
+        let mut last: Vec<(Change, Before)> = Vec::with_capacity(recorded.len());
+        for Recorded { change, created } in recorded {
             match position.get(&change.key) {
-                Some(&at) => last[at] = change,
+                Some(&at) => last[at].0 = change,
                 None => {
+                    let before = match change.kind {
+                        _ if created => Before::Absent,
+                        ChangeKind::Expired => Before::Expired,
+                        _ => Before::Held,
+                    };
                     position.insert(change.key.clone(), last.len());
-                    last.push(change);
+                    last.push((change, before));
                 }
             }
         }
-        last
+        last.into_iter()
+            .filter_map(|(mut change, before)| {
+                if matches!(change.kind, ChangeKind::Deleted) {
+                    match before {
+                        // Created and removed within the command: no call saw it.
+                        Before::Absent => return None,
+                        // Expired, then written and removed: what calls saw is an expiry.
+                        Before::Expired => change.kind = ChangeKind::Expired,
+                        Before::Held => {}
+                    }
+                }
+                Some(change)
+            })
+            .collect()
     }
 
-    fn record(&mut self, key: &str, kind: impl FnOnce() -> ChangeKind) {
+    fn record(&mut self, key: &str, created: bool, kind: impl FnOnce() -> ChangeKind) {
         if self.listeners > 0 {
-            self.pending.push(Change {
-                key: key.to_owned(),
-                kind: kind(),
+            self.pending.push(Recorded {
+                change: Change {
+                    key: key.to_owned(),
+                    kind: kind(),
+                },
+                created,
             });
         }
     }

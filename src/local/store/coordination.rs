@@ -155,6 +155,14 @@ impl Store {
         })?;
         let ops = txn.into_ops()?;
         self.room_for_ops(&ops, now)?;
+        // Settle the expired keys it writes first, as `delete` does, so that watchers see such a
+        // key expire rather than see a deletion of a value no call could read (rule 30). Only
+        // worth the lookups while someone listens: either way the store ends the same.
+        if self.changes.listeners() > 0 {
+            for op in &ops {
+                self.expire_if_due(op.key(), now);
+            }
+        }
         for op in ops {
             match op {
                 Op::Set { key, value } => self.put(key, value, None),

@@ -54,6 +54,15 @@ struct Entry {
 }
 
 impl Entry {
+    /// A fresh entry, with no id index yet.
+    fn new(value: Arc<Value>, deadline: Option<Instant>) -> Self {
+        Entry {
+            value,
+            deadline,
+            ids: None,
+        }
+    }
+
     /// An entry is expired from its deadline on: a 1 s TTL set at `t` is gone at `t + 1 s`.
     fn is_expired(&self, now: Instant) -> bool {
         self.deadline.is_some_and(|deadline| deadline <= now)
@@ -376,14 +385,9 @@ impl Store {
 
     /// Inserts or replaces an entry, keeping the expiry index in step.
     fn put(&mut self, key: String, value: Arc<Value>, deadline: Option<Instant>) {
-        self.changes.set(&key, &value);
-        let entry = Entry {
-            value,
-            deadline,
-            ids: None,
-        };
         match self.map.entry(key) {
             MapEntry::Occupied(mut slot) => {
+                self.changes.set(slot.key(), &value);
                 // The old deadline must leave the index before the new one goes in, or a stale
                 // `(deadline, key)` pair would later expire the fresh value.
                 if let Some(old) = slot.get().deadline {
@@ -392,13 +396,14 @@ impl Store {
                 if let Some(new) = deadline {
                     self.expiry.insert(new, slot.key().clone());
                 }
-                slot.insert(entry);
+                slot.insert(Entry::new(value, deadline));
             }
             MapEntry::Vacant(slot) => {
+                self.changes.created(slot.key(), &value);
                 if let Some(new) = deadline {
                     self.expiry.insert(new, slot.key().clone());
                 }
-                slot.insert(entry);
+                slot.insert(Entry::new(value, deadline));
                 self.sized_for = self.sized_for.max(self.map.len());
             }
         }
