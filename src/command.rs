@@ -352,3 +352,20 @@ pub(crate) struct Message {
     pub(crate) command: Command,
     pub(crate) span: tracing::Span,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_names_the_operation_and_leaves_out_keys_and_values() {
+        let (reply, _answer) = oneshot::channel();
+        let command = Command::Set {
+            key: "secret-key".into(),
+            value: Value::from("secret-value"),
+            ttl: None,
+            reply,
+        };
+        assert_eq!(format!("{command:?}"), r#"Command { op: "set", .. }"#);
+    }
+}

@@ -487,6 +487,17 @@ mod rule_30_one_event_per_key_per_command {
     }
 }
 
+/// A stream's `Debug` names its full prefix.
+#[tokio::test]
+async fn a_watch_stream_debug_names_its_prefix() {
+    let kv = KvHandle::spawn().with_prefix("app:");
+    let events = kv.watch("inbox:").await.unwrap();
+    assert_eq!(
+        format!("{events:?}"),
+        r#"WatchStream { prefix: "app:inbox:", .. }"#
+    );
+}
+
 /// Typed events, and `watch` calls as futures.
 mod typed_and_joined {
     use super::*;
