@@ -135,7 +135,7 @@ pub(crate) fn plan(command: Command, pipe: &mut Pipeline, scripts: &Scripts) -> 
     match command {
         Command::Get { key, reply } => {
             pipe.cmd("GET").arg(&key);
-            pipelined(1, reply, move |replies| json(&key, first(replies)?))
+            pipelined(1, reply, move |replies| json(&key, first(&key, replies)?))
         }
         Command::Set {
             key,
@@ -144,11 +144,11 @@ pub(crate) fn plan(command: Command, pipe: &mut Pipeline, scripts: &Scripts) -> 
             reply,
         } => {
             pipe.add_command(set(&key, &value, ttl));
-            pipelined(1, reply, |replies| first(replies).map(drop))
+            pipelined(1, reply, move |replies| first(&key, replies).map(drop))
         }
         Command::Delete { key, reply } => {
             pipe.cmd("DEL").arg(&key);
-            pipelined(1, reply, |replies| first(replies).map(drop))
+            pipelined(1, reply, move |replies| first(&key, replies).map(drop))
         }
         Command::ListAppendUnique {
             key,
@@ -165,9 +165,8 @@ pub(crate) fn plan(command: Command, pipe: &mut Pipeline, scripts: &Scripts) -> 
             pipe.add_command(call);
             pipelined(1, reply, move |replies| match replies.into_iter().next() {
                 Some(RedisValue::ServerError(error)) => Err(wrong_type(&key, "a list", &error)),
-                other => {
-                    json(&key, reply_or_error(other)?)?.ok_or_else(|| unexpected(&key, "no list"))
-                }
+                other => json(&key, reply_or_error(&key, other)?)?
+                    .ok_or_else(|| unexpected(&key, "no list")),
             })
         }
         // Read-modify-writes that must decode the value before removing or replacing it, so that
@@ -197,14 +196,14 @@ pub(crate) fn plan(command: Command, pipe: &mut Pipeline, scripts: &Scripts) -> 
                     pipe.add_command(call);
                 }
             }
-            pipelined(1, reply, |replies| first(replies).map(drop))
+            pipelined(1, reply, |replies| first("", replies).map(drop))
         }
         Command::Mget { keys, reply } => {
             if keys.is_empty() {
                 return pipelined(0, reply, |_| Ok(Vec::new()));
             }
             pipe.cmd("MGET").arg(&keys);
-            pipelined(1, reply, move |replies| match first(replies)? {
+            pipelined(1, reply, move |replies| match first("", replies)? {
                 RedisValue::Array(values) if values.len() == keys.len() => keys
                     .iter()
                     .zip(values)
@@ -220,7 +219,7 @@ pub(crate) fn plan(command: Command, pipe: &mut Pipeline, scripts: &Scripts) -> 
             let mut call = evalsha(&scripts.expire, [&key]);
             call.arg(ttl_arg(Some(ttl)));
             pipe.add_command(call);
-            pipelined(1, reply, move |replies| flag(&key, first(replies)?))
+            pipelined(1, reply, move |replies| flag(&key, first(&key, replies)?))
         }
         Command::Incr {
             key,
@@ -242,7 +241,7 @@ pub(crate) fn plan(command: Command, pipe: &mut Pipeline, scripts: &Scripts) -> 
                 Some(RedisValue::ServerError(error)) => {
                     Err(wrong_type(&key, "an integer (i64)", &error))
                 }
-                other => match reply_or_error(other)? {
+                other => match reply_or_error(&key, other)? {
                     RedisValue::BulkString(text) => std::str::from_utf8(&text)
                         .ok()
                         .and_then(|text| text.parse().ok())
@@ -260,7 +259,9 @@ pub(crate) fn plan(command: Command, pipe: &mut Pipeline, scripts: &Scripts) -> 
             let mut call = set(&key, &value, ttl);
             call.arg("NX");
             pipe.add_command(call);
-            pipelined(1, reply, |replies| Ok(first(replies)? != RedisValue::Nil))
+            pipelined(1, reply, move |replies| {
+                Ok(first(&key, replies)? != RedisValue::Nil)
+            })
         }
         Command::CompareAndSet {
             key,
@@ -278,11 +279,11 @@ pub(crate) fn plan(command: Command, pipe: &mut Pipeline, scripts: &Scripts) -> 
         Command::GetDel { key, reply } => Step::Alone(Alone::GetDel { key, reply }),
         Command::Exists { key, reply } => {
             pipe.cmd("EXISTS").arg(&key);
-            pipelined(1, reply, move |replies| flag(&key, first(replies)?))
+            pipelined(1, reply, move |replies| flag(&key, first(&key, replies)?))
         }
         Command::Ttl { key, reply } => {
             pipe.cmd("PTTL").arg(&key);
-            pipelined(1, reply, move |replies| match first(replies)? {
+            pipelined(1, reply, move |replies| match first(&key, replies)? {
                 RedisValue::Int(-2) => Ok(Ttl::Missing),
                 RedisValue::Int(-1) => Ok(Ttl::NoExpiry),
                 // A key with under a millisecond left is still there: never report zero.
@@ -292,7 +293,7 @@ pub(crate) fn plan(command: Command, pipe: &mut Pipeline, scripts: &Scripts) -> 
         }
         Command::Persist { key, reply } => {
             pipe.cmd("PERSIST").arg(&key);
-            pipelined(1, reply, move |replies| flag(&key, first(replies)?))
+            pipelined(1, reply, move |replies| flag(&key, first(&key, replies)?))
         }
         Command::PurgeExpired { limit: _, reply } => Step::Alone(Alone::PurgeExpired { reply }),
         Command::Stats { reply } => Step::Alone(Alone::Stats { reply }),
@@ -364,14 +365,15 @@ fn evalsha<K: AsRef<str>>(script: &Script, keys: impl IntoIterator<Item = K>) ->
     call
 }
 
-/// The one reply of a one-entry command, with a server error turned into [`KvError::Backend`].
-fn first(replies: Vec<RedisValue>) -> Result<RedisValue, KvError> {
-    reply_or_error(replies.into_iter().next())
+/// The one reply of a one-entry command about `key` (empty for a command about several keys),
+/// with a server error turned into [`KvError::Backend`] naming the key.
+fn first(key: &str, replies: Vec<RedisValue>) -> Result<RedisValue, KvError> {
+    reply_or_error(key, replies.into_iter().next())
 }
 
-fn reply_or_error(reply: Option<RedisValue>) -> Result<RedisValue, KvError> {
+fn reply_or_error(key: &str, reply: Option<RedisValue>) -> Result<RedisValue, KvError> {
     match reply {
-        Some(RedisValue::ServerError(error)) => Err(backend_error("", &error)),
+        Some(RedisValue::ServerError(error)) => Err(backend_error(key, &error)),
         Some(reply) => Ok(reply),
         None => Err(KvError::Backend {
             message: "redis sent fewer replies than commands".to_owned(),
