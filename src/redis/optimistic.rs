@@ -154,9 +154,7 @@ pub(crate) async fn list_push(
     rewrite(connection, "list_push", key, |current| {
         let mut list = list_of(&list_key, current.as_deref())?.to_vec();
         list.extend(items.iter().cloned());
-        if list.len() > max_len {
-            list.drain(..list.len() - max_len);
-        }
+        list.drain(..list.len().saturating_sub(max_len));
         let len = list.len();
         let write = match (len, current) {
             (0, None) => Write::Nothing,
