@@ -913,7 +913,8 @@ impl KvHandle {
     /// stream unsubscribes; the stream ends when the store stops.
     ///
     /// One event per key per command, with the key's state after the command: a command that
-    /// writes a key twice shows only where it left it.
+    /// writes a key twice shows only where it left it, and a transaction that creates a key and
+    /// deletes it again sends nothing for it, since no call could have seen it.
     ///
     /// Each unread [`WatchEvent::Set`](crate::WatchEvent::Set) holds the value as it was then,
     /// shared with the store. For a list that keeps growing, that means one version of the list
