@@ -81,7 +81,8 @@ impl Mailbox {
     /// Sends the command built by `command` and awaits its answer.
     ///
     /// Both ways the owner task can be gone (the mailbox is closed, or it dropped the command
-    /// unanswered while stopping) are [`KvError::Closed`].
+    /// unanswered while stopping) read as [`closed`](Self::closed) says: [`KvError::Closed`] after
+    /// a shutdown, else [`KvError::OwnerGone`].
     pub(crate) async fn call<T>(
         &self,
         command: impl FnOnce(Reply<T>) -> Command,
