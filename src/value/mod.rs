@@ -48,8 +48,10 @@ fn to_json_within<T: Serialize>(key: &str, value: T, depth: usize) -> Result<Val
         unsafe { std::ptr::read(&*value as *const T as *const Value) }
     } else {
         // serde_json writes NaN and the infinities as `null`: refuse them instead of storing
-        // something else than what was given. (A `Value` cannot hold one.)
-        if finite::has_non_finite_float(&value) {
+        // something else than what was given. A `Value` cannot hold one, so a `&Value` is not
+        // walked for them.
+        let borrowed_value = typeid::of::<T>() == typeid::of::<&Value>();
+        if !borrowed_value && finite::has_non_finite_float(&value) {
             return Err(KvError::Serialize {
                 key: key.to_owned(),
                 source: ser::Error::custom(
@@ -110,25 +112,27 @@ fn check_depth_within(key: &str, value: Value, depth: usize) -> Result<Value, Kv
     Ok(value)
 }
 
-/// Whether `value` nests deeper than `limit`, found without recursion.
+/// Whether `value` nests deeper than `limit`, found without recursion (and without an allocation
+/// per container: this runs on every write).
 fn depth_exceeds(value: &Value, limit: usize) -> bool {
-    let mut stack = vec![(value, 0usize)];
+    if !matches!(value, Value::Array(_) | Value::Object(_)) {
+        return false;
+    }
+    // Each value with how deeply it sits: the outermost container is at depth 1.
+    let mut stack = vec![(value, 1usize)];
     while let Some((value, depth)) = stack.pop() {
-        let children: Box<dyn Iterator<Item = &Value>> = match value {
-            Value::Array(items) => Box::new(items.iter()),
-            Value::Object(fields) => Box::new(fields.values()),
-            _ => continue,
-        };
-        if depth + 1 > limit {
-            return true;
+        match value {
+            Value::Array(_) | Value::Object(_) if depth > limit => return true,
+            Value::Array(items) => stack.extend(items.iter().map(|child| (child, depth + 1))),
+            Value::Object(fields) => stack.extend(fields.values().map(|child| (child, depth + 1))),
+            _ => {}
         }
-        stack.extend(children.map(|child| (child, depth + 1)));
     }
     false
 }
 
 /// Drops a value of any depth without recursion: its containers are emptied onto a stack first.
-pub(crate) fn drop_flat(value: Value) {
+fn drop_flat(value: Value) {
     let mut stack = vec![value];
     while let Some(value) = stack.pop() {
         match value {
