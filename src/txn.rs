@@ -43,15 +43,6 @@ pub(crate) enum Op {
     },
 }
 
-impl Op {
-    /// The full key the write is for.
-    pub(crate) fn key(&self) -> &str {
-        match self {
-            Op::Set { key, .. } | Op::Delete { key } | Op::Expire { key, .. } => key,
-        }
-    }
-}
-
 /// Where a [`Txn`] reads the values it has not written itself.
 pub(crate) trait Source {
     /// The live value at the full `key` at instant `now`, with its deadline (`None`: never

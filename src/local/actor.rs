@@ -154,13 +154,7 @@ impl Owner {
                 reply,
             } => done(reply, store.set(key, value, ttl, now)),
             Command::Delete { key, reply } => {
-                // Settle an expired key first, so that watchers see it expire rather than see a
-                // deletion of a value no call could read. Only worth a lookup while someone
-                // listens: either way the store ends the same.
-                if store.changes.listeners() > 0 {
-                    store.expire_if_due(&key, now);
-                }
-                store.delete(&key);
+                store.delete(&key, now);
                 done(reply, Ok(()))
             }
             Command::ListAppendUnique {

@@ -201,6 +201,38 @@ mod stats {
         assert_eq!(stats.mailbox_depth, 0);
     }
 
+    /// Removing an expired entry counts as an expiration (and is reported as one), whether or not
+    /// anyone watches: a `delete`, or a transaction that writes the key and then deletes it.
+    #[tokio::test(start_paused = true)]
+    async fn removing_an_expired_entry_counts_an_expiration_with_or_without_a_watcher() {
+        for watched in [false, true] {
+            let kv = lazy_store();
+            let _events = if watched {
+                Some(kv.watch("").await.unwrap())
+            } else {
+                None
+            };
+            for key in ["deleted", "rewritten", "overwritten"] {
+                kv.set(key, 0).ttl(SEC).await.unwrap();
+            }
+            tokio::time::advance(2 * SEC).await;
+            kv.delete("deleted").await.unwrap();
+            kv.transaction(|txn| {
+                txn.set("rewritten", 1);
+                txn.delete("rewritten");
+                txn.set("overwritten", 1); // written over, as `set` would: not an expiration
+            })
+            .await
+            .unwrap();
+            let stats = kv.stats().await.unwrap();
+            assert_eq!(
+                (stats.entries, stats.expirations),
+                (1, 2),
+                "watched: {watched}"
+            );
+        }
+    }
+
     #[tokio::test(start_paused = true)]
     async fn active_expiry_counts_expirations() {
         let kv = KvHandle::spawn();

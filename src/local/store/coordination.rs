@@ -155,12 +155,13 @@ impl Store {
         })?;
         let ops = txn.into_ops()?;
         self.room_for_ops(&ops, now)?;
-        // Settle the expired keys it writes first, as `delete` does, so that watchers see such a
-        // key expire rather than see a deletion of a value no call could read (rule 30). Only
-        // worth the lookups while someone listens: either way the store ends the same.
-        if self.changes.listeners() > 0 {
-            for op in &ops {
-                self.expire_if_due(op.key(), now);
+        // An expired key it deletes goes as an expiry first, as with `delete`: counted, and
+        // reported to watchers as expired rather than as a deletion of a value no call could
+        // read, even when the transaction writes the key in between (rule 30). A key it only
+        // writes is written over, as `set` does.
+        for op in &ops {
+            if let Op::Delete { key } = op {
+                self.expire_if_due(key, now);
             }
         }
         for op in ops {
@@ -228,7 +229,7 @@ impl Store {
 
     /// Removes `key` as expired if its deadline has passed, so that a command about to remove it
     /// reports an expiry to watchers, not a deletion of a value nobody could see.
-    pub(crate) fn expire_if_due(&mut self, key: &str, now: Instant) {
+    fn expire_if_due(&mut self, key: &str, now: Instant) {
         if self.map.get(key).is_some_and(|entry| entry.is_expired(now)) {
             self.remove_expired(key);
         }

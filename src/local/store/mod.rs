@@ -141,9 +141,17 @@ impl Store {
         Ok(())
     }
 
-    /// Removes `key`; a missing key is a no-op.
-    pub(crate) fn delete(&mut self, key: &str) {
-        self.remove(key);
+    /// Removes `key`; a missing key is a no-op. An entry already expired goes as an expiry
+    /// (counted, and reported to watchers as expired), not as a deletion of a value no call could
+    /// read.
+    pub(crate) fn delete(&mut self, key: &str, now: Instant) {
+        if let Some(entry) = self.unlink(key) {
+            if entry.is_expired(now) {
+                self.note_expired(key);
+            } else {
+                self.changes.deleted(key);
+            }
+        }
     }
 
     /// Appends to the list at `key` each item whose `id_key` field is in neither the list nor an
@@ -363,13 +371,8 @@ impl Store {
     }
 
     fn remove_expired(&mut self, key: &str) {
-        if let Some(entry) = self.map.remove(key) {
-            if let Some(deadline) = entry.deadline {
-                self.expiry.remove(deadline, key);
-            }
-        }
+        self.unlink(key);
         self.note_expired(key);
-        self.shrink_if_sparse();
     }
 
     /// Counts one expired entry as removed and tells watchers.
@@ -426,13 +429,19 @@ impl Store {
         entry.deadline = deadline;
     }
 
-    /// Removes an entry and its place in the expiry index.
+    /// Removes an entry and its place in the expiry index, as a deletion.
     fn remove(&mut self, key: &str) -> Option<Entry> {
+        let entry = self.unlink(key)?;
+        self.changes.deleted(key);
+        Some(entry)
+    }
+
+    /// Takes an entry out of the map and the expiry index, telling nobody: the caller records why.
+    fn unlink(&mut self, key: &str) -> Option<Entry> {
         let entry = self.map.remove(key)?;
         if let Some(deadline) = entry.deadline {
             self.expiry.remove(deadline, key);
         }
-        self.changes.deleted(key);
         self.shrink_if_sparse();
         Some(entry)
     }
