@@ -6,8 +6,9 @@
 //! `(deadline, key)`, so the expired keys are always a prefix of it.
 //!
 //! The index holds exactly the keys of the map whose entry has a deadline, with that deadline.
-//! [`Store`](super::store::Store) keeps that invariant: whenever it changes or removes an entry's
-//! deadline, it removes the old `(deadline, key)` pair here first.
+//! [`Store`](super::store::Store) keeps that invariant by changing the index only through
+//! [`ExpiryIndex::reschedule`], which takes the old `(deadline, key)` pair out before the new one
+//! goes in.
 
 use std::collections::BTreeSet;
 
@@ -20,16 +21,22 @@ pub(crate) struct ExpiryIndex {
 }
 
 impl ExpiryIndex {
-    /// Records that `key` expires at `deadline`.
-    pub(crate) fn insert(&mut self, deadline: Instant, key: String) {
-        self.by_deadline.insert((deadline, key));
-    }
-
-    /// Forgets that `key` expires at `deadline`.
-    pub(crate) fn remove(&mut self, deadline: Instant, key: &str) {
-        // `BTreeSet<(Instant, String)>` can only be searched with an owned tuple; the allocation is
-        // paid only when a key that had a TTL is overwritten or deleted.
-        self.by_deadline.remove(&(deadline, key.to_owned()));
+    /// Moves `key` from deadline `old` to deadline `new`, where `None` means "has none, so is not
+    /// in the index". The one way the store changes the index for a key it writes, re-times or
+    /// removes: the old pair always leaves before the new one goes in, so a stale
+    /// `(deadline, key)` pair can never expire a fresh value.
+    pub(crate) fn reschedule(&mut self, key: &str, old: Option<Instant>, new: Option<Instant>) {
+        if old == new {
+            return;
+        }
+        // `BTreeSet<(Instant, String)>` can only be searched with an owned tuple; that probe's
+        // allocation is paid only for a key that had a deadline, and the stored key is then
+        // reused for the new deadline.
+        let stored = old.and_then(|old| self.by_deadline.take(&(old, key.to_owned())));
+        if let Some(new) = new {
+            let key = stored.map_or_else(|| key.to_owned(), |(_, key)| key);
+            self.by_deadline.insert((new, key));
+        }
     }
 
     /// Removes and returns the keys whose deadline is at or before `now`, earliest first, at most
@@ -89,10 +96,10 @@ mod tests {
     fn pops_only_expired_keys_in_deadline_order_up_to_limit() {
         let t0 = Instant::now();
         let mut index = ExpiryIndex::default();
-        index.insert(t0 + Duration::from_secs(3), "c".into());
-        index.insert(t0 + Duration::from_secs(1), "a".into());
-        index.insert(t0 + Duration::from_secs(2), "b".into());
-        index.insert(t0 + Duration::from_secs(9), "z".into());
+        index.reschedule("c", None, Some(t0 + Duration::from_secs(3)));
+        index.reschedule("a", None, Some(t0 + Duration::from_secs(1)));
+        index.reschedule("b", None, Some(t0 + Duration::from_secs(2)));
+        index.reschedule("z", None, Some(t0 + Duration::from_secs(9)));
 
         assert_eq!(index.next_deadline(), Some(t0 + Duration::from_secs(1)));
         let now = t0 + Duration::from_secs(3);
@@ -100,8 +107,8 @@ mod tests {
         assert_eq!(index.pop_expired(now, 10), vec!["c"]);
         assert_eq!(index.pop_expired(now, 10), Vec::<String>::new());
         assert_eq!(index.len(), 1);
-        index.insert(t0 + Duration::from_secs(5), "y".into());
-        index.insert(t0 + Duration::from_secs(7), "x".into());
+        index.reschedule("y", None, Some(t0 + Duration::from_secs(5)));
+        index.reschedule("x", None, Some(t0 + Duration::from_secs(7)));
         let first = index.earliest(2, |key| key == "y");
         assert_eq!(
             first,
@@ -111,9 +118,9 @@ mod tests {
             ]
         );
         index.remove_entry(&first[0]);
-        index.remove(t0 + Duration::from_secs(5), "y");
+        index.reschedule("y", Some(t0 + Duration::from_secs(5)), None);
         assert_eq!(index.len(), 1);
-        index.remove(t0 + Duration::from_secs(9), "z");
+        index.reschedule("z", Some(t0 + Duration::from_secs(9)), None);
         assert_eq!(index.len(), 0);
         assert_eq!(index.next_deadline(), None);
     }

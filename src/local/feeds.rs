@@ -54,7 +54,7 @@ impl Feeds {
     ) -> broadcast::Receiver<Change> {
         // Streams dropped since the last change are forgotten here too, so that a store nobody
         // writes to does not hold the rings of streams opened and dropped against it.
-        self.feeds.retain(|feed| feed.sender.receiver_count() > 0);
+        self.drop_dead_feeds();
         let (sender, receiver) = broadcast::channel(capacity);
         self.feeds.push(Feed { prefix, sender });
         receiver
@@ -88,13 +88,13 @@ impl Feeds {
             for feed in &self.feeds {
                 if change.key.starts_with(&feed.prefix) {
                     // Never waits: a full ring drops its oldest change. An error only means the
-                    // stream is gone, which the `retain` below handles.
+                    // stream is gone, which `drop_dead_feeds` below handles.
                     let _ = feed.sender.send(change.clone());
                 }
             }
         }
         if delivered {
-            self.feeds.retain(|feed| feed.sender.receiver_count() > 0);
+            self.drop_dead_feeds();
         }
         if store.changes.listeners() != self.listeners() {
             store.changes.set_listeners(self.listeners());
@@ -108,9 +108,14 @@ impl Feeds {
         store.changes.set_listeners(self.listeners());
     }
 
+    /// Forgets the feeds whose streams have all been dropped.
+    fn drop_dead_feeds(&mut self) {
+        self.feeds.retain(|feed| feed.sender.receiver_count() > 0);
+    }
+
     /// Forgets dropped streams and `wait_for` calls whose caller stopped waiting.
     fn prune(&mut self) {
-        self.feeds.retain(|feed| feed.sender.receiver_count() > 0);
+        self.drop_dead_feeds();
         self.waiters.retain(|_, waiters| {
             waiters.retain(|waiter| !waiter.is_closed());
             !waiters.is_empty()

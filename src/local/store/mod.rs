@@ -75,7 +75,6 @@ fn deadline_after(now: Instant, ttl: Option<Duration>) -> Option<Instant> {
     ttl.and_then(|ttl| now.checked_add(ttl))
 }
 
-/// The map of keys to values with their deadlines, and the index of those deadlines.
 /// The running counters behind [`Stats`].
 #[derive(Debug, Default)]
 struct Counters {
@@ -86,6 +85,7 @@ struct Counters {
     commands: u64,
 }
 
+/// The map of keys to values with their deadlines, and the index of those deadlines.
 #[derive(Debug, Default)]
 pub(crate) struct Store {
     /// Hashed with foldhash rather than std's SipHash: every command hashes its key on the one
@@ -116,15 +116,23 @@ impl Store {
 
     /// The live value at `key`, or `None` if it is missing or expired.
     pub(crate) fn get(&mut self, key: &str, now: Instant) -> Option<Arc<Value>> {
-        // The hottest path: one lookup for a live key, where `live` takes two. A miss or an
-        // expired key goes through `live`, which counts and removes as every command does.
-        if let Some(entry) = self.map.get(key) {
-            if !entry.is_expired(now) {
+        // The hottest path: one lookup, hit or miss, where `live` takes two for a live key. It
+        // counts and removes as `live` does.
+        match self.map.get(key) {
+            Some(entry) if !entry.is_expired(now) => {
                 self.counters.hits += 1;
-                return Some(Arc::clone(&entry.value));
+                Some(Arc::clone(&entry.value))
+            }
+            Some(_) => {
+                self.remove_expired(key);
+                self.counters.misses += 1;
+                None
+            }
+            None => {
+                self.counters.misses += 1;
+                None
             }
         }
-        self.live(key, now).map(|entry| Arc::clone(&entry.value))
     }
 
     /// Stores `value` at `key`, replacing any earlier value and TTL. `ttl: None` never expires.
@@ -357,7 +365,6 @@ impl Store {
         self.map.get_mut(key)
     }
 
-    /// Removes an entry found expired, and its place in the expiry index, as an expiry.
     /// [`Store::live`] for the list calls: a live value that is not a list is refused.
     fn live_list(&mut self, key: &str, now: Instant) -> Result<Option<&mut Entry>, KvError> {
         match self.live(key, now) {
@@ -370,6 +377,7 @@ impl Store {
         }
     }
 
+    /// Removes an entry found expired, and its place in the expiry index, as an expiry.
     fn remove_expired(&mut self, key: &str) {
         self.unlink(key);
         self.note_expired(key);
@@ -391,21 +399,13 @@ impl Store {
         match self.map.entry(key) {
             MapEntry::Occupied(mut slot) => {
                 self.changes.set(slot.key(), &value);
-                // The old deadline must leave the index before the new one goes in, or a stale
-                // `(deadline, key)` pair would later expire the fresh value.
-                if let Some(old) = slot.get().deadline {
-                    self.expiry.remove(old, slot.key());
-                }
-                if let Some(new) = deadline {
-                    self.expiry.insert(new, slot.key().clone());
-                }
+                self.expiry
+                    .reschedule(slot.key(), slot.get().deadline, deadline);
                 slot.insert(Entry::new(value, deadline));
             }
             MapEntry::Vacant(slot) => {
                 self.changes.created(slot.key(), &value);
-                if let Some(new) = deadline {
-                    self.expiry.insert(new, slot.key().clone());
-                }
+                self.expiry.reschedule(slot.key(), None, deadline);
                 slot.insert(Entry::new(value, deadline));
                 self.sized_for = self.sized_for.max(self.map.len());
             }
@@ -417,15 +417,7 @@ impl Store {
         let Some(entry) = self.map.get_mut(key) else {
             return;
         };
-        if entry.deadline == deadline {
-            return;
-        }
-        if let Some(old) = entry.deadline {
-            self.expiry.remove(old, key);
-        }
-        if let Some(new) = deadline {
-            self.expiry.insert(new, key.to_owned());
-        }
+        self.expiry.reschedule(key, entry.deadline, deadline);
         entry.deadline = deadline;
     }
 
@@ -439,9 +431,7 @@ impl Store {
     /// Takes an entry out of the map and the expiry index, telling nobody: the caller records why.
     fn unlink(&mut self, key: &str) -> Option<Entry> {
         let entry = self.map.remove(key)?;
-        if let Some(deadline) = entry.deadline {
-            self.expiry.remove(deadline, key);
-        }
+        self.expiry.reschedule(key, entry.deadline, None);
         self.shrink_if_sparse();
         Some(entry)
     }
