@@ -117,9 +117,11 @@ impl Mailbox {
 
 /// Removes the first `strip` bytes (a handle's prefix) from a full key. Keys that come back from
 /// the store always start with that prefix; the fallback only keeps this total.
-pub(crate) fn relative_key(key: String, strip: usize) -> String {
-    match key.get(strip..) {
-        Some(relative) => relative.to_owned(),
-        None => key,
+pub(crate) fn relative_key(mut key: String, strip: usize) -> String {
+    // `is_char_boundary` is false past the end, so this strips exactly when `key.get(strip..)`
+    // would succeed, in place.
+    if key.is_char_boundary(strip) {
+        key.drain(..strip);
     }
+    key
 }

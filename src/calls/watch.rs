@@ -293,23 +293,21 @@ pub struct WatchStream {
 
 impl WatchStream {
     fn new(receiver: broadcast::Receiver<Change>, strip: usize, prefix: String) -> WatchStream {
-        let lag_prefix = prefix.clone();
-        let inner = futures::stream::unfold(receiver, move |mut receiver| {
-            let lag_prefix = lag_prefix.clone();
-            async move {
-                let item = match receiver.recv().await {
-                    Ok(change) => Ok(WatchEvent::from_change(change, strip)),
-                    Err(RecvError::Lagged(missed)) => {
-                        tracing::warn!(prefix = %lag_prefix, missed, "watch stream fell behind");
-                        Err(KvError::Lagged {
-                            prefix: lag_prefix,
-                            missed,
-                        })
-                    }
-                    Err(RecvError::Closed) => return None,
-                };
-                Some((item, receiver))
-            }
+        // The prefix lives in the unfold state, so it is copied only to name it in a lag error.
+        let state = (receiver, prefix.clone());
+        let inner = futures::stream::unfold(state, move |(mut receiver, lag_prefix)| async move {
+            let item = match receiver.recv().await {
+                Ok(change) => Ok(WatchEvent::from_change(change, strip)),
+                Err(RecvError::Lagged(missed)) => {
+                    tracing::warn!(prefix = %lag_prefix, missed, "watch stream fell behind");
+                    Err(KvError::Lagged {
+                        prefix: lag_prefix.clone(),
+                        missed,
+                    })
+                }
+                Err(RecvError::Closed) => return None,
+            };
+            Some((item, (receiver, lag_prefix)))
         });
         WatchStream {
             prefix,

@@ -265,8 +265,6 @@ pub type Mset<'a> = Pending<'a, MsetArgs, ()>;
 /// The arguments of [`Mset`].
 #[derive(Debug)]
 pub struct MsetArgs {
-    /// The first key, to name in a TTL error.
-    first_key: String,
     entries: Result<Vec<(String, Value)>, KvError>,
     ttl: Option<Duration>,
 }
@@ -276,15 +274,7 @@ impl MsetArgs {
         let entries: Result<Vec<_>, _> = entries
             .map(|(key, value)| to_json(&key, value).map(|value| (key, value)))
             .collect();
-        let first_key = match &entries {
-            Ok(entries) => entries.first().map(|(key, _)| key.clone()),
-            Err(_) => None,
-        };
-        MsetArgs {
-            first_key: first_key.unwrap_or_default(),
-            entries,
-            ttl: None,
-        }
+        MsetArgs { entries, ttl: None }
     }
 }
 
@@ -295,7 +285,9 @@ impl Request for MsetArgs {
 
     fn command(self, reply: Reply<()>) -> Result<(Command, ()), KvError> {
         let entries = self.entries?;
-        check_ttl(&self.first_key, self.ttl)?;
+        // A TTL error names the first key, or the empty key for an empty batch.
+        let first_key = entries.first().map_or("", |(key, _)| key.as_str());
+        check_ttl(first_key, self.ttl)?;
         let command = Command::Mset {
             entries,
             ttl: self.ttl,
