@@ -19,7 +19,7 @@ use redis::{Pipeline, Value as RedisValue};
 use serde_json::Value;
 use tokio::time::Instant;
 
-use super::exec::{connection_error, json, ttl_ms};
+use super::exec::{connection_error, json, set, ttl_ms};
 use crate::closure::{self, StoreId};
 use crate::command::{TxnFn, UpdateFn};
 use crate::error::{json_type_name, KvError};
@@ -59,14 +59,14 @@ pub(crate) enum TtlChange {
 pub(crate) async fn rewrite<T>(
     connection: &mut ConnectionManager,
     op: &'static str,
-    key: String,
+    key: &str,
     mut f: impl FnMut(Option<Arc<Value>>) -> Result<(Write, T), KvError>,
 ) -> Result<T, KvError> {
     for _ in 0..MAX_ATTEMPTS {
         let mut read = redis::pipe();
-        read.cmd("WATCH").arg(&key).ignore().cmd("GET").arg(&key);
+        read.cmd("WATCH").arg(key).ignore().cmd("GET").arg(key);
         let (current,): (RedisValue,) = query(connection, &read, "redis read").await?;
-        let decided = json(&key, current).and_then(&mut f);
+        let decided = json(key, current).and_then(&mut f);
         let (write, answer) = match decided {
             Ok(decided) => decided,
             Err(error) => {
@@ -79,20 +79,18 @@ pub(crate) async fn rewrite<T>(
         match write {
             Write::Nothing => {}
             Write::Put { value, ttl } => {
-                let set = pipe.cmd("SET").arg(&key).arg(value.to_string());
-                match ttl {
+                let put = match ttl {
                     TtlChange::Keep => {
-                        set.arg("KEEPTTL");
+                        let mut put = set(key, &value, None);
+                        put.arg("KEEPTTL");
+                        put
                     }
-                    TtlChange::Set(ttl) => {
-                        if let Some(ms) = ttl_ms(ttl) {
-                            set.arg("PX").arg(ms);
-                        }
-                    }
-                }
+                    TtlChange::Set(ttl) => set(key, &value, ttl),
+                };
+                pipe.add_command(put);
             }
             Write::Delete => {
-                pipe.cmd("DEL").arg(&key);
+                pipe.cmd("DEL").arg(key);
             }
         }
         if commit(connection, &pipe, "redis write").await? {
@@ -101,7 +99,7 @@ pub(crate) async fn rewrite<T>(
     }
     let error = KvError::Contended {
         op,
-        key,
+        key: key.to_owned(),
         attempts: MAX_ATTEMPTS,
     };
     tracing::warn!(%error, "optimistic retries exhausted");
@@ -115,18 +113,17 @@ pub(crate) async fn update(
     key: String,
     f: &mut UpdateFn,
 ) -> Result<Option<Arc<Value>>, KvError> {
-    let panicked_key = key.clone();
-    rewrite(connection, "update", key, |current| {
+    rewrite(connection, "update", &key, |current| {
         let new = closure::run(store, || f.call(current.as_deref())).map_err(|message| {
             let error = KvError::UpdatePanicked {
-                key: panicked_key.clone(),
+                key: key.clone(),
                 message,
             };
             tracing::warn!(%error, "caught a panic in a closure; nothing was written");
             error
         })?;
         let new = new
-            .map(|value| check_depth(&panicked_key, value))
+            .map(|value| check_depth(&key, value))
             .transpose()?
             .map(Arc::new);
         let write = match (&new, &current) {
@@ -150,14 +147,14 @@ pub(crate) async fn list_push(
     max_len: usize,
     ttl: Option<Duration>,
 ) -> Result<usize, KvError> {
-    let list_key = key.clone();
-    rewrite(connection, "list_push", key, |current| {
-        let mut list = list_of(&list_key, current.as_deref())?.to_vec();
+    rewrite(connection, "list_push", &key, |current| {
+        let existed = current.is_some();
+        let mut list = list_of(&key, current)?;
         list.extend(items.iter().cloned());
         list.drain(..list.len().saturating_sub(max_len));
         let len = list.len();
-        let write = match (len, current) {
-            (0, None) => Write::Nothing,
+        let write = match (len, existed) {
+            (0, false) => Write::Nothing,
             _ => Write::Put {
                 value: Arc::new(Value::Array(list)),
                 ttl: TtlChange::Set(ttl),
@@ -174,15 +171,14 @@ pub(crate) async fn list_pop_front(
     key: String,
     count: usize,
 ) -> Result<Vec<Value>, KvError> {
-    let list_key = key.clone();
-    rewrite(connection, "list_pop_front", key, |current| {
-        let list = list_of(&list_key, current.as_deref())?;
-        let taken = list[..count.min(list.len())].to_vec();
-        let write = match (taken.len(), list.len() - taken.len()) {
+    rewrite(connection, "list_pop_front", &key, |current| {
+        let mut rest = list_of(&key, current)?;
+        let taken: Vec<Value> = rest.drain(..count.min(rest.len())).collect();
+        let write = match (taken.len(), rest.len()) {
             (0, _) => Write::Nothing,
             (_, 0) => Write::Delete,
-            (n, _) => Write::Put {
-                value: Arc::new(Value::Array(list[n..].to_vec())),
+            (_, _) => Write::Put {
+                value: Arc::new(Value::Array(rest)),
                 ttl: TtlChange::Keep,
             },
         };
@@ -197,7 +193,7 @@ pub(crate) async fn get_del(
     connection: &mut ConnectionManager,
     key: String,
 ) -> Result<Option<Arc<Value>>, KvError> {
-    rewrite(connection, "get_del", key, |current| {
+    rewrite(connection, "get_del", &key, |current| {
         let write = if current.is_some() {
             Write::Delete
         } else {
@@ -214,7 +210,7 @@ pub(crate) async fn list_pop_all(
     connection: &mut ConnectionManager,
     key: String,
 ) -> Result<Option<Arc<Value>>, KvError> {
-    rewrite(connection, "list_pop_all", key, |current| match current {
+    rewrite(connection, "list_pop_all", &key, |current| match current {
         Some(list) if list.is_array() => Ok((Write::Delete, Some(list))),
         _ => Ok((Write::Nothing, None)),
     })
@@ -232,7 +228,7 @@ pub(crate) async fn compare_and_set(
     ttl: Option<Duration>,
 ) -> Result<bool, KvError> {
     let new = Arc::new(new);
-    rewrite(connection, "compare_and_set", key, |current| {
+    rewrite(connection, "compare_and_set", &key, |current| {
         if current.as_deref() != expected.as_ref() {
             return Ok((Write::Nothing, false));
         }
@@ -247,15 +243,16 @@ pub(crate) async fn compare_and_set(
 }
 
 /// The items of the list read at `key` (none if it is missing); a value that is not a list is
-/// refused as in-process.
-fn list_of<'v>(key: &str, current: Option<&'v Value>) -> Result<&'v [Value], KvError> {
-    match current {
-        None => Ok(&[]),
+/// refused as in-process. Takes the value read: the items move out of it unless another `Arc`
+/// shares it (none does: [`rewrite`] hands each value read to its closure alone).
+fn list_of(key: &str, current: Option<Arc<Value>>) -> Result<Vec<Value>, KvError> {
+    match current.map(Arc::unwrap_or_clone) {
+        None => Ok(Vec::new()),
         Some(Value::Array(items)) => Ok(items),
         Some(other) => Err(KvError::WrongType {
             key: key.to_owned(),
             expected: "a list",
-            found: json_type_name(other),
+            found: json_type_name(&other),
         }),
     }
 }
@@ -341,7 +338,7 @@ pub(crate) async fn transaction(
         for op in ops {
             match op {
                 // As in-process, a set in a transaction drops any TTL.
-                Op::Set { key, value } => write.cmd("SET").arg(key).arg(value.to_string()),
+                Op::Set { key, value } => write.add_command(set(&key, &value, None)),
                 Op::Delete { key } => write.cmd("DEL").arg(key),
                 Op::Expire { key, ttl } => match ttl_ms(Some(ttl)) {
                     Some(ms) => write.cmd("PEXPIRE").arg(key).arg(ms),
