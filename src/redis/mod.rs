@@ -32,6 +32,7 @@ use redis::{Pipeline, Value as RedisValue};
 use serde_json::Value;
 use tokio::sync::mpsc;
 use tokio::time::MissedTickBehavior;
+use tracing::Instrument;
 
 use crate::closure::StoreId;
 use crate::command::{Message, Reply};
@@ -178,31 +179,46 @@ impl Owner {
             }
             let mut batch = Batch::new();
             for Message { command, span } in commands.drain(..) {
-                let _in_callers_span = span.enter();
                 self.commands += 1;
-                let described =
-                    tracing::enabled!(tracing::Level::DEBUG).then(|| command.described());
-                let step = plan(command, &mut batch.pipe, &self.scripts);
-                if let Some(described) = described {
-                    let outcome = match step {
-                        Step::Pipelined(_) => "pipelined",
-                        Step::Alone(_) => "run alone",
-                    };
-                    described.log(outcome, Duration::ZERO);
-                }
+                // The caller's span is entered only around synchronous code; the awaited work
+                // below is instrumented with it instead (a guard must not be held across awaits).
+                let step = span.in_scope(|| {
+                    let described =
+                        tracing::enabled!(tracing::Level::DEBUG).then(|| command.described());
+                    let step = plan(command, &mut batch.pipe, &self.scripts);
+                    if let Some(described) = described {
+                        let outcome = match step {
+                            Step::Pipelined(_) => "pipelined",
+                            Step::Alone(_) => "run alone",
+                        };
+                        described.log(outcome, Duration::ZERO);
+                    }
+                    step
+                });
                 match step {
                     Step::Pipelined(pipelined) => batch.queued.push(pipelined),
                     Step::Alone(alone) => {
-                        // Everything received before it is answered first, so calls keep their
-                        // order, and nothing else uses the connection while it runs.
-                        while in_flight.next().await.is_some() {}
                         let earlier = std::mem::replace(&mut batch, Batch::new());
-                        answer(earlier, self.connection.clone(), Arc::clone(&self.scripts)).await;
-                        if let Alone::Shutdown { reply } = alone {
+                        let shutdown_reply = async {
+                            // Everything received before it is answered first, so calls keep
+                            // their order, and nothing else uses the connection while it runs.
+                            while in_flight.next().await.is_some() {}
+                            answer(earlier, self.connection.clone(), Arc::clone(&self.scripts))
+                                .await;
+                            match alone {
+                                Alone::Shutdown { reply } => Some(reply),
+                                alone => {
+                                    self.alone(alone).await;
+                                    None
+                                }
+                            }
+                        }
+                        .instrument(span)
+                        .await;
+                        if let Some(reply) = shutdown_reply {
                             shutdown = Some(reply);
                             break;
                         }
-                        self.alone(alone).await;
                     }
                 }
             }
