@@ -36,7 +36,7 @@ const MAX_ATTEMPTS: u32 = 16;
 const MAX_FETCH_ROUNDS: u32 = 64;
 
 /// What a read-modify-write writes back after reading the key.
-pub(crate) enum Write {
+enum Write {
     /// Nothing (the read is still checked, so the answer is current).
     Nothing,
     /// The key's new value, and what becomes of its TTL.
@@ -46,7 +46,7 @@ pub(crate) enum Write {
 }
 
 /// What a [`Write::Put`] does to the key's TTL.
-pub(crate) enum TtlChange {
+enum TtlChange {
     /// An existing key keeps its TTL; a created one never expires (`KEEPTTL`).
     Keep,
     /// The key gets this TTL; `None`, or one too large to represent, means it never expires.
@@ -56,7 +56,7 @@ pub(crate) enum TtlChange {
 /// One key's read-modify-write on Redis: `WATCH` + `GET`, let `f` decide what to write and what
 /// to answer, then the write in `MULTI`/`EXEC`; again on conflict. An error from `f` ends the call
 /// with nothing written. `op` names the call in [`KvError::Contended`].
-pub(crate) async fn rewrite<T>(
+async fn rewrite<T>(
     connection: &mut ConnectionManager,
     op: &'static str,
     key: &str,
