@@ -233,6 +233,20 @@ mod stats {
         }
     }
 
+    /// A `get` that finds its key expired counts one miss and one expiration, as a missing key
+    /// counts one miss.
+    #[tokio::test(start_paused = true)]
+    async fn a_get_of_an_expired_key_counts_a_miss_and_an_expiration() {
+        let kv = lazy_store();
+        kv.set("t", 1).ttl(SEC).await.unwrap();
+        tokio::time::advance(SEC).await;
+        assert_eq!(kv.get("t").await.unwrap(), None);
+        let stats = kv.stats().await.unwrap();
+        assert_eq!((stats.hits, stats.misses, stats.expirations), (0, 1, 1));
+        assert_eq!(kv.get("never").await.unwrap(), None);
+        assert_eq!(kv.stats().await.unwrap().misses, 2);
+    }
+
     #[tokio::test(start_paused = true)]
     async fn active_expiry_counts_expirations() {
         let kv = KvHandle::spawn();
