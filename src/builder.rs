@@ -6,6 +6,7 @@
 //! `connect` returns.
 
 use crate::closure::StoreId;
+use crate::command::MAX_CAPACITY;
 #[cfg(feature = "redis")]
 use crate::error::KvError;
 use crate::handle::KvHandle;
@@ -52,10 +53,6 @@ impl KvHandle {
 
 /// The default number of commands that may wait in the mailbox before callers wait for room.
 const DEFAULT_MAILBOX_CAPACITY: usize = 1024;
-
-/// The largest mailbox a builder makes: a million waiting commands is already more than a store
-/// for small values should queue, and tokio's channel refuses sizes near `usize::MAX`.
-const MAX_MAILBOX_CAPACITY: usize = 1 << 20;
 
 /// Configures a store before starting it. Made by [`KvHandle::builder`].
 ///
@@ -214,7 +211,7 @@ impl KvBuilder {
     /// # }
     /// ```
     pub fn mailbox_capacity(mut self, capacity: usize) -> KvBuilder {
-        self.mailbox_capacity = capacity.clamp(1, MAX_MAILBOX_CAPACITY);
+        self.mailbox_capacity = capacity.clamp(1, MAX_CAPACITY);
         self
     }
 

@@ -11,7 +11,7 @@
 
 use std::fmt;
 use std::future::Future;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::de::DeserializeOwned;
@@ -19,15 +19,16 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::calls::{
-    CompareAndSet, CompareAndSetArgs, Incr, IncrArgs, List, ListAppendUnique, ListAppendUniqueArgs,
-    ListPush, ListPushArgs, Mset, MsetArgs, Pending, PurgeExpired, PurgeExpiredArgs, ScanPrefix,
-    ScanPrefixArgs, Set, SetArgs, SetIfAbsent, SetIfAbsentArgs, Watch, WatchArgs,
+    CompareAndSet, CompareAndSetArgs, ExpireArgs, GetAs, GetDelArgs, Incr, IncrArgs,
+    ListAppendUnique, ListAppendUniqueArgs, ListPopAllArgs, ListPush, ListPushArgs, Mset, MsetArgs,
+    Pending, PurgeExpired, PurgeExpiredArgs, ScanPrefix, ScanPrefixArgs, Set, SetArgs, SetIfAbsent,
+    SetIfAbsentArgs, ShutdownArgs, StatsArgs, TransactionArgs, WaitForAs, Watch, WatchArgs,
 };
-use crate::command::{Command, TxnFn, UpdateFn};
+use crate::command::{self, UpdateFn};
 use crate::error::KvError;
 use crate::mailbox::Mailbox;
 use crate::stats::Stats;
-use crate::ttl::{check_ttl, Ttl};
+use crate::ttl::Ttl;
 use crate::txn::Txn;
 
 /// A cloneable handle to an ephemeral key-value store run by its own owner task.
@@ -173,7 +174,7 @@ impl KvHandle {
         key: impl AsRef<str>,
     ) -> impl Future<Output = Result<Option<Arc<Value>>, KvError>> + Send + '_ {
         let key = self.mailbox.key(key);
-        self.mailbox.call(|reply| Command::Get { key, reply })
+        Pending::new(&self.mailbox, command::Get { key })
     }
 
     /// The value at `key` deserialized into `T`, or `None` if it is missing or expired.
@@ -200,26 +201,11 @@ impl KvHandle {
     /// # Ok(())
     /// # }
     /// ```
-    pub fn get_as<T: DeserializeOwned>(
-        &self,
+    pub fn get_as<'a, T: DeserializeOwned + 'a>(
+        &'a self,
         key: impl AsRef<str>,
-    ) -> impl Future<Output = Result<Option<T>, KvError>> + Send + '_ {
-        let key = self.mailbox.key(key);
-        async move {
-            let Some(value) = self
-                .mailbox
-                .call(|reply| Command::Get {
-                    key: key.clone(),
-                    reply,
-                })
-                .await?
-            else {
-                return Ok(None);
-            };
-            T::deserialize(&*value)
-                .map(Some)
-                .map_err(|source| KvError::Deserialize { key, source })
-        }
+    ) -> impl Future<Output = Result<Option<T>, KvError>> + Send + 'a {
+        Pending::new(&self.mailbox, GetAs::new(self.mailbox.key(key)))
     }
 
     /// The values of several keys in one atomic command, in the order given (duplicates included),
@@ -252,7 +238,7 @@ impl KvHandle {
         I::Item: AsRef<str>,
     {
         let keys: Vec<String> = keys.into_iter().map(|key| self.mailbox.key(key)).collect();
-        self.mailbox.call(|reply| Command::Mget { keys, reply })
+        Pending::new(&self.mailbox, command::Mget { keys })
     }
 
     /// Whether `key` holds a live value (without copying the value).
@@ -275,7 +261,7 @@ impl KvHandle {
         key: impl AsRef<str>,
     ) -> impl Future<Output = Result<bool, KvError>> + Send + '_ {
         let key = self.mailbox.key(key);
-        self.mailbox.call(|reply| Command::Exists { key, reply })
+        Pending::new(&self.mailbox, command::Exists { key })
     }
 
     /// How long `key` has left: [`Ttl::Missing`], [`Ttl::NoExpiry`] or [`Ttl::Expires`] with the
@@ -302,7 +288,7 @@ impl KvHandle {
         key: impl AsRef<str>,
     ) -> impl Future<Output = Result<Ttl, KvError>> + Send + '_ {
         let key = self.mailbox.key(key);
-        self.mailbox.call(|reply| Command::Ttl { key, reply })
+        Pending::new(&self.mailbox, command::Ttl { key })
     }
 
     /// The live keys that start with `prefix`, sorted, relative to this handle's prefix (so they
@@ -416,7 +402,7 @@ impl KvHandle {
         key: impl AsRef<str>,
     ) -> impl Future<Output = Result<(), KvError>> + Send + '_ {
         let key = self.mailbox.key(key);
-        self.mailbox.call(|reply| Command::Delete { key, reply })
+        Pending::new(&self.mailbox, command::Delete { key })
     }
 
     /// Gives `key` a new TTL, counted from now. Returns `true` if the key was live and got it,
@@ -444,12 +430,7 @@ impl KvHandle {
         ttl: Duration,
     ) -> impl Future<Output = Result<bool, KvError>> + Send + '_ {
         let key = self.mailbox.key(key);
-        async move {
-            check_ttl(&key, Some(ttl))?;
-            self.mailbox
-                .call(|reply| Command::Expire { key, ttl, reply })
-                .await
-        }
+        Pending::new(&self.mailbox, ExpireArgs(command::Expire { key, ttl }))
     }
 
     /// Makes a live key never expire. Returns `true` if it had a TTL that was removed, `false` if
@@ -476,7 +457,7 @@ impl KvHandle {
         key: impl AsRef<str>,
     ) -> impl Future<Output = Result<bool, KvError>> + Send + '_ {
         let key = self.mailbox.key(key);
-        self.mailbox.call(|reply| Command::Persist { key, reply })
+        Pending::new(&self.mailbox, command::Persist { key })
     }
 }
 
@@ -622,8 +603,7 @@ impl KvHandle {
         count: usize,
     ) -> impl Future<Output = Result<Vec<Value>, KvError>> + Send + '_ {
         let key = self.mailbox.key(key);
-        self.mailbox
-            .call(move |reply| Command::ListPopFront { key, count, reply })
+        Pending::new(&self.mailbox, command::ListPopFront { key, count })
     }
 
     /// Removes the list at `key` and returns its items, atomically: no item is lost or returned
@@ -652,15 +632,7 @@ impl KvHandle {
         key: impl AsRef<str>,
     ) -> impl Future<Output = Result<Vec<Value>, KvError>> + Send + '_ {
         let key = self.mailbox.key(key);
-        async move {
-            let list = self
-                .mailbox
-                .call(|reply| Command::ListPopAll { key, reply })
-                .await?;
-            // The store has let go of it: the items move out, copied only if a reader still
-            // shares this version of the list.
-            Ok(list.map(List::new).map(List::into_vec).unwrap_or_default())
-        }
+        Pending::new(&self.mailbox, ListPopAllArgs(command::ListPopAll { key }))
     }
 }
 
@@ -779,14 +751,7 @@ impl KvHandle {
         key: impl AsRef<str>,
     ) -> impl Future<Output = Result<Option<Value>, KvError>> + Send + '_ {
         let key = self.mailbox.key(key);
-        async move {
-            let value = self
-                .mailbox
-                .call(|reply| Command::GetDel { key, reply })
-                .await?;
-            // The store has let go of it: it moves out, copied only if a reader still shares it.
-            Ok(value.map(Arc::unwrap_or_clone))
-        }
+        Pending::new(&self.mailbox, GetDelArgs(command::GetDel { key }))
     }
 
     /// Replaces the value at `key` with what `f` makes of it, atomically, and returns the new
@@ -833,7 +798,7 @@ impl KvHandle {
     {
         let key = self.mailbox.key(key);
         let f = UpdateFn::new(f);
-        self.mailbox.call(|reply| Command::Update { key, f, reply })
+        Pending::new(&self.mailbox, command::Update { key, f })
     }
 
     /// Runs `f` over several keys at once and returns what it returns. Through its [`Txn`], `f`
@@ -883,23 +848,8 @@ impl KvHandle {
         F: FnMut(&mut Txn<'_>) -> R + Send + 'static,
         R: Send + 'static,
     {
-        // Each run overwrites the slot; the executor stops running `f` once a run's writes are
-        // applied, so what is left in it is the committed run's value.
-        let slot = Arc::new(Mutex::new(None));
-        let writer = Arc::clone(&slot);
-        let mut f = f;
-        let f = TxnFn::new(move |txn: &mut Txn<'_>| {
-            let result = f(txn);
-            *writer.lock().unwrap_or_else(PoisonError::into_inner) = Some(result);
-        });
         let prefix = self.prefix().to_owned();
-        async move {
-            self.mailbox
-                .call(|reply| Command::Transaction { prefix, f, reply })
-                .await?;
-            let result = slot.lock().unwrap_or_else(PoisonError::into_inner).take();
-            result.ok_or_else(|| self.mailbox.closed())
-        }
+        Pending::new(&self.mailbox, TransactionArgs::new(prefix, f))
     }
 
     /// Opens a stream of the changes to keys under `prefix` (relative to this handle's prefix):
@@ -977,7 +927,7 @@ impl KvHandle {
         key: impl AsRef<str>,
     ) -> impl Future<Output = Result<Arc<Value>, KvError>> + Send + '_ {
         let key = self.mailbox.key(key);
-        self.mailbox.call(|reply| Command::WaitFor { key, reply })
+        Pending::new(&self.mailbox, command::WaitFor { key })
     }
 
     /// [`wait_for`](KvHandle::wait_for), deserializing the value into `T`: a typed hand-off.
@@ -1002,21 +952,11 @@ impl KvHandle {
     /// # Ok(())
     /// # }
     /// ```
-    pub fn wait_for_as<T: DeserializeOwned>(
-        &self,
+    pub fn wait_for_as<'a, T: DeserializeOwned + 'a>(
+        &'a self,
         key: impl AsRef<str>,
-    ) -> impl Future<Output = Result<T, KvError>> + Send + '_ {
-        let key = self.mailbox.key(key);
-        async move {
-            let value = self
-                .mailbox
-                .call(|reply| Command::WaitFor {
-                    key: key.clone(),
-                    reply,
-                })
-                .await?;
-            T::deserialize(&*value).map_err(|source| KvError::Deserialize { key, source })
-        }
+    ) -> impl Future<Output = Result<T, KvError>> + Send + 'a {
+        Pending::new(&self.mailbox, WaitForAs::new(self.mailbox.key(key)))
     }
 }
 
@@ -1072,12 +1012,8 @@ impl KvHandle {
     /// # }
     /// ```
     pub async fn stats(&self) -> Result<Stats, KvError> {
-        // The mailbox is the channel's business, not the store's: measure it here, as the call
-        // joins the queue.
         let mailbox_depth = self.mailbox.depth();
-        let mut stats = self.mailbox.call(|reply| Command::Stats { reply }).await?;
-        stats.mailbox_depth = mailbox_depth;
-        Ok(stats)
+        Pending::new(&self.mailbox, StatsArgs { mailbox_depth }).await
     }
 
     /// Whether the store has stopped, so that every call would return [`KvError::Closed`].
@@ -1112,7 +1048,7 @@ impl KvHandle {
     pub async fn shutdown(&self) {
         self.mailbox.shutting_down();
         // An error here means the store had already stopped, which is what was asked for.
-        let _ = self.mailbox.call(|reply| Command::Shutdown { reply }).await;
+        let _ = Pending::new(&self.mailbox, ShutdownArgs).await;
     }
 }
 

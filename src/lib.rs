@@ -115,7 +115,7 @@
 
 // The caller side: the handle, its builder and the awaitable call values.
 mod builder;
-mod calls;
+pub mod calls;
 mod handle;
 mod mailbox;
 

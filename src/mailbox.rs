@@ -11,7 +11,7 @@ use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::closure::{self, StoreId};
-use crate::command::{Command, Message, Reply};
+use crate::command::{Call, Command, Message, Op};
 use crate::error::KvError;
 
 /// The sender to a store's owner task and the key prefix of one handle. Cloning it is cheap.
@@ -78,17 +78,28 @@ impl Mailbox {
         full
     }
 
-    /// Sends the command built by `command` and awaits its answer.
+    /// Sends one command and awaits its answer: the one function that puts commands in a
+    /// mailbox. A call made from inside one of this store's own closures is refused at once
+    /// ([`KvError::Reentrant`]): the owner task is busy running that closure and would never get
+    /// to it.
     ///
     /// Both ways the owner task can be gone (the mailbox is closed, or it dropped the command
     /// unanswered while stopping) read as [`closed`](Self::closed) says: [`KvError::Closed`] after
     /// a shutdown, else [`KvError::OwnerGone`].
-    pub(crate) async fn call<T>(
-        &self,
-        command: impl FnOnce(Reply<T>) -> Command,
-    ) -> Result<T, KvError> {
+    pub(crate) async fn call<C: Op>(&self, args: C) -> Result<C::Answer, KvError>
+    where
+        Command: From<Call<C>>,
+    {
+        if closure::inside(self.store) {
+            return Err(KvError::Reentrant { op: C::NAME });
+        }
         let (reply, answer) = oneshot::channel();
-        self.send(command(reply)).await?;
+        let command = Command::from(Call { args, reply });
+        let span = tracing::Span::current();
+        self.sender
+            .send(Message { command, span })
+            .await
+            .map_err(|_| self.closed())?;
         answer.await.map_err(|_| self.closed())?
     }
 
@@ -100,18 +111,6 @@ impl Mailbox {
         } else {
             KvError::OwnerGone
         }
-    }
-
-    /// Puts a command in the owner task's mailbox, waiting for room if it is full.
-    pub(crate) async fn send(&self, command: Command) -> Result<(), KvError> {
-        if closure::inside(self.store) {
-            return Err(KvError::Reentrant { op: command.name() });
-        }
-        let span = tracing::Span::current();
-        self.sender
-            .send(Message { command, span })
-            .await
-            .map_err(|_| self.closed())
     }
 }
 

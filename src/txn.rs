@@ -24,7 +24,7 @@ use serde::Serialize;
 
 use crate::error::KvError;
 use crate::ttl::check_ttl;
-use crate::value::to_json;
+use crate::value::{decode, to_json};
 
 /// A write a transaction recorded, to apply on commit. Keys are full (prefixed).
 #[derive(Debug)]
@@ -177,9 +177,7 @@ impl<'a> Txn<'a> {
         let Some((value, _)) = self.view(&key) else {
             return Ok(None);
         };
-        T::deserialize(&**value)
-            .map(Some)
-            .map_err(|source| KvError::Deserialize { key, source })
+        decode(&key, value).map(Some)
     }
 
     /// Stages `value` at `key`, replacing any value and TTL (like [`KvHandle::set`](crate::KvHandle::set)

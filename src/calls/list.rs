@@ -10,7 +10,7 @@ use serde::{Serialize, Serializer};
 use serde_json::Value;
 
 use super::pending::{Pending, Request};
-use crate::command::{Command, Reply};
+use crate::command;
 use crate::error::{json_type_name, KvError};
 use crate::mailbox::Mailbox;
 use crate::ttl::check_ttl;
@@ -46,14 +46,9 @@ pub const DEFAULT_ID_KEY: &str = "id";
 /// ```
 pub type ListAppendUnique<'a> = Pending<'a, ListAppendUniqueArgs, List>;
 
-/// The arguments of [`ListAppendUnique`].
+/// The arguments of [`ListAppendUnique`]: the command, or why its items did not serialize.
 #[derive(Debug)]
-pub struct ListAppendUniqueArgs {
-    key: String,
-    items: Result<Vec<Value>, KvError>,
-    id_key: String,
-    ttl: Option<Duration>,
-}
+pub struct ListAppendUniqueArgs(Result<command::ListAppendUnique, KvError>);
 
 impl ListAppendUniqueArgs {
     pub(crate) fn new<I>(key: String, items: I) -> Self
@@ -61,37 +56,38 @@ impl ListAppendUniqueArgs {
         I: IntoIterator,
         I::Item: Serialize,
     {
-        let items = to_json_items(&key, items);
-        ListAppendUniqueArgs {
-            key,
-            items,
-            id_key: DEFAULT_ID_KEY.to_owned(),
-            ttl: None,
+        ListAppendUniqueArgs(
+            to_json_items(&key, items).map(|items| command::ListAppendUnique {
+                key,
+                items,
+                id_key: DEFAULT_ID_KEY.to_owned(),
+                ttl: None,
+            }),
+        )
+    }
+
+    /// Sets an option; a call whose items did not serialize has failed already.
+    fn set(&mut self, option: impl FnOnce(&mut command::ListAppendUnique)) {
+        if let Ok(command) = &mut self.0 {
+            option(command);
         }
     }
 }
 
 impl Request for ListAppendUniqueArgs {
-    type Answer = Arc<Value>;
+    type Op = command::ListAppendUnique;
     type Output = List;
     type Shape = ();
 
-    fn command(self, reply: Reply<Arc<Value>>) -> Result<(Command, ()), KvError> {
-        let items = self.items?;
-        check_items(&self.key, &items, &self.id_key)?;
-        check_ttl(&self.key, self.ttl)?;
-        let command = Command::ListAppendUnique {
-            key: self.key,
-            items,
-            id_key: self.id_key,
-            ttl: self.ttl,
-            reply,
-        };
+    fn command(self) -> Result<(command::ListAppendUnique, ()), KvError> {
+        let command = self.0?;
+        check_items(&command.key, &command.items, &command.id_key)?;
+        check_ttl(&command.key, command.ttl)?;
         Ok((command, ()))
     }
 
-    fn output((): (), list: Arc<Value>, _: &Mailbox) -> List {
-        List::new(list)
+    fn output((): (), list: Arc<Value>, _: &Mailbox) -> Result<List, KvError> {
+        Ok(List::new(list))
     }
 }
 
@@ -113,7 +109,7 @@ impl ListAppendUnique<'_> {
     /// ```
     pub fn id_key(self, id_key: impl Into<String>) -> Self {
         let id_key = id_key.into();
-        self.with(|args| args.id_key = id_key)
+        self.with(|args| args.set(|command| command.id_key = id_key))
     }
 
     /// Makes the list expire `ttl` from now (the reference's `ttl_s`). Must be greater than zero.
@@ -130,7 +126,7 @@ impl ListAppendUnique<'_> {
     /// # }
     /// ```
     pub fn ttl(self, ttl: Duration) -> Self {
-        self.with(|args| args.ttl = Some(ttl))
+        self.with(|args| args.set(|command| command.ttl = Some(ttl)))
     }
 }
 
@@ -176,14 +172,9 @@ fn check_items(key: &str, items: &[Value], id_key: &str) -> Result<(), KvError> 
 /// ```
 pub type ListPush<'a> = Pending<'a, ListPushArgs, usize>;
 
-/// The arguments of [`ListPush`].
+/// The arguments of [`ListPush`]: the command, or why its items did not serialize.
 #[derive(Debug)]
-pub struct ListPushArgs {
-    key: String,
-    items: Result<Vec<Value>, KvError>,
-    max_len: usize,
-    ttl: Option<Duration>,
-}
+pub struct ListPushArgs(Result<command::ListPush, KvError>);
 
 impl ListPushArgs {
     pub(crate) fn new<I>(key: String, items: I) -> Self
@@ -191,42 +182,41 @@ impl ListPushArgs {
         I: IntoIterator,
         I::Item: Serialize,
     {
-        let items = to_json_items(&key, items);
-        ListPushArgs {
+        ListPushArgs(to_json_items(&key, items).map(|items| command::ListPush {
             key,
             items,
             max_len: usize::MAX,
             ttl: None,
+        }))
+    }
+
+    /// Sets an option; a call whose items did not serialize has failed already.
+    fn set(&mut self, option: impl FnOnce(&mut command::ListPush)) {
+        if let Ok(command) = &mut self.0 {
+            option(command);
         }
     }
 }
 
 impl Request for ListPushArgs {
-    type Answer = usize;
+    type Op = command::ListPush;
     type Output = usize;
     type Shape = ();
 
-    fn command(self, reply: Reply<usize>) -> Result<(Command, ()), KvError> {
-        let items = self.items?;
-        check_ttl(&self.key, self.ttl)?;
-        if self.max_len == 0 {
+    fn command(self) -> Result<(command::ListPush, ()), KvError> {
+        let command = self.0?;
+        check_ttl(&command.key, command.ttl)?;
+        if command.max_len == 0 {
             return Err(KvError::InvalidArgument {
-                key: self.key,
+                key: command.key,
                 reason: "`max_len` must be at least 1 (to empty a list, call `delete`)".to_owned(),
             });
         }
-        let command = Command::ListPush {
-            key: self.key,
-            items,
-            max_len: self.max_len,
-            ttl: self.ttl,
-            reply,
-        };
         Ok((command, ()))
     }
 
-    fn output((): (), len: usize, _: &Mailbox) -> usize {
-        len
+    fn output((): (), len: usize, _: &Mailbox) -> Result<usize, KvError> {
+        Ok(len)
     }
 }
 
@@ -247,7 +237,7 @@ impl ListPush<'_> {
     /// # }
     /// ```
     pub fn max_len(self, max_len: usize) -> Self {
-        self.with(|args| args.max_len = max_len)
+        self.with(|args| args.set(|command| command.max_len = max_len))
     }
 
     /// Gives the list this TTL, counted from now. Without it the list never expires, as with
@@ -264,7 +254,7 @@ impl ListPush<'_> {
     /// # }
     /// ```
     pub fn ttl(self, ttl: Duration) -> Self {
-        self.with(|args| args.ttl = Some(ttl))
+        self.with(|args| args.set(|command| command.ttl = Some(ttl)))
     }
 }
 
@@ -450,5 +440,26 @@ mod tests {
         assert_eq!(*value, Value::Array(items.clone()));
         assert!(Arc::ptr_eq(&value, shared.as_value()));
         assert_eq!(Vec::from(shared), items);
+    }
+}
+
+/// [`KvHandle::list_pop_all`](crate::KvHandle::list_pop_all): the command, its answer moved out
+/// into the items.
+#[derive(Debug)]
+pub(crate) struct ListPopAllArgs(pub(crate) command::ListPopAll);
+
+impl Request for ListPopAllArgs {
+    type Op = command::ListPopAll;
+    type Output = Vec<Value>;
+    type Shape = ();
+
+    fn command(self) -> Result<(command::ListPopAll, ()), KvError> {
+        Ok((self.0, ()))
+    }
+
+    fn output((): (), list: Option<Arc<Value>>, _: &Mailbox) -> Result<Vec<Value>, KvError> {
+        // The store has let go of it: the items move out, copied only if a reader still shares
+        // this version of the list.
+        Ok(list.map(List::new).map(List::into_vec).unwrap_or_default())
     }
 }

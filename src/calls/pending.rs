@@ -3,37 +3,82 @@
 //! A call with options (`kv.set(k, v).ttl(d)`) is built in two steps: the [`KvHandle`](crate::KvHandle) method makes
 //! a `Pending` holding the call's arguments, and option methods change them. Nothing is sent until
 //! the call is first polled (usually by `.await`); then its arguments are checked, turned into a
-//! [`Command`] and sent, and the answer is shaped for the caller. What differs between calls, the
+//! command and sent, and the answer is shaped for the caller. What differs between calls, the
 //! arguments and how they become a command, is a [`Request`]; the rest is here, once.
+//!
+//! Calls without options (`get`, `delete`, ...) take the same path: their methods return the
+//! same `Pending`, behind `impl Future`.
 
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{ready, Context, Poll};
 
-use futures::future::BoxFuture;
-use tokio::sync::oneshot;
-
-use crate::command::{Command, Reply};
+use crate::command::{Call, Command, Op};
 use crate::error::KvError;
 use crate::mailbox::Mailbox;
+use futures::future::BoxFuture;
 
-/// The arguments of one kind of call, and how they become a [`Command`] and its answer an output.
-pub(crate) trait Request: fmt::Debug + Send + Unpin + Sized + 'static {
-    /// What the executor answers the command with.
-    type Answer: Send + 'static;
+/// The arguments of one kind of call: how they are checked and become a command, and how its
+/// answer becomes what the caller gets. Every call of [`KvHandle`](crate::KvHandle) has one, and
+/// every one is sent by [`send`], the one way a call reaches the store.
+pub(crate) trait Request: fmt::Debug + Send + Unpin + Sized {
+    /// The command the arguments become.
+    type Op: Op;
     /// What the caller gets.
-    type Output: Send + 'static;
+    type Output;
     /// What [`output`](Request::output) needs of the arguments once they are sent.
-    type Shape: Send + 'static;
+    type Shape: Send;
 
     /// Checks the arguments and builds the command, or says what is wrong with them: nothing is
     /// sent then.
-    fn command(self, reply: Reply<Self::Answer>) -> Result<(Command, Self::Shape), KvError>;
+    fn command(self) -> Result<(Self::Op, Self::Shape), KvError>;
 
     /// Shapes the executor's answer for the caller, on the caller's task.
-    fn output(shape: Self::Shape, answer: Self::Answer, mailbox: &Mailbox) -> Self::Output;
+    fn output(
+        shape: Self::Shape,
+        answer: <Self::Op as Op>::Answer,
+        mailbox: &Mailbox,
+    ) -> Result<Self::Output, KvError>;
 }
+
+/// The [`Request`] of a call that needs no check and no shaping: the command itself, answered as
+/// the executor answers it.
+macro_rules! plain_request {
+    ($($op:ident),* $(,)?) => {
+        $(
+            impl Request for crate::command::$op {
+                type Op = Self;
+                type Output = <Self as Op>::Answer;
+                type Shape = ();
+
+                fn command(self) -> Result<(Self, ()), KvError> {
+                    Ok((self, ()))
+                }
+
+                fn output(
+                    (): (),
+                    answer: Self::Output,
+                    _: &Mailbox,
+                ) -> Result<Self::Output, KvError> {
+                    Ok(answer)
+                }
+            }
+        )*
+    };
+}
+
+plain_request!(
+    Get,
+    Mget,
+    Exists,
+    Ttl,
+    Delete,
+    Persist,
+    ListPopFront,
+    WaitFor,
+    Update
+);
 
 /// A call that has been made but not sent yet: the handle, and the arguments `A` with the options
 /// set so far; it resolves to a `Result<T, KvError>`. Every call with options is one (its type,
@@ -71,7 +116,8 @@ pub struct Pending<'a, A, T> {
 impl<'a, A, T> Pending<'a, A, T> {
     pub(crate) fn new(mailbox: &'a Mailbox, args: A) -> Self
     where
-        A: Request<Output = T>,
+        A: Request<Output = T> + 'a,
+        Command: From<Call<A::Op>>,
     {
         Pending {
             mailbox,
@@ -119,13 +165,15 @@ impl<A: Unpin, T> Future for Pending<'_, A, T> {
     }
 }
 
-/// Checks and sends one call, and shapes its answer.
-async fn send<A: Request>(mailbox: &Mailbox, args: A) -> Result<A::Output, KvError> {
-    let (reply, answer) = oneshot::channel();
-    let (command, shape) = args.command(reply)?;
-    mailbox.send(command).await?;
-    let answer = answer.await.map_err(|_| mailbox.closed())??;
-    Ok(A::output(shape, answer, mailbox))
+/// Checks and sends one call, and shapes its answer: the one path from every call to its command.
+pub(crate) async fn send<A>(mailbox: &Mailbox, args: A) -> Result<A::Output, KvError>
+where
+    A: Request,
+    Command: From<Call<A::Op>>,
+{
+    let (op, shape) = args.command()?;
+    let answer = mailbox.call(op).await?;
+    A::output(shape, answer, mailbox)
 }
 
 #[cfg(test)]

@@ -1,7 +1,7 @@
 //! The calls over many keys with a limit: [`PurgeExpired`] and [`ScanPrefix`].
 
 use super::pending::{Pending, Request};
-use crate::command::{Command, Reply};
+use crate::command;
 use crate::error::KvError;
 use crate::mailbox::{relative_key, Mailbox};
 
@@ -24,32 +24,29 @@ pub const DEFAULT_PURGE_LIMIT: usize = 1000;
 /// ```
 pub type PurgeExpired<'a> = Pending<'a, PurgeExpiredArgs, usize>;
 
-/// The arguments of [`PurgeExpired`].
+/// The arguments of [`PurgeExpired`]: the command itself.
 #[derive(Debug)]
-pub struct PurgeExpiredArgs {
-    limit: usize,
-}
+pub struct PurgeExpiredArgs(command::PurgeExpired);
 
 impl PurgeExpiredArgs {
     pub(crate) fn new() -> Self {
-        PurgeExpiredArgs {
+        PurgeExpiredArgs(command::PurgeExpired {
             limit: DEFAULT_PURGE_LIMIT,
-        }
+        })
     }
 }
 
 impl Request for PurgeExpiredArgs {
-    type Answer = usize;
+    type Op = command::PurgeExpired;
     type Output = usize;
     type Shape = ();
 
-    fn command(self, reply: Reply<usize>) -> Result<(Command, ()), KvError> {
-        let limit = self.limit;
-        Ok((Command::PurgeExpired { limit, reply }, ()))
+    fn command(self) -> Result<(command::PurgeExpired, ()), KvError> {
+        Ok((self.0, ()))
     }
 
-    fn output((): (), removed: usize, _: &Mailbox) -> usize {
-        removed
+    fn output((): (), removed: usize, _: &Mailbox) -> Result<usize, KvError> {
+        Ok(removed)
     }
 }
 
@@ -65,7 +62,7 @@ impl PurgeExpired<'_> {
     /// # }
     /// ```
     pub fn limit(self, limit: usize) -> Self {
-        self.with(|args| args.limit = limit)
+        self.with(|args| args.0.limit = limit)
     }
 }
 
@@ -83,42 +80,35 @@ impl PurgeExpired<'_> {
 /// ```
 pub type ScanPrefix<'a> = Pending<'a, ScanPrefixArgs, Vec<String>>;
 
-/// The arguments of [`ScanPrefix`].
+/// The arguments of [`ScanPrefix`]: the command itself.
 #[derive(Debug)]
-pub struct ScanPrefixArgs {
-    prefix: String,
-    limit: usize,
-}
+pub struct ScanPrefixArgs(command::ScanPrefix);
 
 impl ScanPrefixArgs {
     pub(crate) fn new(prefix: String) -> Self {
-        ScanPrefixArgs {
+        ScanPrefixArgs(command::ScanPrefix {
             prefix,
             limit: usize::MAX,
-        }
+        })
     }
 }
 
 impl Request for ScanPrefixArgs {
-    type Answer = Vec<String>;
+    type Op = command::ScanPrefix;
     type Output = Vec<String>;
     type Shape = ();
 
-    fn command(self, reply: Reply<Vec<String>>) -> Result<(Command, ()), KvError> {
-        let command = Command::ScanPrefix {
-            prefix: self.prefix,
-            limit: self.limit,
-            reply,
-        };
-        Ok((command, ()))
+    fn command(self) -> Result<(command::ScanPrefix, ()), KvError> {
+        Ok((self.0, ()))
     }
 
-    fn output((): (), keys: Vec<String>, mailbox: &Mailbox) -> Vec<String> {
+    fn output((): (), keys: Vec<String>, mailbox: &Mailbox) -> Result<Vec<String>, KvError> {
         // Keys come back full; strip the handle's prefix here, off the owner task.
         let strip = mailbox.prefix().len();
-        keys.into_iter()
+        Ok(keys
+            .into_iter()
             .map(|key| relative_key(key, strip))
-            .collect()
+            .collect())
     }
 }
 
@@ -135,6 +125,6 @@ impl ScanPrefix<'_> {
     /// # }
     /// ```
     pub fn limit(self, limit: usize) -> Self {
-        self.with(|args| args.limit = limit)
+        self.with(|args| args.0.limit = limit)
     }
 }

@@ -16,15 +16,16 @@ use serde_json::Value;
 use tokio::sync::broadcast::{self, error::RecvError};
 
 use super::pending::{Pending, Request};
-use crate::command::{Change, ChangeKind, Command, Reply};
+use crate::command::{self, Change, ChangeKind};
 use crate::error::KvError;
 use crate::mailbox::{relative_key, Mailbox};
+use crate::value::decode;
 
 /// How many events a [`WatchStream`] buffers by default before it starts losing the oldest.
 pub const DEFAULT_WATCH_CAPACITY: usize = 1024;
 
 /// The largest buffer a [`WatchStream`] may ask for; larger requests are lowered to it.
-pub const MAX_WATCH_CAPACITY: usize = 1 << 20;
+pub const MAX_WATCH_CAPACITY: usize = crate::command::MAX_CAPACITY;
 
 /// A change to one key under a watched prefix.
 ///
@@ -156,14 +157,7 @@ impl WatchEvent {
     /// ```
     pub fn value_as<T: DeserializeOwned>(&self) -> Result<Option<T>, KvError> {
         match self {
-            WatchEvent::Set { key, value } => {
-                T::deserialize(&**value)
-                    .map(Some)
-                    .map_err(|source| KvError::Deserialize {
-                        key: key.clone(),
-                        source,
-                    })
-            }
+            WatchEvent::Set { key, value } => decode(key, value).map(Some),
             WatchEvent::Deleted { .. }
             | WatchEvent::Expired { .. }
             | WatchEvent::Evicted { .. } => Ok(None),
@@ -196,46 +190,38 @@ impl WatchEvent {
 /// ```
 pub type Watch<'a> = Pending<'a, WatchArgs, WatchStream>;
 
-/// The arguments of [`Watch`].
+/// The arguments of [`Watch`]: the command itself.
 #[derive(Debug)]
-pub struct WatchArgs {
-    prefix: String,
-    capacity: usize,
-}
+pub struct WatchArgs(command::Watch);
 
 impl WatchArgs {
     pub(crate) fn new(prefix: String) -> Self {
-        WatchArgs {
+        WatchArgs(command::Watch {
             prefix,
             capacity: DEFAULT_WATCH_CAPACITY,
-        }
+        })
     }
 }
 
 impl Request for WatchArgs {
-    type Answer = broadcast::Receiver<Change>;
+    type Op = command::Watch;
     type Output = WatchStream;
     /// The full prefix watched, for [`WatchStream::prefix`].
     type Shape = String;
 
-    fn command(
-        self,
-        reply: Reply<broadcast::Receiver<Change>>,
-    ) -> Result<(Command, String), KvError> {
-        let command = Command::Watch {
-            prefix: self.prefix.clone(),
-            capacity: self.capacity.clamp(1, MAX_WATCH_CAPACITY),
-            reply,
-        };
-        Ok((command, self.prefix))
+    fn command(self) -> Result<(command::Watch, String), KvError> {
+        let mut command = self.0;
+        command.capacity = command.capacity.clamp(1, MAX_WATCH_CAPACITY);
+        let prefix = command.prefix.clone();
+        Ok((command, prefix))
     }
 
     fn output(
         prefix: String,
         receiver: broadcast::Receiver<Change>,
         mailbox: &Mailbox,
-    ) -> WatchStream {
-        WatchStream::new(receiver, mailbox.prefix().len(), prefix)
+    ) -> Result<WatchStream, KvError> {
+        Ok(WatchStream::new(receiver, mailbox.prefix().len(), prefix))
     }
 }
 
@@ -261,7 +247,7 @@ impl Watch<'_> {
     /// # }
     /// ```
     pub fn capacity(self, capacity: usize) -> Self {
-        self.with(|args| args.capacity = capacity)
+        self.with(|args| args.0.capacity = capacity)
     }
 }
 

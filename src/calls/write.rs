@@ -1,13 +1,14 @@
 //! The writing calls with options: [`Set`], [`SetIfAbsent`], [`CompareAndSet`], [`Mset`] and
 //! [`Incr`].
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Serialize;
 use serde_json::Value;
 
 use super::pending::{Pending, Request};
-use crate::command::{Command, Reply};
+use crate::command;
 use crate::error::KvError;
 use crate::mailbox::Mailbox;
 use crate::ttl::check_ttl;
@@ -66,22 +67,18 @@ impl SetArgs {
 }
 
 impl Request for SetArgs {
-    type Answer = ();
+    type Op = command::Set;
     type Output = ();
     type Shape = ();
 
-    fn command(self, reply: Reply<()>) -> Result<(Command, ()), KvError> {
+    fn command(self) -> Result<(command::Set, ()), KvError> {
         let (key, value, ttl) = self.0.checked()?;
-        let command = Command::Set {
-            key,
-            value,
-            ttl,
-            reply,
-        };
-        Ok((command, ()))
+        Ok((command::Set { key, value, ttl }, ()))
     }
 
-    fn output((): (), (): (), _: &Mailbox) {}
+    fn output((): (), (): (), _: &Mailbox) -> Result<(), KvError> {
+        Ok(())
+    }
 }
 
 impl Set<'_> {
@@ -125,23 +122,17 @@ impl SetIfAbsentArgs {
 }
 
 impl Request for SetIfAbsentArgs {
-    type Answer = bool;
+    type Op = command::SetIfAbsent;
     type Output = bool;
     type Shape = ();
 
-    fn command(self, reply: Reply<bool>) -> Result<(Command, ()), KvError> {
+    fn command(self) -> Result<(command::SetIfAbsent, ()), KvError> {
         let (key, value, ttl) = self.0.checked()?;
-        let command = Command::SetIfAbsent {
-            key,
-            value,
-            ttl,
-            reply,
-        };
-        Ok((command, ()))
+        Ok((command::SetIfAbsent { key, value, ttl }, ()))
     }
 
-    fn output((): (), stored: bool, _: &Mailbox) -> bool {
-        stored
+    fn output((): (), stored: bool, _: &Mailbox) -> Result<bool, KvError> {
+        Ok(stored)
     }
 }
 
@@ -201,25 +192,24 @@ impl CompareAndSetArgs {
 }
 
 impl Request for CompareAndSetArgs {
-    type Answer = bool;
+    type Op = command::CompareAndSet;
     type Output = bool;
     type Shape = ();
 
-    fn command(self, reply: Reply<bool>) -> Result<(Command, ()), KvError> {
+    fn command(self) -> Result<(command::CompareAndSet, ()), KvError> {
         let expected = self.expected?;
         let (key, new, ttl) = self.write.checked()?;
-        let command = Command::CompareAndSet {
+        let command = command::CompareAndSet {
             key,
             expected,
             new,
             ttl,
-            reply,
         };
         Ok((command, ()))
     }
 
-    fn output((): (), swapped: bool, _: &Mailbox) -> bool {
-        swapped
+    fn output((): (), swapped: bool, _: &Mailbox) -> Result<bool, KvError> {
+        Ok(swapped)
     }
 }
 
@@ -279,24 +269,22 @@ impl MsetArgs {
 }
 
 impl Request for MsetArgs {
-    type Answer = ();
+    type Op = command::Mset;
     type Output = ();
     type Shape = ();
 
-    fn command(self, reply: Reply<()>) -> Result<(Command, ()), KvError> {
+    fn command(self) -> Result<(command::Mset, ()), KvError> {
         let entries = self.entries?;
         // A TTL error names the first key, or the empty key for an empty batch.
         let first_key = entries.first().map_or("", |(key, _)| key.as_str());
         check_ttl(first_key, self.ttl)?;
-        let command = Command::Mset {
-            entries,
-            ttl: self.ttl,
-            reply,
-        };
-        Ok((command, ()))
+        let ttl = self.ttl;
+        Ok((command::Mset { entries, ttl }, ()))
     }
 
-    fn output((): (), (): (), _: &Mailbox) {}
+    fn output((): (), (): (), _: &Mailbox) -> Result<(), KvError> {
+        Ok(())
+    }
 }
 
 impl Mset<'_> {
@@ -334,38 +322,28 @@ impl Mset<'_> {
 /// ```
 pub type Incr<'a> = Pending<'a, IncrArgs, i64>;
 
-/// The arguments of [`Incr`].
+/// The arguments of [`Incr`]: the command itself, checked when sent.
 #[derive(Debug)]
-pub struct IncrArgs {
-    key: String,
-    by: i64,
-    ttl: Option<Duration>,
-}
+pub struct IncrArgs(command::Incr);
 
 impl IncrArgs {
     pub(crate) fn new(key: String, by: i64) -> Self {
-        IncrArgs { key, by, ttl: None }
+        IncrArgs(command::Incr { key, by, ttl: None })
     }
 }
 
 impl Request for IncrArgs {
-    type Answer = i64;
+    type Op = command::Incr;
     type Output = i64;
     type Shape = ();
 
-    fn command(self, reply: Reply<i64>) -> Result<(Command, ()), KvError> {
-        check_ttl(&self.key, self.ttl)?;
-        let command = Command::Incr {
-            key: self.key,
-            by: self.by,
-            ttl: self.ttl,
-            reply,
-        };
-        Ok((command, ()))
+    fn command(self) -> Result<(command::Incr, ()), KvError> {
+        check_ttl(&self.0.key, self.0.ttl)?;
+        Ok((self.0, ()))
     }
 
-    fn output((): (), value: i64, _: &Mailbox) -> i64 {
-        value
+    fn output((): (), value: i64, _: &Mailbox) -> Result<i64, KvError> {
+        Ok(value)
     }
 }
 
@@ -388,6 +366,45 @@ impl Incr<'_> {
     /// # }
     /// ```
     pub fn ttl(self, ttl: Duration) -> Self {
-        self.with(|args| args.ttl = Some(ttl))
+        self.with(|args| args.0.ttl = Some(ttl))
+    }
+}
+
+/// [`KvHandle::expire`](crate::KvHandle::expire): the command, its TTL checked when sent.
+#[derive(Debug)]
+pub(crate) struct ExpireArgs(pub(crate) command::Expire);
+
+impl Request for ExpireArgs {
+    type Op = command::Expire;
+    type Output = bool;
+    type Shape = ();
+
+    fn command(self) -> Result<(command::Expire, ()), KvError> {
+        check_ttl(&self.0.key, Some(self.0.ttl))?;
+        Ok((self.0, ()))
+    }
+
+    fn output((): (), applied: bool, _: &Mailbox) -> Result<bool, KvError> {
+        Ok(applied)
+    }
+}
+
+/// [`KvHandle::get_del`](crate::KvHandle::get_del): the command, its answer moved out of its
+/// `Arc`.
+#[derive(Debug)]
+pub(crate) struct GetDelArgs(pub(crate) command::GetDel);
+
+impl Request for GetDelArgs {
+    type Op = command::GetDel;
+    type Output = Option<Value>;
+    type Shape = ();
+
+    fn command(self) -> Result<(command::GetDel, ()), KvError> {
+        Ok((self.0, ()))
+    }
+
+    fn output((): (), value: Option<Arc<Value>>, _: &Mailbox) -> Result<Option<Value>, KvError> {
+        // The store has let go of it: it moves out, copied only if a reader still shares it.
+        Ok(value.map(Arc::unwrap_or_clone))
     }
 }

@@ -6,7 +6,7 @@
 //! with no lock.
 //!
 //! It stops when every [`KvHandle`](crate::KvHandle) is gone (the mailbox closes) or on
-//! [`Command::Shutdown`], after answering everything that was queued before it.
+//! a `Shutdown` command, after answering everything that was queued before it.
 
 use std::pin::pin;
 
@@ -16,7 +16,10 @@ use tokio::time::{sleep_until, Instant};
 use super::feeds::Feeds;
 use super::store::Store;
 use super::Config;
-use crate::command::{Command, Message, Reply};
+use crate::command::{
+    Call, Command, CompareAndSet, Expire, Incr, ListAppendUnique, ListPopFront, ListPush, Message,
+    Mset, Op, Reply, ScanPrefix, Set, SetIfAbsent, Transaction, Update, Watch,
+};
 use crate::error::KvError;
 
 /// How many commands the owner takes from the mailbox at once. Draining in batches saves a trip
@@ -27,16 +30,12 @@ const BATCH: usize = 64;
 /// expiry never holds up callers for long.
 const EXPIRY_SLICE: usize = 256;
 
-/// The largest change feed ring a `watch` may ask for (tokio's broadcast channel refuses more
-/// than `usize::MAX / 2`; a ring this size already holds a million changes).
-const MAX_FEED_CAPACITY: usize = 1 << 20;
-
 /// The owner task's state: the store, its change feeds and waiters, and a shutdown in progress.
 pub(crate) struct Owner {
     config: Config,
     store: Store,
     feeds: Feeds,
-    /// Set by [`Command::Shutdown`]: answered once the task has stopped.
+    /// Set by a `Shutdown` command: answered once the task has stopped.
     shutdown: Option<Reply<()>>,
 }
 
@@ -146,108 +145,131 @@ impl Owner {
         let store = &mut self.store;
         store.note_command();
         let outcome = match command {
-            Command::Get { key, reply } => found(reply, store.get(&key, now)),
-            Command::Set {
-                key,
-                value,
-                ttl,
-                reply,
-            } => done(reply, store.set(key, value, ttl, now)),
-            Command::Delete { key, reply } => {
-                store.delete(&key, now);
-                done(reply, Ok(()))
+            Command::Get(call) => {
+                let value = store.get(&call.args.key, now);
+                found(call, value)
             }
-            Command::ListAppendUnique {
-                key,
-                items,
-                id_key,
-                ttl,
-                reply,
-            } => done(
-                reply,
-                store.list_append_unique(key, items, &id_key, ttl, now),
-            ),
-            Command::ListPopAll { key, reply } => found(reply, store.list_pop_all(&key, now)),
-            Command::ListPush {
-                key,
-                items,
-                max_len,
-                ttl,
-                reply,
-            } => done(reply, store.list_push(key, items, max_len, ttl, now)),
-            Command::ListPopFront { key, count, reply } => {
-                done(reply, store.list_pop_front(&key, count, now))
+            Command::Set(call) => {
+                let Set { key, value, ttl } = call.args;
+                done(call.reply, store.set(key, value, ttl, now))
             }
-            Command::Mset {
-                entries,
-                ttl,
-                reply,
-            } => done(reply, store.mset(entries, ttl, now)),
-            Command::Mget { keys, reply } => done(reply, Ok(store.mget(&keys, now))),
-            Command::Expire { key, ttl, reply } => decided(reply, store.expire(&key, ttl, now)),
-            Command::PurgeExpired { limit, reply } => {
-                done(reply, Ok(store.purge_expired(limit, now)))
+            Command::Delete(call) => {
+                store.delete(&call.args.key, now);
+                done(call.reply, Ok(()))
             }
-            Command::Stats { reply } => {
+            Command::ListAppendUnique(call) => {
+                let ListAppendUnique {
+                    key,
+                    items,
+                    id_key,
+                    ttl,
+                } = call.args;
+                let list = store.list_append_unique(key, items, &id_key, ttl, now);
+                done(call.reply, list)
+            }
+            Command::ListPopAll(call) => {
+                let list = store.list_pop_all(&call.args.key, now);
+                found(call, list)
+            }
+            Command::ListPush(call) => {
+                let ListPush {
+                    key,
+                    items,
+                    max_len,
+                    ttl,
+                } = call.args;
+                done(call.reply, store.list_push(key, items, max_len, ttl, now))
+            }
+            Command::ListPopFront(call) => {
+                let ListPopFront { key, count } = &call.args;
+                let items = store.list_pop_front(key, *count, now);
+                done(call.reply, items)
+            }
+            Command::Mset(call) => {
+                let Mset { entries, ttl } = call.args;
+                done(call.reply, store.mset(entries, ttl, now))
+            }
+            Command::Mget(call) => {
+                let values = store.mget(&call.args.keys, now);
+                done(call.reply, Ok(values))
+            }
+            Command::Expire(call) => {
+                let Expire { key, ttl } = &call.args;
+                let applied = store.expire(key, *ttl, now);
+                decided(call.reply, applied)
+            }
+            Command::PurgeExpired(call) => {
+                let removed = store.purge_expired(call.args.limit, now);
+                done(call.reply, Ok(removed))
+            }
+            Command::Stats(call) => {
                 self.feeds.recount(store);
-                done(reply, Ok(store.stats()))
+                done(call.reply, Ok(store.stats()))
             }
-            Command::Shutdown { reply } => {
-                self.shutdown = Some(reply);
+            Command::Shutdown(call) => {
+                self.shutdown = Some(call.reply);
                 OK
             }
-            Command::Incr {
-                key,
-                by,
-                ttl,
-                reply,
-            } => done(reply, store.incr(key, by, ttl, now)),
-            Command::SetIfAbsent {
-                key,
-                value,
-                ttl,
-                reply,
-            } => decided_or_failed(reply, store.set_if_absent(key, value, ttl, now)),
-            Command::CompareAndSet {
-                key,
-                expected,
-                new,
-                ttl,
-                reply,
-            } => decided_or_failed(reply, store.compare_and_set(key, expected, new, ttl, now)),
-            Command::Update { key, f, reply } => done(reply, store.update(key, f, now)),
-            Command::Transaction { prefix, f, reply } => {
-                done(reply, store.transaction(&prefix, f, now))
+            Command::Incr(call) => {
+                let Incr { key, by, ttl } = call.args;
+                done(call.reply, store.incr(key, by, ttl, now))
             }
-            Command::GetDel { key, reply } => found(reply, store.get_del(&key, now)),
-            Command::Exists { key, reply } => {
-                let live = store.exists(&key, now);
-                let _ = reply.send(Ok(live));
+            Command::SetIfAbsent(call) => {
+                let SetIfAbsent { key, value, ttl } = call.args;
+                decided_or_failed(call.reply, store.set_if_absent(key, value, ttl, now))
+            }
+            Command::CompareAndSet(call) => {
+                let CompareAndSet {
+                    key,
+                    expected,
+                    new,
+                    ttl,
+                } = call.args;
+                let swapped = store.compare_and_set(key, expected, new, ttl, now);
+                decided_or_failed(call.reply, swapped)
+            }
+            Command::Update(call) => {
+                let Update { key, f } = call.args;
+                done(call.reply, store.update(key, f, now))
+            }
+            Command::Transaction(call) => {
+                let Transaction { prefix, f } = call.args;
+                done(call.reply, store.transaction(&prefix, f, now))
+            }
+            Command::GetDel(call) => {
+                let value = store.get_del(&call.args.key, now);
+                found(call, value)
+            }
+            Command::Exists(call) => {
+                let live = store.exists(&call.args.key, now);
+                call.answer(Ok(live));
                 if live {
                     "hit"
                 } else {
                     "miss"
                 }
             }
-            Command::Ttl { key, reply } => done(reply, Ok(store.ttl(&key, now))),
-            Command::Persist { key, reply } => decided(reply, store.persist(&key, now)),
-            Command::ScanPrefix {
-                prefix,
-                limit,
-                reply,
-            } => done(reply, Ok(store.scan_prefix(&prefix, limit, now))),
-            Command::Watch {
-                prefix,
-                capacity,
-                reply,
-            } => {
-                let capacity = capacity.clamp(1, MAX_FEED_CAPACITY);
-                done(reply, Ok(self.feeds.subscribe(prefix, capacity)))
+            Command::Ttl(call) => {
+                let ttl = store.ttl(&call.args.key, now);
+                done(call.reply, Ok(ttl))
             }
-            Command::WaitFor { key, reply } => match store.get(&key, now) {
-                Some(value) => done(reply, Ok(value)),
+            Command::Persist(call) => {
+                let applied = store.persist(&call.args.key, now);
+                decided(call.reply, applied)
+            }
+            Command::ScanPrefix(call) => {
+                let ScanPrefix { prefix, limit } = &call.args;
+                let keys = store.scan_prefix(prefix, *limit, now);
+                done(call.reply, Ok(keys))
+            }
+            Command::Watch(call) => {
+                let Watch { prefix, capacity } = call.args;
+                done(call.reply, Ok(self.feeds.subscribe(prefix, capacity)))
+            }
+            Command::WaitFor(call) => match store.get(&call.args.key, now) {
+                Some(value) => done(call.reply, Ok(value)),
                 None => {
-                    self.feeds.wait(key, reply);
+                    self.feeds.wait(call.args.key, call.reply);
                     "waiting"
                 }
             },
@@ -279,9 +301,12 @@ fn done<T>(reply: Reply<T>, result: Result<T, KvError>) -> &'static str {
 }
 
 /// Answers with what a lookup found: `hit` or `miss`.
-fn found<T>(reply: Reply<Option<T>>, value: Option<T>) -> &'static str {
+fn found<C, T>(call: Call<C>, value: Option<T>) -> &'static str
+where
+    C: Op<Answer = Option<T>>,
+{
     let outcome = if value.is_some() { "hit" } else { "miss" };
-    let _ = reply.send(Ok(value));
+    call.answer(Ok(value));
     outcome
 }
 

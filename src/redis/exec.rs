@@ -15,11 +15,13 @@ use redis::{Cmd, Pipeline, RedisError, Script, ServerError, Value as RedisValue}
 use serde_json::Value;
 
 use super::scripts::Scripts;
-use tokio::sync::broadcast;
 
-use crate::command::{Change, Command, Reply, TxnFn, UpdateFn};
+use crate::command::{
+    self, Call, Command, CompareAndSet, Delete, Exists, Expire, Get, GetDel, Incr,
+    ListAppendUnique, ListPopAll, ListPopFront, ListPush, Mget, Mset, Persist, PurgeExpired, Reply,
+    ScanPrefix, Set, SetIfAbsent, Shutdown, Stats, Transaction, Update, WaitFor, Watch,
+};
 use crate::error::KvError;
-use crate::stats::Stats;
 use crate::ttl::Ttl;
 use crate::value::{text_depth, MAX_DEPTH};
 use serde::Deserialize;
@@ -40,64 +42,19 @@ pub(crate) enum Step {
 /// The commands that need the connection to themselves (or no server at all): run one at a time
 /// by the owner task, in order, after everything received before them is answered.
 pub(crate) enum Alone {
-    PurgeExpired {
-        reply: Reply<usize>,
-    },
-    Stats {
-        reply: Reply<Stats>,
-    },
-    Shutdown {
-        reply: Reply<()>,
-    },
-    ScanPrefix {
-        prefix: String,
-        limit: usize,
-        reply: Reply<Vec<String>>,
-    },
-    Update {
-        key: String,
-        f: UpdateFn,
-        reply: Reply<Option<Arc<Value>>>,
-    },
-    Transaction {
-        prefix: String,
-        f: TxnFn,
-        reply: Reply<()>,
-    },
-    ListPopAll {
-        key: String,
-        reply: Reply<Option<Arc<Value>>>,
-    },
-    CompareAndSet {
-        key: String,
-        expected: Option<Value>,
-        new: Value,
-        ttl: Option<Duration>,
-        reply: Reply<bool>,
-    },
-    GetDel {
-        key: String,
-        reply: Reply<Option<Arc<Value>>>,
-    },
-    ListPush {
-        key: String,
-        items: Vec<Value>,
-        max_len: usize,
-        ttl: Option<Duration>,
-        reply: Reply<usize>,
-    },
-    ListPopFront {
-        key: String,
-        count: usize,
-        reply: Reply<Vec<Value>>,
-    },
-    Watch {
-        reply: Reply<broadcast::Receiver<Change>>,
-    },
-    WaitFor {
-        key: String,
-        reply: Reply<Arc<Value>>,
-    },
+    PurgeExpired(Call<PurgeExpired>),
+    Stats(Call<Stats>),
+    Shutdown(Call<Shutdown>),
+    ScanPrefix(Call<ScanPrefix>),
+    Update(Call<Update>),
+    Transaction(Call<Transaction>),
+    ListPopAll(Call<ListPopAll>),
+    CompareAndSet(Call<CompareAndSet>),
+    GetDel(Call<GetDel>),
+    ListPush(Call<ListPush>),
+    ListPopFront(Call<ListPopFront>),
+    Watch(Call<Watch>),
+    WaitFor(Call<WaitFor>),
 }
 
 /// A command whose entries are queued in a pipeline, waiting for their replies.
@@ -133,30 +90,28 @@ fn pipelined<T: Send + 'static>(
 /// Queues `command`'s entries in `pipe`, or hands it back to run alone.
 pub(crate) fn plan(command: Command, pipe: &mut Pipeline, scripts: &Scripts) -> Step {
     match command {
-        Command::Get { key, reply } => {
+        Command::Get(Call { args, reply }) => {
+            let Get { key } = args;
             pipe.cmd("GET").arg(&key);
             pipelined(1, reply, move |replies| json(&key, first(&key, replies)?))
         }
-        Command::Set {
-            key,
-            value,
-            ttl,
-            reply,
-        } => {
+        Command::Set(Call { args, reply }) => {
+            let Set { key, value, ttl } = args;
             pipe.add_command(set(&key, &value, ttl));
             pipelined(1, reply, move |replies| first(&key, replies).map(drop))
         }
-        Command::Delete { key, reply } => {
+        Command::Delete(Call { args, reply }) => {
+            let Delete { key } = args;
             pipe.cmd("DEL").arg(&key);
             pipelined(1, reply, move |replies| first(&key, replies).map(drop))
         }
-        Command::ListAppendUnique {
-            key,
-            items,
-            id_key,
-            ttl,
-            reply,
-        } => {
+        Command::ListAppendUnique(Call { args, reply }) => {
+            let ListAppendUnique {
+                key,
+                items,
+                id_key,
+                ttl,
+            } = args;
             let mut call = evalsha(&scripts.list_append_unique, [&key]);
             call.arg(&id_key).arg(ttl_arg(ttl));
             for item in &items {
@@ -171,12 +126,9 @@ pub(crate) fn plan(command: Command, pipe: &mut Pipeline, scripts: &Scripts) -> 
         }
         // Read-modify-writes that must decode the value before removing or replacing it, so that
         // a value that does not decode is left in place: run alone, optimistically.
-        Command::ListPopAll { key, reply } => Step::Alone(Alone::ListPopAll { key, reply }),
-        Command::Mset {
-            entries,
-            ttl,
-            reply,
-        } => {
+        Command::ListPopAll(call) => Step::Alone(Alone::ListPopAll(call)),
+        Command::Mset(Call { args, reply }) => {
+            let Mset { entries, ttl } = args;
             if entries.is_empty() {
                 return pipelined(0, reply, |_| Ok(()));
             }
@@ -198,7 +150,8 @@ pub(crate) fn plan(command: Command, pipe: &mut Pipeline, scripts: &Scripts) -> 
             }
             pipelined(1, reply, |replies| first("", replies).map(drop))
         }
-        Command::Mget { keys, reply } => {
+        Command::Mget(Call { args, reply }) => {
+            let Mget { keys } = args;
             if keys.is_empty() {
                 return pipelined(0, reply, |_| Ok(Vec::new()));
             }
@@ -215,18 +168,15 @@ pub(crate) fn plan(command: Command, pipe: &mut Pipeline, scripts: &Scripts) -> 
                 )),
             })
         }
-        Command::Expire { key, ttl, reply } => {
+        Command::Expire(Call { args, reply }) => {
+            let Expire { key, ttl } = args;
             let mut call = evalsha(&scripts.expire, [&key]);
             call.arg(ttl_arg(Some(ttl)));
             pipe.add_command(call);
             pipelined(1, reply, move |replies| flag(&key, first(&key, replies)?))
         }
-        Command::Incr {
-            key,
-            by,
-            ttl,
-            reply,
-        } => {
+        Command::Incr(Call { args, reply }) => {
+            let Incr { key, by, ttl } = args;
             let mut call = evalsha(&scripts.incr, [&key]);
             call.arg(by).arg(ttl_arg(ttl));
             pipe.add_command(call);
@@ -250,12 +200,8 @@ pub(crate) fn plan(command: Command, pipe: &mut Pipeline, scripts: &Scripts) -> 
                 },
             })
         }
-        Command::SetIfAbsent {
-            key,
-            value,
-            ttl,
-            reply,
-        } => {
+        Command::SetIfAbsent(Call { args, reply }) => {
+            let SetIfAbsent { key, value, ttl } = args;
             let mut call = set(&key, &value, ttl);
             call.arg("NX");
             pipe.add_command(call);
@@ -263,25 +209,15 @@ pub(crate) fn plan(command: Command, pipe: &mut Pipeline, scripts: &Scripts) -> 
                 Ok(first(&key, replies)? != RedisValue::Nil)
             })
         }
-        Command::CompareAndSet {
-            key,
-            expected,
-            new,
-            ttl,
-            reply,
-        } => Step::Alone(Alone::CompareAndSet {
-            key,
-            expected,
-            new,
-            ttl,
-            reply,
-        }),
-        Command::GetDel { key, reply } => Step::Alone(Alone::GetDel { key, reply }),
-        Command::Exists { key, reply } => {
+        Command::CompareAndSet(call) => Step::Alone(Alone::CompareAndSet(call)),
+        Command::GetDel(call) => Step::Alone(Alone::GetDel(call)),
+        Command::Exists(Call { args, reply }) => {
+            let Exists { key } = args;
             pipe.cmd("EXISTS").arg(&key);
             pipelined(1, reply, move |replies| flag(&key, first(&key, replies)?))
         }
-        Command::Ttl { key, reply } => {
+        Command::Ttl(Call { args, reply }) => {
+            let command::Ttl { key } = args;
             pipe.cmd("PTTL").arg(&key);
             pipelined(1, reply, move |replies| match first(&key, replies)? {
                 RedisValue::Int(-2) => Ok(Ttl::Missing),
@@ -291,44 +227,21 @@ pub(crate) fn plan(command: Command, pipe: &mut Pipeline, scripts: &Scripts) -> 
                 _ => Err(unexpected(&key, "a reply to PTTL that is not an integer")),
             })
         }
-        Command::Persist { key, reply } => {
+        Command::Persist(Call { args, reply }) => {
+            let Persist { key } = args;
             pipe.cmd("PERSIST").arg(&key);
             pipelined(1, reply, move |replies| flag(&key, first(&key, replies)?))
         }
-        Command::PurgeExpired { limit: _, reply } => Step::Alone(Alone::PurgeExpired { reply }),
-        Command::Stats { reply } => Step::Alone(Alone::Stats { reply }),
-        Command::Shutdown { reply } => Step::Alone(Alone::Shutdown { reply }),
-        Command::ScanPrefix {
-            prefix,
-            limit,
-            reply,
-        } => Step::Alone(Alone::ScanPrefix {
-            prefix,
-            limit,
-            reply,
-        }),
-        Command::Update { key, f, reply } => Step::Alone(Alone::Update { key, f, reply }),
-        Command::Transaction { prefix, f, reply } => {
-            Step::Alone(Alone::Transaction { prefix, f, reply })
-        }
-        Command::ListPush {
-            key,
-            items,
-            max_len,
-            ttl,
-            reply,
-        } => Step::Alone(Alone::ListPush {
-            key,
-            items,
-            max_len,
-            ttl,
-            reply,
-        }),
-        Command::ListPopFront { key, count, reply } => {
-            Step::Alone(Alone::ListPopFront { key, count, reply })
-        }
-        Command::Watch { reply, .. } => Step::Alone(Alone::Watch { reply }),
-        Command::WaitFor { key, reply } => Step::Alone(Alone::WaitFor { key, reply }),
+        Command::PurgeExpired(call) => Step::Alone(Alone::PurgeExpired(call)),
+        Command::Stats(call) => Step::Alone(Alone::Stats(call)),
+        Command::Shutdown(call) => Step::Alone(Alone::Shutdown(call)),
+        Command::ScanPrefix(call) => Step::Alone(Alone::ScanPrefix(call)),
+        Command::Update(call) => Step::Alone(Alone::Update(call)),
+        Command::Transaction(call) => Step::Alone(Alone::Transaction(call)),
+        Command::ListPush(call) => Step::Alone(Alone::ListPush(call)),
+        Command::ListPopFront(call) => Step::Alone(Alone::ListPopFront(call)),
+        Command::Watch(call) => Step::Alone(Alone::Watch(call)),
+        Command::WaitFor(call) => Step::Alone(Alone::WaitFor(call)),
     }
 }
 

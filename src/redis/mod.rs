@@ -35,7 +35,10 @@ use tokio::time::MissedTickBehavior;
 use tracing::Instrument;
 
 use crate::closure::StoreId;
-use crate::command::{Message, Reply};
+use crate::command::{
+    Call, CompareAndSet, GetDel, ListPopAll, ListPopFront, ListPush, Message, Reply, ScanPrefix,
+    Transaction, Update, WaitFor,
+};
 use crate::error::KvError;
 use crate::stats::Stats;
 use exec::{connection_error, plan, Alone, Pipelined, Step};
@@ -206,7 +209,7 @@ impl Owner {
                             answer(earlier, self.connection.clone(), Arc::clone(&self.scripts))
                                 .await;
                             match alone {
-                                Alone::Shutdown { reply } => Some(reply),
+                                Alone::Shutdown(call) => Some(call.reply),
                                 alone => {
                                     self.alone(alone).await;
                                     None
@@ -249,78 +252,78 @@ impl Owner {
     /// Runs a command that needs round trips of its own, or none.
     async fn alone(&mut self, alone: Alone) {
         match alone {
-            Alone::PurgeExpired { reply } => {
+            Alone::PurgeExpired(call) => {
                 // Redis removes expired keys itself; there is nothing left to purge.
-                let _ = reply.send(Ok(0));
+                call.answer(Ok(0));
             }
-            Alone::Stats { reply } => {
-                let _ = reply.send(self.stats().await);
+            Alone::Stats(call) => {
+                let stats = self.stats().await;
+                call.answer(stats);
             }
-            Alone::ScanPrefix {
-                prefix,
-                limit,
-                reply,
-            } => {
-                let keys = self.scan(&prefix).await.map(|mut keys| {
+            Alone::ScanPrefix(call) => {
+                let ScanPrefix { prefix, limit } = &call.args;
+                let keys = self.scan(prefix).await.map(|mut keys| {
                     keys.sort_unstable();
                     keys.dedup(); // SCAN may return a key twice
-                    keys.truncate(limit);
+                    keys.truncate(*limit);
                     keys
                 });
-                let _ = reply.send(keys);
+                call.answer(keys);
             }
-            Alone::Update { key, mut f, reply } => {
+            Alone::Update(Call { args, reply }) => {
+                let Update { key, mut f } = args;
                 let result =
                     optimistic::update(&mut self.connection, self.store, key, &mut f).await;
                 let _ = reply.send(result);
             }
-            Alone::ListPush {
-                key,
-                items,
-                max_len,
-                ttl,
-                reply,
-            } => {
+            Alone::ListPush(Call { args, reply }) => {
+                let ListPush {
+                    key,
+                    items,
+                    max_len,
+                    ttl,
+                } = args;
                 let result =
                     optimistic::list_push(&mut self.connection, key, items, max_len, ttl).await;
                 let _ = reply.send(result);
             }
-            Alone::ListPopFront { key, count, reply } => {
+            Alone::ListPopFront(Call { args, reply }) => {
+                let ListPopFront { key, count } = args;
                 let result = optimistic::list_pop_front(&mut self.connection, key, count).await;
                 let _ = reply.send(result);
             }
-            Alone::Transaction {
-                prefix,
-                mut f,
-                reply,
-            } => {
+            Alone::Transaction(Call { args, reply }) => {
+                let Transaction { prefix, mut f } = args;
                 let result =
                     optimistic::transaction(&mut self.connection, self.store, &prefix, &mut f)
                         .await;
                 let _ = reply.send(result);
             }
-            Alone::ListPopAll { key, reply } => {
+            Alone::ListPopAll(Call { args, reply }) => {
+                let ListPopAll { key } = args;
                 let _ = reply.send(optimistic::list_pop_all(&mut self.connection, key).await);
             }
-            Alone::GetDel { key, reply } => {
+            Alone::GetDel(Call { args, reply }) => {
+                let GetDel { key } = args;
                 let _ = reply.send(optimistic::get_del(&mut self.connection, key).await);
             }
-            Alone::CompareAndSet {
-                key,
-                expected,
-                new,
-                ttl,
-                reply,
-            } => {
+            Alone::CompareAndSet(Call { args, reply }) => {
+                let CompareAndSet {
+                    key,
+                    expected,
+                    new,
+                    ttl,
+                } = args;
                 let result =
                     optimistic::compare_and_set(&mut self.connection, key, expected, new, ttl)
                         .await;
                 let _ = reply.send(result);
             }
-            Alone::Watch { reply } => {
-                let _ = reply.send(Err(unsupported("watch")));
+            Alone::Watch(call) => {
+                call.answer(Err(unsupported("watch")));
             }
-            Alone::WaitFor { key, reply } => {
+            Alone::WaitFor(Call { args, reply }) => {
+                let WaitFor { key } = args;
                 let mut get = redis::cmd("GET");
                 get.arg(&key);
                 let found = match get.query_async(&mut self.connection).await {
@@ -339,8 +342,8 @@ impl Owner {
             }
             // The loop takes the shutdown itself, before it gets here; answering it here too would
             // be harmless.
-            Alone::Shutdown { reply } => {
-                let _ = reply.send(Ok(()));
+            Alone::Shutdown(call) => {
+                call.answer(Ok(()));
             }
         }
     }

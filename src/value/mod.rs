@@ -7,6 +7,7 @@
 //! than 128 levels, so such a value stored on Redis could not be read back. Values deeper than
 //! [`MAX_DEPTH`] are refused before anything is sent, and taken apart without recursion.
 
+use serde::de::DeserializeOwned;
 use serde::{ser, Serialize};
 use serde_json::Value;
 
@@ -24,6 +25,16 @@ mod finite;
 /// [`MAX_DEPTH`].
 pub(crate) fn to_json<T: Serialize>(key: &str, value: T) -> Result<Value, KvError> {
     to_json_within(key, value, MAX_DEPTH)
+}
+
+/// Reads a stored value at `key` as a `T`, built straight from the shared value (no JSON copy on
+/// the way): the one place a typed read (`get_as`, `wait_for_as`, `Txn::get_as`,
+/// `WatchEvent::value_as`) turns into [`KvError::Deserialize`] naming the key.
+pub(crate) fn decode<T: DeserializeOwned>(key: &str, value: &Value) -> Result<T, KvError> {
+    T::deserialize(value).map_err(|source| KvError::Deserialize {
+        key: key.to_owned(),
+        source,
+    })
 }
 
 /// [`to_json`] for the items of a list: one level less each, since the list around them is the

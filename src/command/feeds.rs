@@ -1,0 +1,60 @@
+//! The commands that wait for changes: [`Watch`] and [`WaitFor`], and the [`Change`]s a change
+//! feed carries.
+
+use std::sync::Arc;
+
+use serde_json::Value;
+use tokio::sync::broadcast;
+
+use super::{Op, Subject};
+
+/// Open a change feed of every later change under `prefix`, holding up to `capacity` unread
+/// changes; answer with its receiving end.
+#[derive(Debug)]
+pub(crate) struct Watch {
+    pub(crate) prefix: String,
+    pub(crate) capacity: usize,
+}
+
+impl Op for Watch {
+    const NAME: &'static str = "watch";
+    type Answer = broadcast::Receiver<Change>;
+    fn subject(&self) -> Subject {
+        Subject::prefix(&self.prefix)
+    }
+}
+
+/// Answer with the key's value now if it has one, else as soon as it gets one.
+#[derive(Debug)]
+pub(crate) struct WaitFor {
+    pub(crate) key: String,
+}
+
+impl Op for WaitFor {
+    const NAME: &'static str = "wait_for";
+    type Answer = Arc<Value>;
+    fn subject(&self) -> Subject {
+        Subject::key(&self.key)
+    }
+}
+
+/// What happened to a key, as an executor publishes it to change feeds.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum ChangeKind {
+    /// The key now holds this value.
+    Set(Arc<Value>),
+    /// The key was removed by a command.
+    Deleted,
+    /// The key's TTL ran out and the store removed it (lazily, by a purge, or by active expiry).
+    Expired,
+    /// The store removed the key, still live, to make room for a new one (a store bounded by
+    /// `max_entries` with `Eviction::VolatileTtl`).
+    Evicted,
+}
+
+/// One change to one key, with the full (prefixed) key: what a change feed carries.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Change {
+    pub(crate) key: String,
+    pub(crate) kind: ChangeKind,
+}
