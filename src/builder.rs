@@ -44,8 +44,6 @@ impl KvHandle {
     /// # }
     /// ```
     pub fn builder() -> KvBuilder {
-        // `KvBuilder::default()` would be the same (it calls `new`): the one mutant of this
-        // function that cargo-mutants reports as missed is equivalent.
         KvBuilder::new()
     }
 }
