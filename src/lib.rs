@@ -27,6 +27,10 @@
 //! }
 //! ```
 //!
+//! A read hands out the store's own `Arc<Value>`. To answer an axum request with it, serialize a
+//! reference, `Json(&*v).into_response()`, not `Json(v)`: serde implements `Serialize` for
+//! `Arc<Value>` only with its `rc` feature.
+//!
 //! # When to use it
 //! For short-lived state shared between the tasks of one process: caches, inboxes, leases, per-run
 //! scratch data, hand-offs between tasks. Its API follows the `EphemeralKV` reference (a Python
