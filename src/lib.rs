@@ -99,10 +99,10 @@
 //! precise rules are in `docs/rules.md` in the repository.
 //!
 //! # Performance
-//! A call is a round trip to the owner task, about a microsecond between two tasks of a
-//! multi-thread runtime. Calls from the `#[tokio::main]` body itself pay two thread hand-offs each
-//! (several microseconds): spawn the loop, use a `current_thread` runtime, or batch with
-//! [`KvHandle::mget`] and [`KvHandle::mset`]. `docs/performance.md` has the numbers.
+//! A call is a round trip to the owner task, cheap between two tasks of a multi-thread runtime.
+//! Calls from the `#[tokio::main]` body itself pay two thread hand-offs each (several times
+//! slower): spawn the loop, use a `current_thread` runtime, or batch with [`KvHandle::mget`] and
+//! [`KvHandle::mset`]. `docs/performance.md` has the numbers.
 //!
 //! See [`KvHandle`] for the details of each.
 //!
