@@ -45,8 +45,6 @@ impl KvHandle {
     /// # }
     /// ```
     pub fn builder() -> KvBuilder {
-        // `KvBuilder::default()` would be the same (it calls `new`): the one mutant of this
-        // function that cargo-mutants reports as missed is equivalent.
         KvBuilder::new()
     }
 }
@@ -55,6 +53,9 @@ impl KvHandle {
 const DEFAULT_MAILBOX_CAPACITY: usize = 1024;
 
 /// Configures a store before starting it. Made by [`KvHandle::builder`].
+///
+/// [`spawn`](KvBuilder::spawn) starts the store in this process; with the `redis` cargo feature,
+/// `redis(url)` runs it on a Redis server instead (`docs/redis.md` lists what differs there).
 ///
 /// ```
 /// # #[tokio::main(flavor = "current_thread")]
@@ -333,31 +334,12 @@ impl KvBuilder {
     /// The prefix namespaces the Redis keys: key `k` of a handle with prefix `app:` is the Redis
     /// key `app:k`. Values are stored as compact JSON text, TTLs in milliseconds.
     ///
-    /// One server (or a Redis-compatible one, 6.2 or newer); Redis Cluster is not supported (the
-    /// scripts for `mset` with a TTL touch several keys, which a cluster only allows within one
-    /// hash slot).
+    /// One server (or a Redis-compatible one, 6.2 or newer); Redis Cluster is not supported.
     ///
     /// # What differs from the in-process store
-    /// - Calls cost a network round trip; concurrent calls share one (the owner task sends each
-    ///   batch as one pipeline).
-    /// - Every call can fail with [`KvError::Backend`] when the server is unreachable or slow
-    ///   (after about two seconds); the handle reconnects on its own when the server is back.
-    /// - [`update`](KvHandle::update) and [`transaction`](KvHandle::transaction) are optimistic:
-    ///   their closure may run more than once, and after 16 conflicts in a row they give up with
-    ///   [`KvError::Contended`].
-    /// - [`watch`](KvHandle::watch) returns [`KvError::Unsupported`].
-    ///   [`wait_for`](KvHandle::wait_for) works by polling: it resolves within about 20 ms of the
-    ///   write, from any client.
-    /// - [`purge_expired`](KvHandle::purge_expired) returns `0` (Redis removes expired keys
-    ///   itself); [`stats`](KvHandle::stats) fills `entries` (the keys under the builder's
-    ///   prefix), `commands` (handled by this handle's owner task) and `watchers` (pending
-    ///   `wait_for` calls); the rest is 0.
-    /// - TTLs run on the server's clock, not tokio's: pausing tokio's time does not expire keys.
-    /// - [`list_push`](KvHandle::list_push) and [`list_pop_front`](KvHandle::list_pop_front) are
-    ///   optimistic rewrites of the whole list, like `update`.
-    /// - The builder's [`active_expiry`](KvBuilder::active_expiry),
-    ///   [`max_entries`](KvBuilder::max_entries) and [`eviction`](KvBuilder::eviction) have no
-    ///   effect (bound a server's memory with its own `maxmemory` and `maxmemory-policy`).
+    /// Calls cost a network round trip and can fail with [`KvError::Backend`]; `update` and
+    /// `transaction` are optimistic (their closure may run again), and `watch` is unsupported.
+    /// `docs/redis.md` in the repository lists every difference.
     ///
     /// # Errors
     /// [`KvError::Backend`] if the URL is invalid or asks for RESP3 (`protocol=resp3`: under it a

@@ -34,18 +34,35 @@ use crate::txn::Txn;
 /// A cloneable handle to an ephemeral key-value store run by its own owner task.
 ///
 /// # Guarantees
+/// The precise, numbered rules behind these are in `docs/rules.md` in the repository.
 /// - **Atomic, linearizable calls.** Each call is one command that the owner task applies whole
 ///   before it looks at the next, so no caller ever sees half of a call (not even of an
 ///   [`mset`](KvHandle::mset)), and all calls on all handles of one store take effect in one order.
 /// - **No lock on the data path.** Only the owner task touches the map.
 /// - **Expired keys are invisible.** A key is expired from the instant its TTL runs out; no call
-///   returns it, appends to it or revives it, whether or not it has been removed yet.
-/// - **Failed calls change nothing.** A call that returns an error has not touched the store.
+///   returns it, appends to it or revives it, whether or not it has been removed yet. Active
+///   expiry (on by default: [`KvBuilder::active_expiry`](crate::KvBuilder::active_expiry))
+///   removes expired keys soon after their deadline, in bounded slices.
+/// - **Failed calls change nothing, and say why.** A call that returns an error has not touched the
+///   store, and the [`KvError`] names the key and the problem: a value that fails to serialize, a
+///   zero TTL, a list item without its id field, a wrong-typed existing value.
+/// - **Nothing a caller sends takes the store down.** A panic in an `update` or `transaction`
+///   closure is caught and reported; a call on the store from inside one of its own closures fails
+///   at once ([`KvError::Reentrant`]) instead of waiting for itself; a value nesting deeper than
+///   [`MAX_DEPTH`](crate::MAX_DEPTH) levels is refused ([`KvError::TooDeep`]) before anything is
+///   sent, and one holding a float with no JSON form (NaN, an infinity) is refused
+///   ([`KvError::Serialize`]) rather than stored as `null`.
 /// - **Bounded if asked.** With [`KvBuilder::max_entries`](crate::KvBuilder::max_entries), every
 ///   call that would add a key to a full store (`set`, `mset`, `set_if_absent`,
 ///   `compare_and_set`, `incr`, `update`, `transaction`, `list_append_unique`, `list_push`) first
 ///   lets expired entries go, then refuses with [`KvError::Full`] or evicts the keys closest to
 ///   expiry, as the builder's [`Eviction`](crate::Eviction) says. Overwriting never needs room.
+/// - **Values are shared, not copied.** Reads hand out the store's own immutable `Arc<Value>`
+///   (lists as a shared [`List`](crate::List)): in-process, the owner task never copies a value to
+///   answer a call.
+/// - **Watchers see whole commands.** A [`watch`](KvHandle::watch) stream gets one event per key
+///   per command, with the key's state after it; [`wait_for`](KvHandle::wait_for) never resolves
+///   on a state inside a command.
 /// - **Cancellation is harmless.** Dropping a call's future before it completes never corrupts the
 ///   store; a command that already reached the owner task is applied whole.
 ///
@@ -57,12 +74,12 @@ use crate::txn::Txn;
 /// # Time
 /// TTLs are measured on tokio's clock ([`tokio::time::Instant`]), so a test that pauses and advances
 /// tokio's time sees keys expire without waiting. (A handle from
-/// [`KvBuilder::redis`](crate::KvBuilder) is the exception: Redis expires keys on its own clock.)
+/// [`KvBuilder::redis`](crate::KvBuilder) is the exception: see `docs/redis.md`.)
 ///
 /// # Backends
 /// [`KvBuilder::spawn`](crate::KvBuilder::spawn) runs the store in this process. With the `redis` cargo feature,
 /// `KvBuilder::redis(url)` returns the same type running every call on a Redis server, shared by
-/// every process connected to it; what differs there is listed on that method.
+/// every process connected to it; `docs/redis.md` in the repository lists what differs there.
 ///
 /// # Example
 /// ```

@@ -27,6 +27,10 @@
 //! }
 //! ```
 //!
+//! A read hands out the store's own `Arc<Value>`. To answer an axum request with it, serialize a
+//! reference, `Json(&*v).into_response()`, not `Json(v)`: serde implements `Serialize` for
+//! `Arc<Value>` only with its `rc` feature.
+//!
 //! # When to use it
 //! For short-lived state shared between the tasks of one process: caches, inboxes, leases, per-run
 //! scratch data, hand-offs between tasks. Its API follows the `EphemeralKV` reference (a Python
@@ -67,8 +71,8 @@
 //! # Beyond one process: Redis
 //! With the `redis` cargo feature, `KvHandle::builder().prefix("app:").redis(url).await?` returns
 //! the same [`KvHandle`], with the same calls, running them on a Redis server: several processes
-//! share one store (leases, inboxes, counters) without changing their code. See `KvBuilder::redis`
-//! for what differs there.
+//! share one store (leases, inboxes, counters) without changing their code. `docs/redis.md` in the
+//! repository lists what differs there.
 //!
 //! # Logging
 //! The crate logs with [`tracing`], under targets that start with `ephemeral_kv`; with
@@ -91,21 +95,14 @@
 //! ([`KvBuilder::max_entries`], refusing new keys or evicting the ones closest to expiry).
 //!
 //! # Guarantees
-//! - Every call is one command applied whole by a single owner task, so calls are atomic and
-//!   linearizable, with no lock on the data path.
-//! - An expired key is invisible to every call.
-//! - A call that fails changes nothing; see [`KvError`].
-//! - Nothing a caller sends takes the store down: closure panics are caught, a call from inside a
-//!   store's own closure fails at once ([`KvError::Reentrant`]), values nest at most
-//!   [`MAX_DEPTH`] levels, and a float with no JSON form is refused rather than stored as `null`.
-//! - Values are shared, not copied: reads hand out the store's own `Arc<Value>`.
-//! - Dropping a call's future never harms the store.
+//! What every call guarantees is stated in [`KvHandle#guarantees`](KvHandle#guarantees); the
+//! precise rules are in `docs/rules.md` in the repository.
 //!
 //! # Performance
-//! A call is a round trip to the owner task, about a microsecond between two tasks of a
-//! multi-thread runtime. Calls from the `#[tokio::main]` body itself pay two thread hand-offs each
-//! (several microseconds): spawn the loop, use a `current_thread` runtime, or batch with
-//! [`KvHandle::mget`] and [`KvHandle::mset`]. `docs/performance.md` has the numbers.
+//! A call is a round trip to the owner task, cheap between two tasks of a multi-thread runtime.
+//! Calls from the `#[tokio::main]` body itself pay two thread hand-offs each (several times
+//! slower): spawn the loop, use a `current_thread` runtime, or batch with [`KvHandle::mget`] and
+//! [`KvHandle::mset`]. `docs/performance.md` has the numbers.
 //!
 //! See [`KvHandle`] for the details of each.
 //!

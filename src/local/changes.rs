@@ -45,8 +45,7 @@ impl ChangeLog {
     pub(crate) fn set_listeners(&mut self, listeners: usize) {
         self.listeners = listeners;
         // Defensive: the owner task drains the log after every command, so it is already empty
-        // here (which is why cargo-mutants' `!=` for `==` survives: clearing an empty log either
-        // way changes nothing). It keeps a future caller from leaking changes into a later feed.
+        // here. It keeps a future caller from leaking changes into a later feed.
         if listeners == 0 {
             self.pending.clear();
         }

@@ -443,13 +443,6 @@ impl Store {
     /// rehash, so a table sized for a million keys can report a small capacity. Shrinking to twice
     /// what is left costs `O(len)` and happens again only after half of that has gone, so it is
     /// `O(1)` per removal over time.
-    //
-    // Equivalent mutants (cargo-mutants reports them missed; no test can tell them apart because
-    // they change only how often the table is rebuilt, never an answer nor that memory comes
-    // back): `>=` for `>` and `<=` for `<` (the exact boundaries), `||` for `&&` (small maps
-    // shrink too), `len + 2` for `len * 2` (less room left after a shrink), and `sized_for * 4`
-    // for `sized_for / 4` (shrink on every removal: `shrink_to` does nothing until the table
-    // could halve).
     fn shrink_if_sparse(&mut self) {
         if self.sized_for > SMALL_MAP && self.map.len() < self.sized_for / 4 {
             self.sized_for = self.map.len() * 2;
