@@ -4,32 +4,33 @@
 //! in-process handles (the reference here), with the same prefixes; every answer, errors included
 //! down to their `Debug` form, must agree. No TTLs: the two backends run on different clocks, and
 //! the conformance suite covers expiry. Few cases, since each call is a round trip.
+//!
+//! Without `--features redis` the binary holds only `redis_suite_skipped`, which says so.
 
-#![cfg(feature = "redis")]
-
+#[macro_use]
 mod support;
 
-use ephemeral_kv::KvHandle;
-use proptest::prelude::*;
-use proptest::sample::select;
-use proptest::test_runner::{Config, TestRunner};
-use support::drive::run_with;
-use support::ops::{untimed_op, Failure, Op, HANDLES};
+redis_suite_skipped!();
 
-/// The keys a sequence draws from: `a` starts `ab` (for `scan_prefix`), and the empty and
-/// non-ASCII keys of the model test's pool.
-const KEYS: [&str; 6] = ["a", "b", "ab", "c", "", "ключ"];
-
-/// One handle per entry of [`HANDLES`] over the store `kv`.
-fn handles(kv: &KvHandle) -> Vec<KvHandle> {
-    HANDLES
-        .iter()
-        .map(|(_, prefix)| kv.with_prefix(prefix))
-        .collect()
-}
-
+#[cfg(feature = "redis")]
 #[test]
 fn the_redis_handle_answers_like_the_in_process_handle() {
+    use ephemeral_kv::KvHandle;
+    use proptest::prelude::*;
+    use proptest::sample::select;
+    use proptest::test_runner::{Config, TestRunner};
+    use support::drive::run_with;
+    use support::ops::{untimed_op, Failure, Op, HANDLES};
+
+    // `a` starts `ab` (for `scan_prefix`); the empty and non-ASCII keys are the model test's.
+    const KEYS: [&str; 6] = ["a", "b", "ab", "c", "", "ключ"];
+    let handles = |kv: KvHandle| -> Vec<KvHandle> {
+        HANDLES
+            .iter()
+            .map(|(_, prefix)| kv.with_prefix(prefix))
+            .collect()
+    };
+
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let Some(server) = runtime.block_on(support::redis_server::RedisServer::start(
         "the_redis_handle_answers_like_the_in_process_handle",
@@ -47,9 +48,9 @@ fn the_redis_handle_answers_like_the_in_process_handle() {
         let n = case.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let prefix = format!("case{n}:");
         runtime.block_on(async {
-            let local = handles(&KvHandle::builder().prefix(&prefix).spawn());
+            let local = handles(KvHandle::builder().prefix(&prefix).spawn());
             let redis = handles(
-                &KvHandle::builder()
+                KvHandle::builder()
                     .prefix(&prefix)
                     .redis(server.url())
                     .await
