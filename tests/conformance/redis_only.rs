@@ -18,7 +18,7 @@ use serde_json::json;
 use tokio::time::timeout;
 
 use crate::support::races;
-use crate::support::redis_server::{on_path, RedisServer};
+use crate::support::redis_server::{available, RedisServer};
 
 /// Long enough for any call on a healthy or dead server (the handle gives up after about two
 /// seconds); a call that takes longer hangs.
@@ -212,8 +212,10 @@ async fn optimistic_calls_give_up_under_sustained_contention() {
     else {
         return;
     };
-    if !on_path("redis-cli") {
-        println!("skipped: redis-cli not on PATH");
+    if !available(
+        "redis-cli",
+        "optimistic_calls_give_up_under_sustained_contention",
+    ) {
         return;
     }
     let kv = connect(&server, "").await;
@@ -274,8 +276,7 @@ async fn foreign_data_gives_errors_not_panics() {
     let Some(server) = RedisServer::start("foreign_data_gives_errors_not_panics").await else {
         return;
     };
-    if !on_path("redis-cli") {
-        println!("skipped: redis-cli not on PATH");
+    if !available("redis-cli", "foreign_data_gives_errors_not_panics") {
         return;
     }
     let port = server.url().rsplit(':').next().unwrap().to_owned();
@@ -357,8 +358,7 @@ fn redis_cli(server: &RedisServer, args: &[&str], stdin: Option<&[u8]>) -> Strin
 /// A server and `redis-cli` to write foreign data with, or `None` (the test is skipped).
 async fn server_with_cli(test: &str) -> Option<RedisServer> {
     let server = RedisServer::start(test).await?;
-    if !on_path("redis-cli") {
-        println!("skipped: redis-cli not on PATH");
+    if !available("redis-cli", test) {
         return None;
     }
     Some(server)

@@ -27,8 +27,16 @@ pub fn spawn(setup: Setup) -> Vec<KvHandle> {
         .collect()
 }
 
-/// Performs `op` on the store and returns its answer.
+/// Performs `op` on the store and returns its answer, with errors reduced to what the model
+/// predicts.
 pub async fn run(op: &Op, kvs: &[KvHandle]) -> Answer {
+    run_with(op, kvs, Failure::from).await
+}
+
+/// Performs `op` on the store and returns its answer, with errors as `fail` writes them
+/// ([`Failure::from`] for the model, [`Failure::whole`] to compare two stores exactly). An error
+/// of `Txn::expire` inside a transaction is always reduced.
+pub async fn run_with(op: &Op, kvs: &[KvHandle], fail: fn(KvError) -> Failure) -> Answer {
     match op {
         Op::Set { h, key, value, ttl } => {
             let call = kvs[*h].set(key, value);
@@ -36,19 +44,19 @@ pub async fn run(op: &Op, kvs: &[KvHandle]) -> Answer {
                 Some(ttl) => call.ttl(*ttl),
                 None => call,
             };
-            reply(call.await, |()| Answer::Done)
+            reply(fail, call.await, |()| Answer::Done)
         }
-        Op::Get { h, key } => reply(kvs[*h].get(key).await, |v| Answer::Value(owned(v))),
+        Op::Get { h, key } => reply(fail, kvs[*h].get(key).await, |v| Answer::Value(owned(v))),
         Op::GetAs { h, key, ty } => {
             let kv = &kvs[*h];
             match ty {
-                AsType::U64 => typed(kv.get_as::<u64>(key).await),
-                AsType::Text => typed(kv.get_as::<String>(key).await),
-                AsType::List => typed(kv.get_as::<Vec<serde_json::Value>>(key).await),
-                AsType::Item => typed(kv.get_as::<Item>(key).await),
+                AsType::U64 => typed(fail, kv.get_as::<u64>(key).await),
+                AsType::Text => typed(fail, kv.get_as::<String>(key).await),
+                AsType::List => typed(fail, kv.get_as::<Vec<serde_json::Value>>(key).await),
+                AsType::Item => typed(fail, kv.get_as::<Item>(key).await),
             }
         }
-        Op::Delete { h, key } => reply(kvs[*h].delete(key).await, |()| Answer::Done),
+        Op::Delete { h, key } => reply(fail, kvs[*h].delete(key).await, |()| Answer::Done),
         Op::ListAppendUnique {
             h,
             key,
@@ -63,9 +71,9 @@ pub async fn run(op: &Op, kvs: &[KvHandle]) -> Answer {
             if let Some(ttl) = ttl {
                 call = call.ttl(*ttl);
             }
-            reply(call.await, |list| Answer::List(list.to_vec()))
+            reply(fail, call.await, |list| Answer::List(list.to_vec()))
         }
-        Op::ListPopAll { h, key } => reply(kvs[*h].list_pop_all(key).await, Answer::List),
+        Op::ListPopAll { h, key } => reply(fail, kvs[*h].list_pop_all(key).await, Answer::List),
         Op::ListPush {
             h,
             key,
@@ -80,10 +88,10 @@ pub async fn run(op: &Op, kvs: &[KvHandle]) -> Answer {
             if let Some(ttl) = ttl {
                 call = call.ttl(*ttl);
             }
-            reply(call.await, Answer::Len)
+            reply(fail, call.await, Answer::Len)
         }
         Op::ListPopFront { h, key, n } => {
-            reply(kvs[*h].list_pop_front(key, *n).await, Answer::List)
+            reply(fail, kvs[*h].list_pop_front(key, *n).await, Answer::List)
         }
         Op::Mset { h, entries, ttl } => {
             let call = kvs[*h].mset(entries.iter().map(|(key, value)| (key, value)));
@@ -91,21 +99,21 @@ pub async fn run(op: &Op, kvs: &[KvHandle]) -> Answer {
                 Some(ttl) => call.ttl(*ttl),
                 None => call,
             };
-            reply(call.await, |()| Answer::Done)
+            reply(fail, call.await, |()| Answer::Done)
         }
-        Op::Mget { h, keys } => reply(kvs[*h].mget(keys).await, |values| {
+        Op::Mget { h, keys } => reply(fail, kvs[*h].mget(keys).await, |values| {
             Answer::Values(values.into_iter().map(owned).collect())
         }),
-        Op::Expire { h, key, ttl } => reply(kvs[*h].expire(key, *ttl).await, Answer::Flag),
+        Op::Expire { h, key, ttl } => reply(fail, kvs[*h].expire(key, *ttl).await, Answer::Flag),
         Op::PurgeExpired { h, limit } => {
             let call = kvs[*h].purge_expired();
             let call = match limit {
                 Some(limit) => call.limit(*limit),
                 None => call,
             };
-            reply(call.await, Answer::Count)
+            reply(fail, call.await, Answer::Count)
         }
-        Op::Stats { h } => reply(kvs[*h].stats().await, |s| {
+        Op::Stats { h } => reply(fail, kvs[*h].stats().await, |s| {
             Answer::Stats(s.entries, s.expiring)
         }),
         Op::Incr { h, key, by, ttl } => {
@@ -114,7 +122,7 @@ pub async fn run(op: &Op, kvs: &[KvHandle]) -> Answer {
                 Some(ttl) => call.ttl(*ttl),
                 None => call,
             };
-            reply(call.await, Answer::Int)
+            reply(fail, call.await, Answer::Int)
         }
         Op::SetIfAbsent { h, key, value, ttl } => {
             let call = kvs[*h].set_if_absent(key, value);
@@ -122,7 +130,7 @@ pub async fn run(op: &Op, kvs: &[KvHandle]) -> Answer {
                 Some(ttl) => call.ttl(*ttl),
                 None => call,
             };
-            reply(call.await, Answer::Flag)
+            reply(fail, call.await, Answer::Flag)
         }
         Op::CompareAndSet {
             h,
@@ -136,24 +144,25 @@ pub async fn run(op: &Op, kvs: &[KvHandle]) -> Answer {
                 Some(ttl) => call.ttl(*ttl),
                 None => call,
             };
-            reply(call.await, Answer::Flag)
+            reply(fail, call.await, Answer::Flag)
         }
-        Op::GetDel { h, key } => reply(kvs[*h].get_del(key).await, Answer::Value),
-        Op::Exists { h, key } => reply(kvs[*h].exists(key).await, Answer::Flag),
-        Op::TtlOf { h, key } => reply(kvs[*h].ttl(key).await, Answer::Ttl),
-        Op::Persist { h, key } => reply(kvs[*h].persist(key).await, Answer::Flag),
+        Op::GetDel { h, key } => reply(fail, kvs[*h].get_del(key).await, Answer::Value),
+        Op::Exists { h, key } => reply(fail, kvs[*h].exists(key).await, Answer::Flag),
+        Op::TtlOf { h, key } => reply(fail, kvs[*h].ttl(key).await, Answer::Ttl),
+        Op::Persist { h, key } => reply(fail, kvs[*h].persist(key).await, Answer::Flag),
         Op::ScanPrefix { h, prefix, limit } => {
             let call = kvs[*h].scan_prefix(prefix);
             let call = match limit {
                 Some(limit) => call.limit(*limit),
                 None => call,
             };
-            reply(call.await, Answer::Keys)
+            reply(fail, call.await, Answer::Keys)
         }
         Op::Update { h, key, f } => {
             quiet_planned_panics();
             let f = *f;
             reply(
+                fail,
                 kvs[*h].update(key, move |current| f.call(current)).await,
                 |v| Answer::Value(owned(v)),
             )
@@ -163,7 +172,7 @@ pub async fn run(op: &Op, kvs: &[KvHandle]) -> Answer {
             let f = f.clone();
             match kvs[*h].transaction(move |txn| f.run(txn)).await {
                 Ok(answer) => answer,
-                Err(error) => Answer::Err(error.into()),
+                Err(error) => Answer::Err(fail(error)),
             }
         }
         Op::Advance(by) => {
@@ -221,15 +230,22 @@ fn owned(value: Option<std::sync::Arc<serde_json::Value>>) -> Option<serde_json:
     value.map(|value| (*value).clone())
 }
 
-fn reply<T>(result: Result<T, KvError>, ok: impl FnOnce(T) -> Answer) -> Answer {
+fn reply<T>(
+    fail: fn(KvError) -> Failure,
+    result: Result<T, KvError>,
+    ok: impl FnOnce(T) -> Answer,
+) -> Answer {
     match result {
         Ok(value) => ok(value),
-        Err(error) => Answer::Err(error.into()),
+        Err(error) => Answer::Err(fail(error)),
     }
 }
 
-fn typed<T: serde::Serialize>(result: Result<Option<T>, KvError>) -> Answer {
-    reply(result, |value| {
+fn typed<T: serde::Serialize>(
+    fail: fn(KvError) -> Failure,
+    result: Result<Option<T>, KvError>,
+) -> Answer {
+    reply(fail, result, |value| {
         Answer::Value(value.map(|typed| json!(typed)))
     })
 }

@@ -257,6 +257,9 @@ pub enum UpdateFn {
     Identity,
     /// `|_| panic!(..)`
     Panic,
+    /// `|cur| match cur { None => Some(json!(by)), Some(v) => v.as_i64().map(|n| json!(n.wrapping_add(by))) }`:
+    /// adds to a number, starts a missing key at `by`, and deletes anything else.
+    Add(i64),
 }
 
 impl UpdateFn {
@@ -270,6 +273,10 @@ impl UpdateFn {
             UpdateFn::Delete => None,
             UpdateFn::Identity => current.cloned(),
             UpdateFn::Panic => panic!("{PLANNED_PANIC}"),
+            UpdateFn::Add(by) => match current {
+                None => Some(json!(by)),
+                Some(value) => value.as_i64().map(|n| json!(n.wrapping_add(by))),
+            },
         }
     }
 }
@@ -304,6 +311,9 @@ pub enum TxnFn {
     },
     /// Reads two keys and writes nothing.
     Read { a: String, b: String },
+    /// Adds the number at `from` (0 if it is missing or not an integer) to the one at `to` (the
+    /// same) and deletes `from`, unless they are one key; returns the amount.
+    Transfer { from: String, to: String },
 }
 
 impl TxnFn {
@@ -347,6 +357,17 @@ impl TxnFn {
                 Answer::Staged(txn.expire(key, *ttl))
             }
             TxnFn::Read { a, b } => Answer::Values(vec![txn.get(a), txn.get(b)]),
+            TxnFn::Transfer { from, to } => {
+                let number =
+                    |value: Option<Value>| value.as_ref().and_then(Value::as_i64).unwrap_or(0);
+                let amount = number(txn.get(from));
+                let have = number(txn.get(to));
+                if from != to {
+                    txn.delete(from);
+                    txn.set(to, json!(have.wrapping_add(amount)));
+                }
+                Answer::Int(amount)
+            }
         }
     }
 
@@ -356,7 +377,8 @@ impl TxnFn {
             TxnFn::Move { from: a, to: b }
             | TxnFn::Swap { a, b }
             | TxnFn::Abort { a, b }
-            | TxnFn::Read { a, b } => vec![a, b],
+            | TxnFn::Read { a, b }
+            | TxnFn::Transfer { from: a, to: b } => vec![a, b],
             TxnFn::Panic { a } => vec![a],
             TxnFn::Lease { key, .. } => vec![key],
         }
@@ -399,6 +421,7 @@ impl fmt::Debug for TxnFn {
                 f,
                 "|txn| vec![txn.get({a:?}).cloned(), txn.get({b:?}).cloned()]"
             ),
+            TxnFn::Transfer { from, to } => write!(f, "|txn| transfer(txn, {from:?}, {to:?})"),
         }
     }
 }
@@ -584,16 +607,51 @@ pub enum Answer {
 #[derive(Clone, Debug, PartialEq)]
 pub enum Failure {
     Closed,
-    Serialize { key: String },
-    Deserialize { key: String },
-    WrongType { key: String, found: &'static str },
-    InvalidItem { key: String, index: usize },
-    InvalidTtl { key: String, ttl: Duration },
-    InvalidArgument { key: String },
-    Overflow { key: String, current: i64, by: i64 },
-    UpdatePanicked { key: String, message: String },
-    TransactionPanicked { prefix: String, message: String },
+    Serialize {
+        key: String,
+    },
+    Deserialize {
+        key: String,
+    },
+    WrongType {
+        key: String,
+        found: &'static str,
+    },
+    InvalidItem {
+        key: String,
+        index: usize,
+    },
+    InvalidTtl {
+        key: String,
+        ttl: Duration,
+    },
+    InvalidArgument {
+        key: String,
+    },
+    Overflow {
+        key: String,
+        current: i64,
+        by: i64,
+    },
+    UpdatePanicked {
+        key: String,
+        message: String,
+    },
+    TransactionPanicked {
+        prefix: String,
+        message: String,
+    },
     Other(String),
+    /// The error's whole `Debug` form, sources and reasons included: what two stores are compared
+    /// on when neither is the model (see [`Failure::whole`]).
+    Whole(String),
+}
+
+impl Failure {
+    /// `error` as it is, for comparing one store's errors with another's exactly.
+    pub fn whole(error: KvError) -> Failure {
+        Failure::Whole(format!("{error:?}"))
+    }
 }
 
 impl From<KvError> for Failure {
@@ -681,14 +739,6 @@ pub fn json() -> impl Strategy<Value = Value> {
     ]
 }
 
-/// A value for a call: JSON, or now and then one that fails to serialize.
-pub fn val() -> impl Strategy<Value = Val> {
-    prop_oneof![
-        20 => json().prop_map(Val::Json),
-        1 => Just(Val::Unserializable),
-    ]
-}
-
 /// An item for `list_append_unique`: now and then one that fails to serialize.
 fn item_val() -> impl Strategy<Value = Val> {
     prop_oneof![
@@ -712,57 +762,193 @@ pub fn wild_key() -> impl Strategy<Value = String> + Clone {
     ]
 }
 
+/// What a generated sequence may do with time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Timing {
+    /// Everything: TTLs on writes, the calls that set, read or purge them, `stats`, and clock
+    /// advances.
+    Timed,
+    /// No TTL anywhere, nothing that reads or drops one, no `stats` and no clock: for comparing
+    /// two stores that run on different clocks (`tests/redis_model.rs`).
+    Untimed,
+}
+
+/// The arms of a weighted choice, some of them only for one [`Timing`]. It draws as
+/// `prop_oneof!` over the same arms does.
+struct Arms<T>(Vec<(u32, BoxedStrategy<T>)>);
+
+impl<T: fmt::Debug> Arms<T> {
+    fn add(&mut self, weight: u32, arm: impl Strategy<Value = T> + 'static) {
+        self.0.push((weight, arm.boxed()));
+    }
+
+    fn pick(self) -> impl Strategy<Value = T> {
+        proptest::strategy::Union::new_weighted(self.0)
+    }
+}
+
+/// A call on a handle from `h` and a key from `key`.
+fn keyed(
+    h: &std::ops::Range<usize>,
+    key: &(impl Strategy<Value = String> + Clone + 'static),
+    call: fn(usize, String) -> Op,
+) -> impl Strategy<Value = Op> {
+    (h.clone(), key.clone()).prop_map(move |(h, key)| call(h, key))
+}
+
 /// One operation over keys from `key`, weighted towards the common calls.
 pub fn op(key: impl Strategy<Value = String> + Clone + 'static) -> impl Strategy<Value = Op> {
-    let h = 0..HANDLES.len();
-    let opt_ttl = proptest::option::weighted(0.4, ttl());
+    op_with(key, json().boxed(), Timing::Timed)
+}
+
+/// One operation of [`Timing::Untimed`] over keys from `key`, with values from [`json`] and a
+/// few more: an `i64::MAX` (for `incr` and `update` to overflow or wrap) and an object whose
+/// keys are not written in order, holding a float (for the Redis backend's round trip).
+pub fn untimed_op(
+    key: impl Strategy<Value = String> + Clone + 'static,
+) -> impl Strategy<Value = Op> {
+    let json = prop_oneof![
+        8 => json(),
+        1 => Just(json!(i64::MAX)),
+        1 => Just(json!({"b": 1, "a": [null, 1.5]})),
+    ];
+    op_with(key, json.boxed(), Timing::Untimed)
+}
+
+/// A value for a call: JSON from `json`, or now and then one that fails to serialize.
+fn val_of(json: BoxedStrategy<Value>) -> impl Strategy<Value = Val> + Clone {
     prop_oneof![
-        6 => (h.clone(), key.clone(), val(), opt_ttl.clone())
+        20 => json.prop_map(Val::Json),
+        1 => Just(Val::Unserializable),
+    ]
+}
+
+/// A TTL for a write that may take one: none when untimed.
+fn opt_ttl(timing: Timing) -> BoxedStrategy<Option<Duration>> {
+    match timing {
+        Timing::Timed => proptest::option::weighted(0.4, ttl()).boxed(),
+        Timing::Untimed => Just(None).boxed(),
+    }
+}
+
+/// [`op`] or [`untimed_op`]. The arms of [`Timing::Timed`] are those of `op` before the untimed
+/// one was added, in the same order and with the same weights, so that the seeds of
+/// `tests/model.proptest-regressions` still stand for the cases they were saved for.
+fn op_with(
+    key: impl Strategy<Value = String> + Clone + 'static,
+    json: BoxedStrategy<Value>,
+    timing: Timing,
+) -> impl Strategy<Value = Op> {
+    let timed = timing == Timing::Timed;
+    let h = 0..HANDLES.len();
+    let val = val_of(json.clone());
+    let opt_ttl = opt_ttl(timing);
+    let mut arms = Arms(Vec::new());
+    arms.add(
+        6,
+        (h.clone(), key.clone(), val.clone(), opt_ttl.clone())
             .prop_map(|(h, key, value, ttl)| Op::Set { h, key, value, ttl }),
-        5 => (h.clone(), key.clone()).prop_map(|(h, key)| Op::Get { h, key }),
-        4 => advance().prop_map(Op::Advance),
-        2 => (h.clone(), key.clone(), select(&[AsType::U64, AsType::Text, AsType::List, AsType::Item][..]))
+    );
+    arms.add(5, keyed(&h, &key, |h, key| Op::Get { h, key }));
+    if timed {
+        arms.add(4, advance().prop_map(Op::Advance));
+    }
+    arms.add(
+        2,
+        (
+            h.clone(),
+            key.clone(),
+            select(&[AsType::U64, AsType::Text, AsType::List, AsType::Item][..]),
+        )
             .prop_map(|(h, key, ty)| Op::GetAs { h, key, ty }),
-        2 => (h.clone(), key.clone()).prop_map(|(h, key)| Op::Delete { h, key }),
-        5 => (
+    );
+    arms.add(2, keyed(&h, &key, |h, key| Op::Delete { h, key }));
+    arms.add(
+        5,
+        (
             h.clone(),
             key.clone(),
             proptest::collection::vec(item_val(), 0..4),
             proptest::option::weighted(0.2, Just("task_id")),
             opt_ttl.clone(),
         )
-            .prop_map(|(h, key, items, id_key, ttl)| Op::ListAppendUnique { h, key, items, id_key, ttl }),
-        3 => (h.clone(), key.clone()).prop_map(|(h, key)| Op::ListPopAll { h, key }),
-        4 => (
+            .prop_map(|(h, key, items, id_key, ttl)| Op::ListAppendUnique {
+                h,
+                key,
+                items,
+                id_key,
+                ttl,
+            }),
+    );
+    arms.add(3, keyed(&h, &key, |h, key| Op::ListPopAll { h, key }));
+    arms.add(
+        4,
+        (
             h.clone(),
             key.clone(),
-            proptest::collection::vec(val(), 0..4),
+            proptest::collection::vec(val.clone(), 0..4),
             proptest::option::weighted(0.5, prop_oneof![1 => Just(0usize), 4 => 1usize..4]),
             opt_ttl.clone(),
         )
-            .prop_map(|(h, key, items, max_len, ttl)| Op::ListPush { h, key, items, max_len, ttl }),
-        3 => (h.clone(), key.clone(), prop_oneof![1 => Just(0usize), 4 => 1usize..3, 1 => Just(usize::MAX)])
+            .prop_map(|(h, key, items, max_len, ttl)| Op::ListPush {
+                h,
+                key,
+                items,
+                max_len,
+                ttl,
+            }),
+    );
+    arms.add(
+        3,
+        (
+            h.clone(),
+            key.clone(),
+            prop_oneof![1 => Just(0usize), 4 => 1usize..3, 1 => Just(usize::MAX)],
+        )
             .prop_map(|(h, key, n)| Op::ListPopFront { h, key, n }),
-        3 => (h.clone(), proptest::collection::vec((key.clone(), val()), 0..4), opt_ttl)
+    );
+    arms.add(
+        3,
+        (
+            h.clone(),
+            proptest::collection::vec((key.clone(), val), 0..4),
+            opt_ttl,
+        )
             .prop_map(|(h, entries, ttl)| Op::Mset { h, entries, ttl }),
-        2 => (h.clone(), proptest::collection::vec(key.clone(), 0..4))
+    );
+    arms.add(
+        2,
+        (h.clone(), proptest::collection::vec(key.clone(), 0..4))
             .prop_map(|(h, keys)| Op::Mget { h, keys }),
-        3 => (h.clone(), key.clone(), ttl()).prop_map(|(h, key, ttl)| Op::Expire { h, key, ttl }),
-        2 => (h.clone(), proptest::option::weighted(0.5, 0usize..4))
-            .prop_map(|(h, limit)| Op::PurgeExpired { h, limit }),
-        2 => h.clone().prop_map(|h| Op::Stats { h }),
-        20 => coordination_op(h, key),
-    ]
+    );
+    if timed {
+        arms.add(
+            3,
+            (h.clone(), key.clone(), ttl()).prop_map(|(h, key, ttl)| Op::Expire { h, key, ttl }),
+        );
+        arms.add(
+            2,
+            (h.clone(), proptest::option::weighted(0.5, 0usize..4))
+                .prop_map(|(h, limit)| Op::PurgeExpired { h, limit }),
+        );
+        arms.add(2, h.clone().prop_map(|h| Op::Stats { h }));
+    }
+    arms.add(20, coordination_op(h, key, json, timing));
+    arms.pick()
 }
 
 /// One of the coordination calls (rules 15–22 of `docs/rules.md`), over keys from `key`.
 fn coordination_op(
     h: std::ops::Range<usize>,
     key: impl Strategy<Value = String> + Clone + 'static,
+    json: BoxedStrategy<Value>,
+    timing: Timing,
 ) -> impl Strategy<Value = Op> {
-    let opt_ttl = proptest::option::weighted(0.4, ttl());
+    let timed = timing == Timing::Timed;
+    let val = val_of(json.clone());
+    let opt_ttl = opt_ttl(timing);
     let by = prop_oneof![4 => -3i64..4, 1 => Just(i64::MAX), 1 => Just(i64::MIN)];
-    let update = select(
+    let fixed_update = select(
         &[
             UpdateFn::IncrementOrInit,
             UpdateFn::Delete,
@@ -770,36 +956,96 @@ fn coordination_op(
             UpdateFn::Panic,
         ][..],
     );
+    let update = if timed {
+        fixed_update.boxed()
+    } else {
+        prop_oneof![
+            4 => fixed_update,
+            3 => (-3i64..4).prop_map(UpdateFn::Add),
+        ]
+        .boxed()
+    };
     let two = (key.clone(), key.clone());
-    let txn = prop_oneof![
-        3 => two.clone().prop_map(|(from, to)| TxnFn::Move { from, to }),
-        3 => two.clone().prop_map(|(a, b)| TxnFn::Swap { a, b }),
-        1 => two.clone().prop_map(|(a, b)| TxnFn::Abort { a, b }),
-        1 => key.clone().prop_map(|a| TxnFn::Panic { a }),
-        2 => (key.clone(), any::<bool>(), ttl())
-            .prop_map(|(key, write, ttl)| TxnFn::Lease { key, write, ttl }),
-        1 => two.prop_map(|(a, b)| TxnFn::Read { a, b }),
-    ];
+    let mut txn = Arms(Vec::new());
+    txn.add(
+        3,
+        two.clone().prop_map(|(from, to)| TxnFn::Move { from, to }),
+    );
+    txn.add(3, two.clone().prop_map(|(a, b)| TxnFn::Swap { a, b }));
+    txn.add(1, two.clone().prop_map(|(a, b)| TxnFn::Abort { a, b }));
+    txn.add(1, key.clone().prop_map(|a| TxnFn::Panic { a }));
+    if timed {
+        txn.add(
+            2,
+            (key.clone(), any::<bool>(), ttl()).prop_map(|(key, write, ttl)| TxnFn::Lease {
+                key,
+                write,
+                ttl,
+            }),
+        );
+    }
+    txn.add(1, two.clone().prop_map(|(a, b)| TxnFn::Read { a, b }));
+    if !timed {
+        txn.add(3, two.prop_map(|(from, to)| TxnFn::Transfer { from, to }));
+    }
+    let txn = txn.pick();
     let scan_prefix = prop_oneof![
         pool_key(),
         select(&["a", "b", "к"][..]).prop_map(str::to_owned)
     ];
-    prop_oneof![
-        4 => (h.clone(), key.clone(), by, opt_ttl.clone())
-            .prop_map(|(h, key, by, ttl)| Op::Incr { h, key, by, ttl }),
-        3 => (h.clone(), key.clone(), val(), opt_ttl.clone())
+    let mut arms = Arms(Vec::new());
+    arms.add(
+        4,
+        (h.clone(), key.clone(), by, opt_ttl.clone()).prop_map(|(h, key, by, ttl)| Op::Incr {
+            h,
+            key,
+            by,
+            ttl,
+        }),
+    );
+    arms.add(
+        3,
+        (h.clone(), key.clone(), val.clone(), opt_ttl.clone())
             .prop_map(|(h, key, value, ttl)| Op::SetIfAbsent { h, key, value, ttl }),
-        3 => (h.clone(), key.clone(), proptest::option::of(json()), val(), opt_ttl)
-            .prop_map(|(h, key, expected, new, ttl)| Op::CompareAndSet { h, key, expected, new, ttl }),
-        2 => (h.clone(), key.clone()).prop_map(|(h, key)| Op::GetDel { h, key }),
-        1 => (h.clone(), key.clone()).prop_map(|(h, key)| Op::Exists { h, key }),
-        2 => (h.clone(), key.clone()).prop_map(|(h, key)| Op::TtlOf { h, key }),
-        2 => (h.clone(), key.clone()).prop_map(|(h, key)| Op::Persist { h, key }),
-        2 => (h.clone(), scan_prefix, proptest::option::weighted(0.4, 0usize..4))
+    );
+    arms.add(
+        3,
+        (
+            h.clone(),
+            key.clone(),
+            proptest::option::of(json),
+            val,
+            opt_ttl,
+        )
+            .prop_map(|(h, key, expected, new, ttl)| Op::CompareAndSet {
+                h,
+                key,
+                expected,
+                new,
+                ttl,
+            }),
+    );
+    arms.add(2, keyed(&h, &key, |h, key| Op::GetDel { h, key }));
+    arms.add(1, keyed(&h, &key, |h, key| Op::Exists { h, key }));
+    if timed {
+        arms.add(2, keyed(&h, &key, |h, key| Op::TtlOf { h, key }));
+        arms.add(2, keyed(&h, &key, |h, key| Op::Persist { h, key }));
+    }
+    arms.add(
+        2,
+        (
+            h.clone(),
+            scan_prefix,
+            proptest::option::weighted(0.4, 0usize..4),
+        )
             .prop_map(|(h, prefix, limit)| Op::ScanPrefix { h, prefix, limit }),
-        3 => (h.clone(), key, update).prop_map(|(h, key, f)| Op::Update { h, key, f }),
-        4 => (h, txn).prop_map(|(h, f)| Op::Transaction { h, f }),
-    ]
+    );
+    arms.add(
+        3,
+        (h.clone(), key, update).prop_map(|(h, key, f)| Op::Update { h, key, f }),
+    );
+    arms.add(4, (h, txn).prop_map(|(h, f)| Op::Transaction { h, f }));
+    arms.pick()
 }
 
 /// The store's settings: with and without a builder prefix, both expiry settings.

@@ -1,10 +1,13 @@
 //! A `redis-server` of the test's own, on a free loopback port, killed when dropped.
 //!
-//! Tests that need one call [`RedisServer::start`]; when `redis-server` is not on PATH it prints a
-//! clear "skipped" line and returns `None`, and the test returns early. `.ci/run` installs it.
+//! Tests that need one call [`RedisServer::start`]; when `redis-server` is not on PATH it says the
+//! test is skipped (see [`available`]) and returns `None`, and the test returns early. `.ci/run`
+//! installs it.
 
+use std::io::Write;
 use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
+use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
 /// A running `redis-server` child process.
@@ -16,8 +19,7 @@ pub struct RedisServer {
 impl RedisServer {
     /// Starts a server on a free loopback port, or says why not and returns `None`.
     pub async fn start(test: &str) -> Option<RedisServer> {
-        if !on_path("redis-server") {
-            println!("skipped: redis-server not on PATH ({test})");
+        if !available("redis-server", test) {
             return None;
         }
         let port = free_port();
@@ -74,6 +76,31 @@ impl Drop for RedisServer {
     fn drop(&mut self) {
         self.kill();
     }
+}
+
+/// Whether `program` is on PATH; if not, says that `test` is skipped.
+///
+/// libtest captures what a passing test prints (`println!` and `eprintln!` alike), so the
+/// per-test line shows only with `--nocapture`. The first test of a binary to miss `program`
+/// therefore also writes one line to the process's stderr itself, which libtest does not capture:
+/// a plain `cargo test` shows why the tests pass without running. With `program` on PATH nothing
+/// is printed.
+pub fn available(program: &str, test: &str) -> bool {
+    if on_path(program) {
+        return true;
+    }
+    println!("skipped: {program} not on PATH ({test})");
+    static SAID: Mutex<Vec<String>> = Mutex::new(Vec::new());
+    let mut said = SAID.lock().unwrap_or_else(PoisonError::into_inner);
+    if !said.iter().any(|name| name == program) {
+        said.push(program.to_owned());
+        let _ = writeln!(
+            std::io::stderr(),
+            "skipped: {program} not on PATH: this binary's tests that need it pass without \
+             running (the first was {test}); put {program} on PATH to run them"
+        );
+    }
+    false
 }
 
 /// Whether `program` is an executable file in a PATH directory.
