@@ -4,6 +4,7 @@
 //! it was. Keys named in errors are the full stored keys, prefix included, so that they match what
 //! `tracing` logs.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 /// The error type of every fallible call on a [`KvHandle`](crate::KvHandle).
@@ -33,12 +34,13 @@ pub enum KvError {
     /// The store was shut down by [`KvHandle::shutdown`](crate::KvHandle::shutdown) (on this
     /// handle or another of the same store); every later call gets this. Start a new store to go
     /// on.
-    #[error("the store was shut down (`KvHandle::shutdown`); start a new store to go on")]
+    #[error("the store was shut down")]
     Closed,
 
     /// The store's owner task ended without a shutdown, almost always because the tokio runtime
     /// that ran it ended (say, a handle kept in a `static` or passed to another runtime outlived
-    /// the runtime the store was spawned on). Every later call gets this.
+    /// the runtime the store was spawned on). Every later call gets this. Keep that runtime alive
+    /// for as long as the store's handles are used.
     ///
     /// ```
     /// let kv = tokio::runtime::Runtime::new()
@@ -48,10 +50,7 @@ pub enum KvError {
     /// let refused = other.block_on(kv.get("k"));
     /// assert!(matches!(refused, Err(ephemeral_kv::KvError::OwnerGone)));
     /// ```
-    #[error(
-        "the store's owner task is gone without a shutdown: the tokio runtime that ran it has \
-         ended; keep that runtime alive for as long as the store's handles are used"
-    )]
+    #[error("the store's owner task ended without a shutdown (its tokio runtime has ended)")]
     OwnerGone,
 
     /// A value could not be turned into JSON (for example a map with non-string keys).
@@ -229,11 +228,9 @@ pub enum KvError {
 
     /// A [`WatchStream`](crate::WatchStream) fell behind: its buffer was full, so `missed` events
     /// under `prefix` were dropped for it (the store never waits for a slow watcher). The stream
-    /// goes on with the events that came after.
-    #[error(
-        "watcher of prefix `{prefix}` fell behind and missed {missed} events; read it sooner or \
-         open it with a larger `.capacity(..)`"
-    )]
+    /// goes on with the events that came after. Read the stream sooner, or open it with a larger
+    /// [`capacity`](crate::Watch::capacity).
+    #[error("watcher of prefix `{prefix}` fell behind and missed {missed} events")]
     Lagged {
         /// The full prefix being watched.
         prefix: String,
@@ -243,12 +240,37 @@ pub enum KvError {
 
     /// The backend failed the call: the Redis server answered with an error, could not be
     /// reached, or did not answer in time (see [`KvBuilder::redis`](crate::KvBuilder)). Never
-    /// returned by the in-process store. The call may or may not have been applied (a lost
-    /// answer says nothing about the write); the handle keeps working and reconnects on its own.
+    /// returned by the in-process store.
+    ///
+    /// Branch on [`kind`](BackendErrorKind) (or [`KvError::is_timeout`],
+    /// [`KvError::is_connection`], [`KvError::is_refused`]) rather than on the message; the
+    /// underlying error, when there is one (a `redis::RedisError`), is the
+    /// [`source`](std::error::Error::source). A timeout or a lost connection says nothing about
+    /// whether the call was applied: the handle keeps working and reconnects on its own, and a
+    /// retry of a write that is not idempotent (`incr`, `list_push`) may apply it twice.
+    ///
+    /// ```
+    /// use ephemeral_kv::{BackendErrorKind, KvError};
+    /// fn retry_worth_it(error: &KvError) -> bool {
+    ///     error.is_timeout() || error.is_connection()
+    /// }
+    /// let refused = KvError::Backend {
+    ///     kind: BackendErrorKind::Refused,
+    ///     message: "redis refused the command".into(),
+    ///     source: None,
+    /// };
+    /// assert!(!retry_worth_it(&refused) && refused.is_refused());
+    /// ```
     #[error("backend error: {message}")]
     Backend {
+        /// What kind of failure it was.
+        kind: BackendErrorKind,
         /// What failed, in words, with the server's or the connection's message.
         message: String,
+        /// The error the backend's client gave, shared (one failed pipeline answers every call
+        /// in it with the same cause).
+        #[source]
+        source: Option<Arc<dyn std::error::Error + Send + Sync>>,
     },
 
     /// This backend cannot do this call (for example [`KvHandle::watch`](crate::KvHandle::watch)
@@ -265,11 +287,8 @@ pub enum KvError {
     /// `get_del`, `list_push`, `list_pop_front`, `list_pop_all`) lost the race to other clients
     /// `attempts` times in a row (each time, a key it read changed before its writes were
     /// applied), or a transaction kept reading keys it had not read before; it gave up. Nothing
-    /// was written; retrying later may succeed.
-    #[error(
-        "`{op}` on `{key}` gave up after {attempts} attempts: other clients kept writing the keys \
-         it read; retry later, or read fewer keys"
-    )]
+    /// was written; retrying later may succeed, and so may reading fewer keys.
+    #[error("`{op}` on `{key}` gave up after {attempts} attempts: other clients kept writing")]
     Contended {
         /// The call: `"update"` or `"transaction"`.
         op: &'static str,
@@ -280,7 +299,74 @@ pub enum KvError {
     },
 }
 
+/// What kind of failure a [`KvError::Backend`] is. `#[non_exhaustive]`: keep a `_` arm.
+///
+/// ```
+/// use ephemeral_kv::BackendErrorKind;
+/// assert_ne!(BackendErrorKind::Timeout, BackendErrorKind::Connection);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum BackendErrorKind {
+    /// The server did not answer in time. The call may or may not have been applied.
+    Timeout,
+    /// The connection could not be made or was lost. The call may or may not have been applied.
+    Connection,
+    /// The server answered, refusing the command (a permission, a wrong type of key made by
+    /// another client, a server out of memory...). Nothing was applied.
+    Refused,
+    /// The server holds data at the key that this crate cannot read (text that is not JSON, or
+    /// nested too deep). Nothing was changed.
+    Data,
+    /// The builder's settings cannot work (an invalid URL, an unsupported protocol).
+    Config,
+    /// The server answered in a way the call never expects.
+    Protocol,
+}
+
 impl KvError {
+    /// Whether this is a [`Backend`](KvError::Backend) error of kind
+    /// [`Timeout`](BackendErrorKind::Timeout).
+    ///
+    /// ```
+    /// assert!(!ephemeral_kv::KvError::Closed.is_timeout());
+    /// ```
+    pub fn is_timeout(&self) -> bool {
+        self.backend_kind() == Some(BackendErrorKind::Timeout)
+    }
+
+    /// Whether this is a [`Backend`](KvError::Backend) error of kind
+    /// [`Connection`](BackendErrorKind::Connection).
+    ///
+    /// ```
+    /// assert!(!ephemeral_kv::KvError::Closed.is_connection());
+    /// ```
+    pub fn is_connection(&self) -> bool {
+        self.backend_kind() == Some(BackendErrorKind::Connection)
+    }
+
+    /// Whether this is a [`Backend`](KvError::Backend) error of kind
+    /// [`Refused`](BackendErrorKind::Refused).
+    ///
+    /// ```
+    /// assert!(!ephemeral_kv::KvError::Closed.is_refused());
+    /// ```
+    pub fn is_refused(&self) -> bool {
+        self.backend_kind() == Some(BackendErrorKind::Refused)
+    }
+
+    /// The kind of a [`Backend`](KvError::Backend) error; `None` for every other variant.
+    ///
+    /// ```
+    /// assert_eq!(ephemeral_kv::KvError::Closed.backend_kind(), None);
+    /// ```
+    pub fn backend_kind(&self) -> Option<BackendErrorKind> {
+        match self {
+            KvError::Backend { kind, .. } => Some(*kind),
+            _ => None,
+        }
+    }
+
     /// The variant's name in snake case, for logs: what came of a command that failed.
     pub(crate) fn kind(&self) -> &'static str {
         match self {

@@ -128,17 +128,19 @@ mod redis;
 
 // Shared by all of it.
 mod error;
+mod eviction;
 mod stats;
 mod ttl;
 mod value;
 
-pub use builder::{Eviction, KvBuilder};
+pub use builder::KvBuilder;
 pub use calls::{
     CompareAndSet, Incr, List, ListAppendUnique, ListPush, Mset, Pending, PurgeExpired, ScanPrefix,
     Set, SetIfAbsent, Watch, WatchEvent, WatchStream, DEFAULT_ID_KEY, DEFAULT_PURGE_LIMIT,
     DEFAULT_WATCH_CAPACITY, MAX_WATCH_CAPACITY,
 };
-pub use error::KvError;
+pub use error::{BackendErrorKind, KvError};
+pub use eviction::Eviction;
 pub use handle::KvHandle;
 pub use stats::Stats;
 pub use ttl::Ttl;

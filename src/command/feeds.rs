@@ -1,12 +1,14 @@
 //! The commands that wait for changes: [`Watch`] and [`WaitFor`], and the [`Change`]s a change
 //! feed carries.
 
+use std::collections::HashMap;
+use std::hash::BuildHasher;
 use std::sync::Arc;
 
 use serde_json::Value;
 use tokio::sync::broadcast;
 
-use super::{Op, Subject};
+use super::{Op, Reply, Subject};
 
 /// Open a change feed of every later change under `prefix`, holding up to `capacity` unread
 /// changes; answer with its receiving end.
@@ -57,4 +59,15 @@ pub(crate) enum ChangeKind {
 pub(crate) struct Change {
     pub(crate) key: String,
     pub(crate) kind: ChangeKind,
+}
+
+/// Forgets the `wait_for` calls whose caller stopped waiting (dropped its future), and the keys
+/// left with none: both executors do this before they look for values to answer with.
+pub(crate) fn drop_abandoned<S: BuildHasher>(
+    waiters: &mut HashMap<String, Vec<Reply<Arc<Value>>>, S>,
+) {
+    waiters.retain(|_, waiters| {
+        waiters.retain(|waiter| !waiter.is_closed());
+        !waiters.is_empty()
+    });
 }

@@ -30,7 +30,7 @@ mod store;
 mod write;
 
 pub(crate) use closures::{Transaction, TxnFn, Update, UpdateFn};
-pub(crate) use feeds::{Change, ChangeKind, WaitFor, Watch};
+pub(crate) use feeds::{drop_abandoned, Change, ChangeKind, WaitFor, Watch};
 pub(crate) use list::{ListAppendUnique, ListPopAll, ListPopFront, ListPush};
 pub(crate) use read::{Exists, Get, Mget, ScanPrefix, Ttl};
 pub(crate) use store::{PurgeExpired, Shutdown, Stats};

@@ -55,10 +55,10 @@ impl Owner {
             active_expiry = self.config.active_expiry,
             mailbox_capacity = self.config.mailbox_capacity,
             max_entries = self.config.bound.map(|bound| bound.max_entries),
-            evict_volatile_ttl = self
+            eviction = self
                 .config
                 .bound
-                .is_some_and(|bound| bound.evict_volatile_ttl),
+                .map(|bound| tracing::field::debug(bound.eviction)),
             "ephemeral-kv owner task started"
         );
         let mut batch = Vec::with_capacity(BATCH);

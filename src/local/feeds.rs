@@ -19,7 +19,7 @@ use serde_json::Value;
 use tokio::sync::broadcast;
 
 use super::store::Store;
-use crate::command::{Change, ChangeKind, Reply};
+use crate::command::{self, Change, ChangeKind, Reply};
 
 /// One open change feed.
 struct Feed {
@@ -116,10 +116,7 @@ impl Feeds {
     /// Forgets dropped streams and `wait_for` calls whose caller stopped waiting.
     fn prune(&mut self) {
         self.drop_dead_feeds();
-        self.waiters.retain(|_, waiters| {
-            waiters.retain(|waiter| !waiter.is_closed());
-            !waiters.is_empty()
-        });
+        command::drop_abandoned(&mut self.waiters);
         self.waiting = self.waiters.values().map(Vec::len).sum();
         // Give back the room of waits that were abandoned en masse.
         if self.waiters.capacity() > 4 * self.waiters.len().max(FIRST_SWEEP) {

@@ -21,6 +21,7 @@ use tokio::sync::mpsc;
 
 use crate::closure::StoreId;
 use crate::command::Message;
+use crate::eviction::Eviction;
 
 /// Settings of the owner task, from [`KvBuilder`](crate::KvBuilder).
 #[derive(Debug, Clone, Copy)]
@@ -37,16 +38,14 @@ pub(crate) struct Config {
 }
 
 /// A bound on the number of entries, from [`KvBuilder::max_entries`](crate::KvBuilder::max_entries)
-/// and [`KvBuilder::eviction`](crate::KvBuilder::eviction). Plain data of this executor's own, so
-/// that nothing here imports the caller side (the builder turns its `Eviction` into this).
+/// and [`KvBuilder::eviction`](crate::KvBuilder::eviction).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Bound {
     /// The most entries held at the end of any command, expired-but-not-yet-removed ones
     /// included (they hold memory too).
     pub(crate) max_entries: usize,
-    /// When a new key finds the store full of live entries: evict the live keys closest to
-    /// expiry (`true`, Redis `volatile-ttl`), or refuse the call (`false`).
-    pub(crate) evict_volatile_ttl: bool,
+    /// What a new key that finds the store full of live entries does.
+    pub(crate) eviction: Eviction,
 }
 
 /// Starts an owner task on the current tokio runtime; returns the sender of its mailbox.

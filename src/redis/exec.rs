@@ -21,7 +21,7 @@ use crate::command::{
     ListAppendUnique, ListPopAll, ListPopFront, ListPush, Mget, Mset, Persist, PurgeExpired, Reply,
     ScanPrefix, Set, SetIfAbsent, Shutdown, Stats, Transaction, Update, WaitFor, Watch,
 };
-use crate::error::KvError;
+use crate::error::{BackendErrorKind, KvError};
 use crate::ttl::Ttl;
 use crate::value::{text_depth, MAX_DEPTH};
 use serde::Deserialize;
@@ -288,9 +288,11 @@ fn reply_or_error(key: &str, reply: Option<RedisValue>) -> Result<RedisValue, Kv
     match reply {
         Some(RedisValue::ServerError(error)) => Err(backend_error(key, &error)),
         Some(reply) => Ok(reply),
-        None => Err(KvError::Backend {
-            message: "redis sent fewer replies than commands".to_owned(),
-        }),
+        None => Err(backend(
+            BackendErrorKind::Protocol,
+            "redis sent fewer replies than commands".to_owned(),
+            None,
+        )),
     }
 }
 
@@ -308,15 +310,18 @@ pub(crate) fn json(key: &str, reply: RedisValue) -> Result<Option<Arc<Value>>, K
 /// before parsing; anything up to it parses, though serde_json's own limit is one level less.
 fn parse(key: &str, text: &[u8]) -> Result<Value, KvError> {
     if text_depth(text) > MAX_DEPTH {
-        return Err(KvError::Backend {
-            message: format!("key `{key}` holds JSON nested deeper than {MAX_DEPTH} levels"),
-        });
+        return Err(backend(
+            BackendErrorKind::Data,
+            format!("key `{key}` holds JSON nested deeper than {MAX_DEPTH} levels"),
+            None,
+        ));
     }
     let mut parser = serde_json::Deserializer::from_slice(text);
     parser.disable_recursion_limit();
     let value = Value::deserialize(&mut parser).and_then(|value| parser.end().map(|()| value));
-    value.map_err(|error| KvError::Backend {
-        message: format!("key `{key}` holds text that is not JSON: {error}"),
+    value.map_err(|error| {
+        let message = format!("key `{key}` holds text that is not JSON: {error}");
+        backend(BackendErrorKind::Data, message, Some(Arc::new(error)))
     })
 }
 
@@ -357,16 +362,20 @@ pub(crate) fn backend_error(key: &str, error: &ServerError) -> KvError {
     } else {
         format!(" on key `{key}`")
     };
-    KvError::Backend {
-        message: format!("redis refused the command{on}: {error}"),
-    }
+    backend(
+        BackendErrorKind::Refused,
+        format!("redis refused the command{on}: {error}"),
+        Some(Arc::new(error.clone())),
+    )
 }
 
 /// A reply of a shape the command never gives.
 fn unexpected(key: &str, what: &str) -> KvError {
-    KvError::Backend {
-        message: format!("redis answered with {what} for key `{key}`"),
-    }
+    backend(
+        BackendErrorKind::Protocol,
+        format!("redis answered with {what} for key `{key}`"),
+        None,
+    )
 }
 
 /// Whether a reply is the `NOSCRIPT` of a script cache emptied by a server restart.
@@ -379,8 +388,35 @@ pub(crate) fn connection_error(what: &str, error: &RedisError) -> KvError {
     // The connection manager reconnects on the next call; say so, since the caller sees only its
     // own call fail.
     tracing::warn!(%error, "{what}; the next call reconnects");
+    let kind = if error.is_timeout() {
+        BackendErrorKind::Timeout
+    } else if error.is_io_error() || error.is_connection_dropped() || error.is_connection_refusal()
+    {
+        BackendErrorKind::Connection
+    } else if error.kind() == redis::ErrorKind::InvalidClientConfig {
+        BackendErrorKind::Config
+    } else if matches!(error.kind(), redis::ErrorKind::Server(_)) {
+        BackendErrorKind::Refused
+    } else {
+        BackendErrorKind::Connection
+    };
+    backend(
+        kind,
+        format!("{what}: {error}"),
+        Some(Arc::new(error.clone())),
+    )
+}
+
+/// A [`KvError::Backend`]: the one place this executor builds one.
+pub(crate) fn backend(
+    kind: BackendErrorKind,
+    message: String,
+    source: Option<Arc<dyn std::error::Error + Send + Sync>>,
+) -> KvError {
     KvError::Backend {
-        message: format!("{what}: {error}"),
+        kind,
+        message,
+        source,
     }
 }
 

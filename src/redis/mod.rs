@@ -36,10 +36,10 @@ use tracing::Instrument;
 
 use crate::closure::StoreId;
 use crate::command::{
-    Call, CompareAndSet, GetDel, ListPopAll, ListPopFront, ListPush, Message, Reply, ScanPrefix,
-    Transaction, Update, WaitFor,
+    self, Call, CompareAndSet, GetDel, ListPopAll, ListPopFront, ListPush, Message, Reply,
+    ScanPrefix, Transaction, Update, WaitFor,
 };
-use crate::error::KvError;
+use crate::error::{BackendErrorKind, KvError};
 use crate::stats::Stats;
 use exec::{connection_error, plan, Alone, Pipelined, Step};
 use scripts::Scripts;
@@ -87,11 +87,13 @@ pub(crate) async fn connect(
         // Under RESP3 the connection manager reconnects a dropped connection silently, so an
         // `EXEC` could run on a new connection that never saw the `WATCH`, and an optimistic call
         // would overwrite another client's write instead of retrying.
-        return Err(KvError::Backend {
-            message: "RESP3 connections are not supported (a reconnection between WATCH and EXEC \
-                      would go unnoticed); use a RESP2 URL, without `protocol=resp3`"
+        return Err(exec::backend(
+            BackendErrorKind::Config,
+            "RESP3 connections are not supported (a reconnection between WATCH and EXEC would go \
+             unnoticed); use a RESP2 URL, without `protocol=resp3`"
                 .to_owned(),
-        });
+            None,
+        ));
     }
     let config = ConnectionManagerConfig::new()
         .set_connection_timeout(Some(CONNECT_TIMEOUT))
@@ -352,10 +354,7 @@ impl Owner {
     /// that now hold a value. Waiters whose caller gave up are forgotten first. A failed read is
     /// not an error for the waiters: they keep waiting, and the next poll tries again.
     async fn poll_waiters(&mut self) {
-        self.waiters.retain(|_, waiters| {
-            waiters.retain(|waiter| !waiter.is_closed());
-            !waiters.is_empty()
-        });
+        command::drop_abandoned(&mut self.waiters);
         if self.waiters.is_empty() {
             return;
         }
@@ -443,15 +442,18 @@ async fn answer(batch: Batch, mut connection: ConnectionManager, scripts: Arc<Sc
         Ok(replies) => replies.into_iter(),
         Err(error) => {
             // `KvError` is not `Clone` (it can carry a serde_json error); every caller of the
-            // batch gets the same message.
-            let message = match error {
-                KvError::Backend { message } => message,
-                other => other.to_string(),
+            // batch gets the same kind, message and (shared) cause.
+            let (kind, message, source) = match error {
+                KvError::Backend {
+                    kind,
+                    message,
+                    source,
+                } => (kind, message, source),
+                other => (BackendErrorKind::Protocol, other.to_string(), None),
             };
             for pipelined in queued {
-                pipelined.finish(Err(KvError::Backend {
-                    message: message.clone(),
-                }));
+                let error = exec::backend(kind, message.clone(), source.clone());
+                pipelined.finish(Err(error));
             }
             return;
         }

@@ -97,13 +97,23 @@ async fn rewrite<T>(
             return Ok(answer);
         }
     }
+    Err(contended(
+        op,
+        key,
+        MAX_ATTEMPTS,
+        "optimistic retries exhausted",
+    ))
+}
+
+/// [`KvError::Contended`], warned about once here: the caller may not look at the error.
+fn contended(op: &'static str, key: &str, attempts: u32, why: &'static str) -> KvError {
     let error = KvError::Contended {
         op,
         key: key.to_owned(),
-        attempts: MAX_ATTEMPTS,
+        attempts,
     };
-    tracing::warn!(%error, "optimistic retries exhausted");
-    Err(error)
+    tracing::warn!(%error, "{why}");
+    error
 }
 
 /// `update` on Redis: a [`rewrite`] that runs `f` on the value read.
@@ -280,13 +290,12 @@ pub(crate) async fn transaction(
                 // A closure that reads a key it has not read before on every run (say, a key
                 // named after a counter it keeps) would fetch forever, holding the connection.
                 unwatch(connection).await;
-                let error = KvError::Contended {
-                    op: "transaction",
-                    key: prefix.to_owned(),
-                    attempts: MAX_FETCH_ROUNDS,
-                };
-                tracing::warn!(%error, "a transaction kept reading keys it had not read before");
-                return Err(error);
+                return Err(contended(
+                    "transaction",
+                    prefix,
+                    MAX_FETCH_ROUNDS,
+                    "a transaction kept reading keys it had not read before",
+                ));
             }
             // The run is synchronous and ends before any await: `Txn` is not `Send`.
             let (outcome, ops, mut unfetched) = {
@@ -350,13 +359,12 @@ pub(crate) async fn transaction(
             return Ok(());
         }
     }
-    let error = KvError::Contended {
-        op: "transaction",
-        key: prefix.to_owned(),
-        attempts: MAX_ATTEMPTS,
-    };
-    tracing::warn!(%error, "optimistic retries exhausted");
-    Err(error)
+    Err(contended(
+        "transaction",
+        prefix,
+        MAX_ATTEMPTS,
+        "optimistic retries exhausted",
+    ))
 }
 
 /// What a transaction run reads on Redis: the values fetched so far (by full key; `None`: fetched

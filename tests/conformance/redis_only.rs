@@ -13,7 +13,7 @@
 use std::future::IntoFuture;
 use std::time::Duration;
 
-use ephemeral_kv::{KvError, KvHandle};
+use ephemeral_kv::{BackendErrorKind, KvError, KvHandle};
 use serde_json::json;
 use tokio::time::timeout;
 
@@ -132,7 +132,12 @@ async fn a_server_that_dies_gives_errors_and_the_handle_recovers() {
     ];
     for result in down {
         match result {
-            Err(KvError::Backend { message }) => assert!(!message.is_empty()),
+            Err(error @ KvError::Backend { .. }) => {
+                // A server that is down is a lost connection or a timeout, never a refusal, and
+                // the redis client's error is kept as the cause.
+                assert!(error.is_connection() || error.is_timeout(), "{error:?}");
+                assert!(std::error::Error::source(&error).is_some(), "{error:?}");
+            }
             other => panic!("expected a backend error, got {other:?}"),
         }
     }
@@ -179,7 +184,7 @@ async fn a_resp3_url_is_refused_with_a_clear_error() {
         .redis(format!("{}/?protocol=resp3", server.url()))
         .await;
     match refused {
-        Err(KvError::Backend { message }) => assert!(message.contains("RESP3"), "{message}"),
+        Err(KvError::Backend { message, .. }) => assert!(message.contains("RESP3"), "{message}"),
         other => panic!("expected a Backend error, got {other:?}"),
     }
     let kv = connect(&server, "resp2:").await; // the same server over RESP2 works
@@ -199,9 +204,18 @@ async fn connecting_to_no_server_is_a_clear_error() {
         .await
         .expect("connect hung");
     assert!(matches!(result, Err(KvError::Backend { .. })));
+    let no_server = result.unwrap_err();
+    assert!(
+        no_server.is_connection() || no_server.is_timeout(),
+        "{no_server:?}"
+    );
     let bad = KvHandle::builder().redis("not a url").await;
     assert!(
-        matches!(bad, Err(KvError::Backend { message }) if message.contains("invalid Redis URL"))
+        matches!(&bad, Err(KvError::Backend { message, .. }) if message.contains("invalid Redis URL"))
+    );
+    assert_eq!(
+        bad.unwrap_err().backend_kind(),
+        Some(BackendErrorKind::Config)
     );
 }
 
@@ -294,7 +308,7 @@ async fn foreign_data_gives_errors_not_panics() {
     let kv = connect(&server, "").await;
     fn message<T: std::fmt::Debug>(result: Result<T, KvError>) -> String {
         match result {
-            Err(KvError::Backend { message }) => message,
+            Err(KvError::Backend { message, .. }) => message,
             other => panic!("expected a Backend error, got {other:?}"),
         }
     }
@@ -308,6 +322,13 @@ async fn foreign_data_gives_errors_not_panics() {
         message(kv.get("hash").await),
         format!("redis refused the command on key `hash`: {wrong_kind}")
     );
+    // Callers can tell the two apart without reading the message.
+    let kind = |result: Result<Option<std::sync::Arc<serde_json::Value>>, KvError>| {
+        result.unwrap_err().backend_kind()
+    };
+    assert_eq!(kind(kv.get("text").await), Some(BackendErrorKind::Data));
+    assert_eq!(kind(kv.get("hash").await), Some(BackendErrorKind::Refused));
+    assert!(kv.get("hash").await.unwrap_err().is_refused());
     assert!(matches!(
         kv.list_append_unique("text", [json!({"id": 1})]).await,
         Err(KvError::WrongType {
@@ -378,7 +399,7 @@ async fn get_del_and_list_pop_all_leave_text_that_is_not_json_in_place() {
     let kv = connect(&server, "").await;
     for _ in 0..2 {
         match kv.get_del("text").await {
-            Err(KvError::Backend { message }) => {
+            Err(KvError::Backend { message, .. }) => {
                 assert!(
                     message.contains("key `text` holds text that is not JSON"),
                     "{message}"
@@ -388,7 +409,7 @@ async fn get_del_and_list_pop_all_leave_text_that_is_not_json_in_place() {
         }
         assert!(matches!(
             kv.list_pop_all("list").await,
-            Err(KvError::Backend { message }) if message.contains("key `list`")
+            Err(KvError::Backend { message, .. }) if message.contains("key `list`")
         ));
         assert!(matches!(
             kv.list_pop_all("text").await,
@@ -522,7 +543,7 @@ async fn foreign_text_reads_up_to_max_depth_and_deeper_text_is_refused_unparsed(
     assert_eq!(kv.get("deepest").await.unwrap().as_deref(), Some(&expected));
     for key in ["deeper", "abyss"] {
         match kv.get(key).await {
-            Err(KvError::Backend { message }) => assert_eq!(
+            Err(KvError::Backend { message, .. }) => assert_eq!(
                 message,
                 format!("key `{key}` holds JSON nested deeper than 128 levels")
             ),

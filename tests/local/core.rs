@@ -347,10 +347,7 @@ mod rule_31_stopped_stores {
             kv.stats().await.unwrap_err(),
         ] {
             assert!(matches!(err, KvError::Closed), "{err:?}");
-            assert_eq!(
-                err.to_string(),
-                "the store was shut down (`KvHandle::shutdown`); start a new store to go on"
-            );
+            assert_eq!(err.to_string(), "the store was shut down");
         }
     }
 
@@ -381,9 +378,7 @@ mod rule_31_stopped_stores {
                 assert!(matches!(err, KvError::OwnerGone), "{err:?}");
                 assert_eq!(
                     err.to_string(),
-                    "the store's owner task is gone without a shutdown: the tokio runtime that \
-                     ran it has ended; keep that runtime alive for as long as the store's handles \
-                     are used"
+                    "the store's owner task ended without a shutdown (its tokio runtime has ended)"
                 );
             }
             assert!(kv.is_closed());

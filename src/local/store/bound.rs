@@ -20,6 +20,7 @@ use tokio::time::Instant;
 
 use super::Store;
 use crate::error::KvError;
+use crate::eviction::Eviction;
 use crate::local::Bound;
 use crate::txn::Op;
 
@@ -163,7 +164,7 @@ impl Store {
         if over == 0 {
             return Ok(());
         }
-        if bound.evict_volatile_ttl {
+        if bound.eviction == Eviction::VolatileTtl {
             // Every entry left in the index is live. Count them all before evicting one, so that
             // a refused call evicts nothing.
             let victims = self.expiry.earliest(over, |key| writes.contains(key));
@@ -223,7 +224,7 @@ mod tests {
         Store {
             bound: Some(Bound {
                 max_entries,
-                evict_volatile_ttl: false,
+                eviction: Eviction::Refuse,
             }),
             ..Store::default()
         }
