@@ -3,7 +3,7 @@
 -- ARGV    none.
 -- Reply   array, one entry per key: nil (missing) | bulk text, as get.lua gives it.
 -- Errors  as get.lua, with 'key <n>' (1-based position in KEYS) in front of the detail:
---         KVNOTJSON key <n> list item <i>: ... | KVTOODEEP 127 | KVFOREIGN key <n> holds ...
+--         KVNOTJSON key <n> list item <i>: not one JSON value | KVFOREIGN key <n> holds ...
 -- Read-only.
 local out = {}
 for n, key in ipairs(KEYS) do
@@ -14,10 +14,8 @@ for n, key in ipairs(KEYS) do
     out[n] = redis.call('GET', key)
   elseif t == 'list' then
     local items = lrange_all(key)
-    for i, item in ipairs(items) do
-      local err = jcheck(item, MAX_DEPTH - 1, 'key ' .. n .. ' list item ' .. (i - 1))
-      if err then return err end
-    end
+    local err = check_items_lenient(items, 'key ' .. n .. ' ')
+    if err then return err end
     out[n] = list_text(items)
   else
     return foreign(t, 'key ' .. n)
