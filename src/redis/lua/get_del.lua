@@ -1,0 +1,28 @@
+-- get_del.lua: removes the value at a key and returns it (in-process `get_del`).
+-- KEYS[1] the key; KEYS[2] its companion; KEYS[3] the change stream.
+-- ARGV[1] stream MAXLEN or ''.
+-- Reply   nil (missing) | bulk text: the value (a list as get.lua spells it).
+-- Errors  KVNOTJSON ... | KVTOODEEP ... (the value is not JSON serde_json reads: kept, so that
+--         it is never deleted unread) | KVFOREIGN ...
+-- Stream  one 'del' entry when a value was removed.
+local key, comp, stream = KEYS[1], KEYS[2], KEYS[3]
+local err = companion_type_ok(comp)
+if err then return err end
+local t = rtype(key)
+if t == 'none' then return false end
+local text
+if t == 'string' then
+  text = redis.call('GET', key)
+  err = jcheck(text, MAX_DEPTH, 'the value')
+  if err then return err end
+elseif t == 'list' then
+  local items = lrange_all(key)
+  err = check_items(items)
+  if err then return err end
+  text = list_text(items)
+else
+  return foreign(t)
+end
+redis.call('DEL', key, comp)
+emit(stream, ARGV[1], key, 'del')
+return text

@@ -1,0 +1,36 @@
+-- set.lua: stores a value, replacing whatever the key held and its TTL (in-process `set`).
+-- KEYS[1] the key; KEYS[2] its companion; KEYS[3] the change stream.
+-- ARGV[1] stream MAXLEN or ''; ARGV[2] TTL ms or '' (never expires);
+-- ARGV[3] 'v' then ARGV[4] the value's compact JSON text (any value but a non-empty array; the
+--         empty array is sent as 'v' '[]'), or 'l' then ARGV[4..] the items of a non-empty array,
+--         one compact JSON text each.
+-- Reply   status OK.
+-- Errors  KVBADARG ... (shape), KVFOREIGN the id index <name> holds a Redis <type>.
+-- Stream  one 'set' entry with the value's text.
+local key, comp, stream = KEYS[1], KEYS[2], KEYS[3]
+local maxlen, ttl, mode = ARGV[1], ARGV[2], ARGV[3]
+if not check_maxlen(maxlen) or not check_ttl(ttl) then return bad_arg('set: maxlen or ttl') end
+if mode == 'v' then
+  if #ARGV ~= 4 then return bad_arg('set: v takes one value') end
+  if sub(ARGV[4], 1, 1) == '[' and ARGV[4] ~= '[]' then
+    return bad_arg('set: a non-empty array goes as l and its items')
+  end
+elseif mode == 'l' then
+  if #ARGV < 4 then return bad_arg('set: l takes at least one item') end
+else
+  return bad_arg('set: mode is v or l')
+end
+local err = companion_type_ok(comp)
+if err then return err end
+redis.call('DEL', key, comp)
+if mode == 'v' then
+  if ttl == '' then redis.call('SET', key, ARGV[4]) else redis.call('SET', key, ARGV[4], 'PX', ttl) end
+  emit(stream, maxlen, key, 'set', ARGV[4])
+else
+  rpush(key, ARGV, 4, #ARGV)
+  if ttl ~= '' then redis.call('PEXPIRE', key, ttl) end
+  emit(stream, maxlen, key, 'set', function()
+    return list_text({ unpack(ARGV, 4, #ARGV) })
+  end)
+end
+return redis.status_reply('OK')
