@@ -11,7 +11,7 @@
 //! `Pending` (`Set<'_>` is `Pending<'_, SetArgs, ()>`), whose argument types are exported here so
 //! that they can be named (stored in a struct, say) but not built or taken apart: their fields
 //! are private, and they are sent only by awaiting. Calls without options return the same
-//! `Pending` behind `impl Future`.
+//! `Pending` behind `impl Future` (`stats` and `shutdown`, `async fn`s, await one).
 //!
 //! - [`Pending`], the future every call is, written once;
 //! - `write`: `set`, `set_if_absent`, `compare_and_set`, `mset`, `incr`, and `expire`'s and

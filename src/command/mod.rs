@@ -19,8 +19,9 @@
 //! - [`store`]: `purge_expired`, `stats`, `shutdown`.
 //!
 //! Commands arrive already checked: keys carry their prefix, values are serialized, TTLs are
-//! non-zero and list items are objects holding a scalar id. What is left to fail is what only the
-//! executor can see (an existing value of the wrong type, a lost Redis server).
+//! non-zero, and `list_append_unique`'s items are objects holding a scalar id. What is left to
+//! fail is what only the executor can see (an existing value of the wrong type, a lost Redis
+//! server).
 
 mod closures;
 mod feeds;
