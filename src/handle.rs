@@ -20,9 +20,10 @@ use serde_json::Value;
 
 use crate::calls::{
     CompareAndSet, CompareAndSetArgs, ExpireArgs, GetAs, GetDelArgs, Incr, IncrArgs,
-    ListAppendUnique, ListAppendUniqueArgs, ListPopAllArgs, ListPush, ListPushArgs, Mset, MsetArgs,
-    Pending, PurgeExpired, PurgeExpiredArgs, ScanPrefix, ScanPrefixArgs, Set, SetArgs, SetIfAbsent,
-    SetIfAbsentArgs, ShutdownArgs, StatsArgs, TransactionArgs, WaitForAs, Watch, WatchArgs,
+    ListAppendUnique, ListAppendUniqueArgs, ListPopAllArgs, ListPopFront, ListPopFrontArgs,
+    ListPush, ListPushArgs, Mset, MsetArgs, Pending, PurgeExpired, PurgeExpiredArgs, ScanPrefix,
+    ScanPrefixArgs, Set, SetArgs, SetIfAbsent, SetIfAbsentArgs, ShutdownArgs, StatsArgs,
+    TransactionArgs, WaitForAs, Watch, WatchArgs,
 };
 use crate::command::{self, UpdateFn};
 use crate::error::KvError;
@@ -597,6 +598,9 @@ impl KvHandle {
     /// A missing or expired key, or a `count` of 0, gives an empty `Vec` and changes nothing. The
     /// items move out of the store, copied only if a reader still holds that version of the list.
     ///
+    /// To wait for items when the list is empty (a worker's blocking pop, like Redis `BLMPOP`),
+    /// add [`.wait(timeout)`](crate::ListPopFront::wait).
+    ///
     /// # Errors
     /// [`KvError::WrongType`] if the key holds something other than a list (it is kept),
     /// [`KvError::Closed`].
@@ -614,13 +618,11 @@ impl KvHandle {
     /// # Ok(())
     /// # }
     /// ```
-    pub fn list_pop_front(
-        &self,
-        key: impl AsRef<str>,
-        count: usize,
-    ) -> impl Future<Output = Result<Vec<Value>, KvError>> + Send + '_ {
-        let key = self.mailbox.key(key);
-        Pending::new(&self.mailbox, command::ListPopFront { key, count })
+    pub fn list_pop_front(&self, key: impl AsRef<str>, count: usize) -> ListPopFront<'_> {
+        Pending::new(
+            &self.mailbox,
+            ListPopFrontArgs::new(self.mailbox.key(key), count),
+        )
     }
 
     /// Removes the list at `key` and returns its items, atomically: no item is lost or returned

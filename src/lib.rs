@@ -135,9 +135,9 @@ mod value;
 
 pub use builder::KvBuilder;
 pub use calls::{
-    CompareAndSet, Incr, List, ListAppendUnique, ListPush, Mset, Pending, PurgeExpired, ScanPrefix,
-    Set, SetIfAbsent, Watch, WatchEvent, WatchStream, DEFAULT_ID_KEY, DEFAULT_PURGE_LIMIT,
-    DEFAULT_WATCH_CAPACITY, MAX_WATCH_CAPACITY,
+    CompareAndSet, Incr, List, ListAppendUnique, ListPopFront, ListPush, Mset, Pending,
+    PurgeExpired, ScanPrefix, Set, SetIfAbsent, Watch, WatchEvent, WatchStream, DEFAULT_ID_KEY,
+    DEFAULT_PURGE_LIMIT, DEFAULT_WATCH_CAPACITY, MAX_WATCH_CAPACITY,
 };
 pub use error::{BackendErrorKind, KvError};
 pub use eviction::Eviction;

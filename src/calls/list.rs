@@ -463,3 +463,84 @@ impl Request for ListPopAllArgs {
         Ok(list.map(List::new).map(List::into_vec).unwrap_or_default())
     }
 }
+
+/// A pending [`KvHandle::list_pop_front`](crate::KvHandle::list_pop_front). Await it to take the
+/// items.
+///
+/// ```
+/// use std::time::Duration;
+/// use serde_json::json;
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), ephemeral_kv::KvError> {
+/// let kv = ephemeral_kv::KvHandle::spawn();
+/// kv.list_push("jobs", [json!(1)]).await?;
+/// let call: ephemeral_kv::ListPopFront<'_> = kv.list_pop_front("jobs", 10);
+/// assert_eq!(call.wait(Duration::from_secs(1)).await?, vec![json!(1)]);
+/// # Ok(())
+/// # }
+/// ```
+pub type ListPopFront<'a> = Pending<'a, ListPopFrontArgs, Vec<Value>>;
+
+/// The arguments of [`ListPopFront`]: the command itself.
+#[derive(Debug)]
+pub struct ListPopFrontArgs(command::ListPopFront);
+
+impl ListPopFrontArgs {
+    pub(crate) fn new(key: String, count: usize) -> Self {
+        ListPopFrontArgs(command::ListPopFront {
+            key,
+            count,
+            wait: None,
+        })
+    }
+}
+
+impl Request for ListPopFrontArgs {
+    type Op = command::ListPopFront;
+    type Output = Vec<Value>;
+    type Shape = ();
+
+    fn command(self) -> Result<(command::ListPopFront, ()), KvError> {
+        let mut command = self.0;
+        // Waiting for nothing is not waiting: `count` 0 answers at once.
+        if command.count == 0 || command.wait == Some(Duration::ZERO) {
+            command.wait = None;
+        }
+        Ok((command, ()))
+    }
+
+    fn output((): (), items: Vec<Value>, _: &Mailbox) -> Result<Vec<Value>, KvError> {
+        Ok(items)
+    }
+}
+
+impl ListPopFront<'_> {
+    /// If the list is empty or missing, waits up to `timeout` for items to arrive (like Redis
+    /// `BLMPOP`), then takes up to `count` of them; after the timeout, answers with no items.
+    ///
+    /// Each push is served to the waiters on that key one at a time, oldest first: with four idle
+    /// workers waiting on one inbox, one pushed job wakes one of them. Dropping the call while it
+    /// waits takes nothing (cancellation-safe). A zero timeout does not wait.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use serde_json::json;
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() -> Result<(), ephemeral_kv::KvError> {
+    /// let kv = ephemeral_kv::KvHandle::spawn();
+    /// let worker = kv.clone();
+    /// let job = tokio::spawn(async move {
+    ///     worker.list_pop_front("inbox", 1).wait(Duration::from_secs(30)).await
+    /// });
+    /// kv.list_push("inbox", [json!({"id": 7})]).await?;
+    /// assert_eq!(job.await.unwrap()?, vec![json!({"id": 7})]);
+    /// // Nothing arrives: an empty answer once the timeout is up.
+    /// let idle = kv.list_pop_front("inbox", 1).wait(Duration::from_secs(5)).await?;
+    /// assert!(idle.is_empty());
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn wait(self, timeout: Duration) -> Self {
+        self.with(|args| args.0.wait = Some(timeout))
+    }
+}

@@ -34,7 +34,8 @@ mod watch;
 mod write;
 
 pub use list::{
-    List, ListAppendUnique, ListAppendUniqueArgs, ListPush, ListPushArgs, DEFAULT_ID_KEY,
+    List, ListAppendUnique, ListAppendUniqueArgs, ListPopFront, ListPopFrontArgs, ListPush,
+    ListPushArgs, DEFAULT_ID_KEY,
 };
 pub use pending::Pending;
 pub use scan::{PurgeExpired, PurgeExpiredArgs, ScanPrefix, ScanPrefixArgs, DEFAULT_PURGE_LIMIT};

@@ -56,11 +56,14 @@ impl Op for ListPush {
     }
 }
 
-/// Take up to `count` items from the front of a list; remove the key once it is empty.
+/// Take up to `count` items from the front of a list; remove the key once it is empty. With
+/// `wait`, a list that is empty or missing is waited on for up to that long (the owner answers
+/// with no items once it is up); waiters are served one at a time, oldest first.
 #[derive(Debug)]
 pub(crate) struct ListPopFront {
     pub(crate) key: String,
     pub(crate) count: usize,
+    pub(crate) wait: Option<Duration>,
 }
 
 impl Op for ListPopFront {

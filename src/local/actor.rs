@@ -181,7 +181,7 @@ impl Owner {
                 done(call.reply, store.list_push(key, items, max_len, ttl, now))
             }
             Command::ListPopFront(call) => {
-                let ListPopFront { key, count } = &call.args;
+                let ListPopFront { key, count, .. } = &call.args;
                 let items = store.list_pop_front(key, *count, now);
                 done(call.reply, items)
             }

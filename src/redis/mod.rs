@@ -290,7 +290,7 @@ impl Owner {
                 let _ = reply.send(result);
             }
             Alone::ListPopFront(Call { args, reply }) => {
-                let ListPopFront { key, count } = args;
+                let ListPopFront { key, count, .. } = args;
                 let result = optimistic::list_pop_front(&mut self.connection, key, count).await;
                 let _ = reply.send(result);
             }
