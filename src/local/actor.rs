@@ -63,16 +63,20 @@ impl Owner {
         );
         let mut batch = Vec::with_capacity(BATCH);
         // One timer, re-armed only when the earliest deadline changes, wakes the task for active
-        // expiry while no commands arrive.
+        // expiry and for waiting pops whose time is up while no commands arrive.
         let mut timer = pin!(sleep_until(Instant::now()));
         let mut armed_for = None;
 
         loop {
-            let next_deadline = self
+            let expiry = self
                 .config
                 .active_expiry
                 .then(|| self.store.next_deadline())
                 .flatten();
+            let next_deadline = match (expiry, self.feeds.next_pop_deadline()) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
             if let Some(deadline) = next_deadline {
                 if armed_for != Some(deadline) {
                     timer.as_mut().reset(deadline);
@@ -104,13 +108,15 @@ impl Owner {
                 () = &mut timer, if next_deadline.is_some() => {}
             }
 
+            let now = Instant::now();
+            self.feeds.time_out_pops(now);
             if self.config.active_expiry {
-                let expired = self.store.purge_expired(EXPIRY_SLICE, Instant::now());
+                let expired = self.store.purge_expired(EXPIRY_SLICE, now);
                 if expired > 0 {
                     tracing::debug!(expired, "active expiry removed expired entries");
                 }
-                self.feeds.publish(&mut self.store);
             }
+            self.feeds.publish(&mut self.store, now);
         }
 
         drop(mailbox);
@@ -181,9 +187,18 @@ impl Owner {
                 done(call.reply, store.list_push(key, items, max_len, ttl, now))
             }
             Command::ListPopFront(call) => {
-                let ListPopFront { key, count, .. } = &call.args;
-                let items = store.list_pop_front(key, *count, now);
-                done(call.reply, items)
+                let ListPopFront { key, count, wait } = &call.args;
+                match (store.list_pop_front(key, *count, now), wait) {
+                    // Nothing to take, and the caller will wait: parked until a push or the
+                    // deadline (a timeout too large for an instant never ends).
+                    (Ok(items), Some(wait)) if items.is_empty() => {
+                        let deadline = now.checked_add(*wait);
+                        let ListPopFront { key, count, .. } = call.args;
+                        self.feeds.wait_to_pop(key, count, deadline, call.reply);
+                        "waiting"
+                    }
+                    (items, _) => done(call.reply, items),
+                }
             }
             Command::Mset(call) => {
                 let Mset { entries, ttl } = call.args;
@@ -274,7 +289,7 @@ impl Owner {
                 }
             },
         };
-        self.feeds.publish(&mut self.store);
+        self.feeds.publish(&mut self.store, now);
         outcome
     }
 }

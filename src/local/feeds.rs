@@ -12,11 +12,12 @@
 //! still has. A dropped stream or a `wait_for` that gave up (say, by a timeout) is noticed and
 //! forgotten.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
 use serde_json::Value;
 use tokio::sync::broadcast;
+use tokio::time::Instant;
 
 use super::store::Store;
 use crate::command::{self, Change, ChangeKind, Reply};
@@ -28,10 +29,23 @@ struct Feed {
     sender: broadcast::Sender<Change>,
 }
 
-/// The change feeds and `wait_for` calls of one store.
+/// A `list_pop_front(..).wait(..)` parked on an empty list.
+struct PopWaiter {
+    count: usize,
+    /// When to give up and answer with no items; `None`: a timeout too large to represent.
+    deadline: Option<Instant>,
+    reply: Reply<Vec<Value>>,
+}
+
+/// The change feeds, `wait_for` calls and waiting pops of one store.
 #[derive(Default)]
 pub(crate) struct Feeds {
     feeds: Vec<Feed>,
+    /// Waiting pops by full key, oldest first: each push serves them in that order, so that one
+    /// pushed item goes to one waiter and none starves.
+    pops: HashMap<String, VecDeque<PopWaiter>>,
+    /// How many waiting pops are held, dead or alive.
+    popping: usize,
     /// Pending `wait_for` calls by full key.
     waiters: HashMap<String, Vec<Reply<Arc<Value>>>>,
     /// How many waiters are held, dead or alive.
@@ -70,27 +84,117 @@ impl Feeds {
         }
     }
 
-    /// Hands every change the store recorded to the feeds and waiters it concerns, in order, and
-    /// tells the store whether to keep recording.
-    pub(crate) fn publish(&mut self, store: &mut Store) {
-        let mut delivered = false;
-        for change in store.changes.take() {
-            delivered = true;
-            // Only a value answers a waiter: a removal (deleted, expired or evicted) does not.
-            if let ChangeKind::Set(value) = &change.kind {
-                if let Some(waiters) = self.waiters.remove(&change.key) {
-                    self.waiting -= waiters.len();
-                    for waiter in waiters {
-                        let _ = waiter.send(Ok(Arc::clone(value)));
-                    }
-                }
+    /// Parks a `list_pop_front(..).wait(..)` on an empty list until items arrive or `deadline`.
+    pub(crate) fn wait_to_pop(
+        &mut self,
+        key: String,
+        count: usize,
+        deadline: Option<Instant>,
+        reply: Reply<Vec<Value>>,
+    ) {
+        let waiter = PopWaiter {
+            count,
+            deadline,
+            reply,
+        };
+        self.pops.entry(key).or_default().push_back(waiter);
+        self.popping += 1;
+    }
+
+    /// The earliest instant a waiting pop gives up at.
+    pub(crate) fn next_pop_deadline(&self) -> Option<Instant> {
+        if self.popping == 0 {
+            return None;
+        }
+        self.pops
+            .values()
+            .flatten()
+            .filter_map(|waiter| waiter.deadline)
+            .min()
+    }
+
+    /// Answers the waiting pops whose time is up with no items, and forgets those whose caller
+    /// stopped waiting.
+    pub(crate) fn time_out_pops(&mut self, now: Instant) {
+        if self.popping == 0 {
+            return;
+        }
+        for waiters in self.pops.values_mut() {
+            waiters.retain(|waiter| !waiter.reply.is_closed());
+            let (due, waiting): (VecDeque<_>, VecDeque<_>) = waiters
+                .drain(..)
+                .partition(|waiter| waiter.deadline.is_some_and(|deadline| deadline <= now));
+            *waiters = waiting;
+            for waiter in due {
+                let _ = waiter.reply.send(Ok(Vec::new()));
             }
-            for feed in &self.feeds {
-                if change.key.starts_with(&feed.prefix) {
-                    // Never waits: a full ring drops its oldest change. An error only means the
-                    // stream is gone, which `drop_dead_feeds` below handles.
-                    let _ = feed.sender.send(change.clone());
+        }
+        self.pops.retain(|_, waiters| !waiters.is_empty());
+        self.popping = self.pops.values().map(VecDeque::len).sum();
+    }
+
+    /// Serves the pops waiting on `key`, oldest first, while the list has items.
+    fn serve_pops(&mut self, store: &mut Store, key: &str, now: Instant) {
+        let Some(waiters) = self.pops.get_mut(key) else {
+            return;
+        };
+        while let Some(waiter) = waiters.pop_front() {
+            self.popping -= 1;
+            if waiter.reply.is_closed() {
+                continue;
+            }
+            let count = waiter.count;
+            let mut slot = Some(waiter);
+            let popped = store.list_pop_front_to(key, count, now, |items| match slot.take() {
+                // A caller that stopped waiting just now gives the items back: it takes nothing.
+                Some(waiter) => waiter
+                    .reply
+                    .send(Ok(items))
+                    .map_err(|unsent| unsent.unwrap_or_default()),
+                None => Err(items),
+            });
+            match (popped, slot) {
+                // Delivered, or given back by a caller that left: on to the next waiter.
+                (Ok(_), None) => {}
+                // The list is empty again: this waiter keeps its place at the front.
+                (Ok(_), Some(waiter)) => {
+                    waiters.push_front(waiter);
+                    self.popping += 1;
+                    break;
                 }
+                // The key now holds something else than a list: as for any pop.
+                (Err(error), Some(waiter)) => {
+                    let _ = waiter.reply.send(Err(error));
+                }
+                (Err(_), None) => {}
+            }
+        }
+        if waiters.is_empty() {
+            self.pops.remove(key);
+        }
+    }
+
+    /// Hands every change the store recorded to the feeds and waiters it concerns, in order, and
+    /// tells the store whether to keep recording. A list that got items serves the pops waiting
+    /// on it, whose own changes are handed on in turn.
+    pub(crate) fn publish(&mut self, store: &mut Store, now: Instant) {
+        let mut delivered = false;
+        loop {
+            let changes = store.changes.take();
+            if changes.is_empty() {
+                break;
+            }
+            let mut pushed = Vec::new();
+            for change in changes {
+                if matches!(change.kind, ChangeKind::Set(_)) && self.pops.contains_key(&change.key)
+                {
+                    pushed.push(change.key.clone());
+                }
+                self.deliver(change);
+            }
+            delivered = true;
+            for key in pushed {
+                self.serve_pops(store, &key, now);
             }
         }
         if delivered {
@@ -98,6 +202,26 @@ impl Feeds {
         }
         if store.changes.listeners() != self.listeners() {
             store.changes.set_listeners(self.listeners());
+        }
+    }
+
+    /// Hands one change to the `wait_for` calls on its key and the feeds whose prefix it is under.
+    fn deliver(&mut self, change: Change) {
+        // Only a value answers a waiter: a removal (deleted, expired or evicted) does not.
+        if let ChangeKind::Set(value) = &change.kind {
+            if let Some(waiters) = self.waiters.remove(&change.key) {
+                self.waiting -= waiters.len();
+                for waiter in waiters {
+                    let _ = waiter.send(Ok(Arc::clone(value)));
+                }
+            }
+        }
+        for feed in &self.feeds {
+            if change.key.starts_with(&feed.prefix) {
+                // Never waits: a full ring drops its oldest change. An error only means the
+                // stream is gone, which `drop_dead_feeds` handles.
+                let _ = feed.sender.send(change.clone());
+            }
         }
     }
 
@@ -118,14 +242,19 @@ impl Feeds {
         self.drop_dead_feeds();
         command::drop_abandoned(&mut self.waiters);
         self.waiting = self.waiters.values().map(Vec::len).sum();
+        for waiters in self.pops.values_mut() {
+            waiters.retain(|waiter| !waiter.reply.is_closed());
+        }
+        self.pops.retain(|_, waiters| !waiters.is_empty());
+        self.popping = self.pops.values().map(VecDeque::len).sum();
         // Give back the room of waits that were abandoned en masse.
         if self.waiters.capacity() > 4 * self.waiters.len().max(FIRST_SWEEP) {
             self.waiters.shrink_to_fit();
         }
     }
 
-    /// How many change feeds and `wait_for` calls are held.
+    /// How many change feeds, `wait_for` calls and waiting pops are held.
     fn listeners(&self) -> usize {
-        self.feeds.len() + self.waiting
+        self.feeds.len() + self.waiting + self.popping
     }
 }

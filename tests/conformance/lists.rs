@@ -17,6 +17,9 @@ conformance!(
     rule_27_list_pop_front_takes_the_oldest_and_removes_an_emptied_key,
     rule_27_list_pop_front_shares_one_inbox_among_workers,
     rule_27_list_pop_front_refuses_a_non_list_and_keeps_the_ttl,
+    rule_27_a_waiting_pop_takes_what_is_pushed_or_nothing_after_its_timeout,
+    rule_27_one_push_wakes_one_waiting_worker,
+    rule_27_a_dropped_waiting_pop_takes_nothing,
 );
 
 async fn rule_26_list_push_appends_any_values_and_returns_the_length(b: &impl Backend) {
@@ -201,4 +204,97 @@ async fn rule_27_list_pop_front_refuses_a_non_list_and_keeps_the_ttl(b: &impl Ba
         .unwrap();
     kv.list_pop_front("jobs", 1).await.unwrap();
     b.assert_ttl(kv.ttl("jobs").await.unwrap(), 3, 0);
+}
+
+/// Waits until `n` calls wait on the store (`stats().watchers`), so that what a test pushes next
+/// finds them parked.
+async fn until_waiting(b: &impl Backend, kv: &ephemeral_kv::KvHandle, n: usize) {
+    for _ in 0..200 {
+        if kv.stats().await.unwrap().watchers == n {
+            return;
+        }
+        tokio::time::sleep(b.unit() / 20).await;
+    }
+    panic!("expected {n} waiting calls");
+}
+
+async fn rule_27_a_waiting_pop_takes_what_is_pushed_or_nothing_after_its_timeout(b: &impl Backend) {
+    // The blocking pop exists on every backend the suite runs the feeds on.
+    if !b.has_watch() {
+        return;
+    }
+    let kv = b.kv().await;
+    // Items already there: taken at once, as without `.wait`.
+    kv.list_push("inbox", [json!(1), json!(2)]).await.unwrap();
+    let now = kv.list_pop_front("inbox", 5).wait(b.units(10)).await;
+    assert_eq!(now.unwrap(), vec![json!(1), json!(2)]);
+    // An empty inbox: the worker waits for the push.
+    let worker = kv.clone();
+    let units = b.units(10);
+    let job = tokio::spawn(async move { worker.list_pop_front("inbox", 5).wait(units).await });
+    until_waiting(b, &kv, 1).await;
+    kv.list_push("inbox", [json!({"id": 7})]).await.unwrap();
+    assert_eq!(job.await.unwrap().unwrap(), vec![json!({"id": 7})]);
+    assert!(!kv.exists("inbox").await.unwrap()); // emptied by the pop, so removed
+                                                 // Nothing arrives: no items once the timeout is up, and nothing left waiting.
+    let idle = kv.list_pop_front("inbox", 1).wait(b.units(2)).await;
+    assert_eq!(idle.unwrap(), Vec::<Value>::new());
+    assert_eq!(kv.stats().await.unwrap().watchers, 0);
+    // A zero timeout does not wait.
+    let at_once = kv.list_pop_front("inbox", 1).wait(Duration::ZERO).await;
+    assert_eq!(at_once.unwrap(), Vec::<Value>::new());
+}
+
+async fn rule_27_one_push_wakes_one_waiting_worker(b: &impl Backend) {
+    if !b.has_watch() {
+        return;
+    }
+    let kv = b.kv().await;
+    let (done, mut results) = tokio::sync::mpsc::unbounded_channel();
+    for _ in 0..4 {
+        let (worker, done, units) = (kv.clone(), done.clone(), b.units(50));
+        tokio::spawn(async move {
+            let taken = worker.list_pop_front("inbox", 1).wait(units).await;
+            let _ = done.send(taken.unwrap());
+        });
+    }
+    until_waiting(b, &kv, 4).await;
+    kv.list_push("inbox", [json!({"job": 0})]).await.unwrap();
+    let first = tokio::time::timeout(b.units(20), results.recv()).await;
+    assert_eq!(first.unwrap().unwrap(), vec![json!({"job": 0})]);
+    // The other three are still waiting: one job woke one worker.
+    b.pass(1).await;
+    assert!(results.try_recv().is_err());
+    assert_eq!(kv.stats().await.unwrap().watchers, 3);
+    kv.list_push("inbox", (1..4).map(|n| json!({"job": n})))
+        .await
+        .unwrap();
+    let mut jobs = Vec::new();
+    for _ in 0..3 {
+        let taken = tokio::time::timeout(b.units(20), results.recv()).await;
+        let taken = taken.unwrap().unwrap();
+        assert_eq!(taken.len(), 1, "{taken:?}");
+        jobs.extend(taken);
+    }
+    jobs.sort_by_key(|job| job["job"].as_i64());
+    assert_eq!(jobs, (1..4).map(|n| json!({"job": n})).collect::<Vec<_>>());
+    assert!(!kv.exists("inbox").await.unwrap());
+}
+
+async fn rule_27_a_dropped_waiting_pop_takes_nothing(b: &impl Backend) {
+    if !b.has_watch() {
+        return;
+    }
+    let kv = b.kv().await;
+    // A wait given up by its caller (here by a shorter timeout around it) takes nothing.
+    let gave_up =
+        tokio::time::timeout(b.units(1), kv.list_pop_front("inbox", 1).wait(b.units(50))).await;
+    assert!(gave_up.is_err());
+    kv.list_push("inbox", [json!("kept")]).await.unwrap();
+    b.pass(1).await;
+    assert_eq!(
+        kv.get("inbox").await.unwrap().as_deref(),
+        Some(&json!(["kept"]))
+    );
+    assert_eq!(kv.stats().await.unwrap().watchers, 0);
 }

@@ -277,3 +277,55 @@ mod stats {
         assert_eq!(kv.get("k").await.unwrap().as_deref(), Some(&json!(9)));
     }
 }
+
+/// Rule 27: waiting pops are served in the order they began waiting, so none starves, and a pop
+/// whose caller gave up is skipped without taking anything.
+mod waiting_pops {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn waiting_pops_are_served_oldest_first_and_given_up_ones_are_skipped() {
+        let kv = KvHandle::spawn();
+        let mut workers = Vec::new();
+        for n in 0..3 {
+            let worker = kv.clone();
+            workers.push(tokio::spawn(async move {
+                worker.list_pop_front("inbox", 1).wait(SEC * 100).await
+            }));
+            // Each parks before the next: their order is the order they began waiting.
+            while kv.stats().await.unwrap().watchers < n + 1 {
+                tokio::task::yield_now().await;
+            }
+        }
+        // The second worker gives up: its place is skipped, and it takes nothing.
+        workers[1].abort();
+        kv.list_push("inbox", [json!("a"), json!("b"), json!("c")])
+            .await
+            .unwrap();
+        let first = workers.remove(0).await.unwrap().unwrap();
+        let third = workers.remove(1).await.unwrap().unwrap();
+        assert_eq!((first, third), (vec![json!("a")], vec![json!("b")]));
+        assert_eq!(
+            kv.get("inbox").await.unwrap().as_deref(),
+            Some(&json!(["c"]))
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_waiting_pop_ends_at_its_deadline_without_active_expiry() {
+        let kv = KvHandle::builder().active_expiry(false).spawn();
+        let start = tokio::time::Instant::now();
+        let taken = kv.list_pop_front("inbox", 1).wait(SEC * 5).await.unwrap();
+        assert!(taken.is_empty());
+        assert_eq!(start.elapsed(), SEC * 5);
+        // A timeout too large for an instant waits until a push.
+        let worker = kv.clone();
+        let job =
+            tokio::spawn(
+                async move { worker.list_pop_front("inbox", 1).wait(Duration::MAX).await },
+            );
+        tokio::time::sleep(SEC * 1000).await;
+        kv.list_push("inbox", [json!(1)]).await.unwrap();
+        assert_eq!(job.await.unwrap().unwrap(), vec![json!(1)]);
+    }
+}

@@ -36,6 +36,7 @@ use crate::stats::Stats;
 mod bound;
 mod coordination;
 mod ids;
+mod pops;
 
 use ids::IdIndex;
 
