@@ -163,6 +163,9 @@ impl KvHandle {
     /// it under you). To own it, `Arc::unwrap_or_clone(value)` moves it out when no one else
     /// shares it and copies it otherwise; to read it as your own type, [`get_as`](KvHandle::get_as).
     ///
+    /// To serialize it (an axum handler's `Json`, say), borrow it: `Json(&*value)`. `Arc<Value>`
+    /// is not `Serialize` unless serde's `rc` feature is on.
+    ///
     /// The reference's `get(key, default)` is `kv.get(key).await?.unwrap_or(default)` (with the
     /// default in an `Arc`). An expired key found here is removed.
     ///
