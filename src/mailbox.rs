@@ -5,9 +5,14 @@
 //! [`calls`](crate::calls) hold a `&Mailbox`. This is the one place that puts commands in a
 //! mailbox, whichever executor reads it.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::task::{ready, Context, Poll};
 
+use futures::future::BoxFuture;
+use tokio::sync::mpsc::error::TrySendError;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::closure::{self, StoreId};
@@ -16,7 +21,7 @@ use crate::error::KvError;
 
 /// The sender to a store's owner task and the key prefix of one handle. Cloning it is cheap.
 #[derive(Debug, Clone)]
-pub(crate) struct Mailbox {
+pub struct Mailbox {
     sender: mpsc::Sender<Message>,
     prefix: Arc<str>,
     /// Set by [`KvHandle::shutdown`](crate::KvHandle::shutdown) on any handle of the store, so that
@@ -78,15 +83,12 @@ impl Mailbox {
         full
     }
 
-    /// Sends one command and awaits its answer: the one function that puts commands in a
-    /// mailbox. A call made from inside one of this store's own closures is refused at once
-    /// ([`KvError::Reentrant`]): the owner task is busy running that closure and would never get
-    /// to it.
-    ///
-    /// Both ways the owner task can be gone (the mailbox is closed, or it dropped the command
-    /// unanswered while stopping) read as [`closed`](Self::closed) says: [`KvError::Closed`] after
-    /// a shutdown, else [`KvError::OwnerGone`].
-    pub(crate) async fn call<C: Op>(&self, args: C) -> Result<C::Answer, KvError>
+    /// Sends one command: the one function that puts commands in a mailbox. The command goes in
+    /// at once when the mailbox has room (no future, no allocation); a full mailbox is waited on
+    /// by the returned [`Sending`]. A call made from inside one of this store's own closures is
+    /// refused at once ([`KvError::Reentrant`]): the owner task is busy running that closure and
+    /// would never get to it.
+    pub(crate) fn send<C: Op>(&self, args: C) -> Result<Sending<'_, C::Answer>, KvError>
     where
         Command: From<Call<C>>,
     {
@@ -95,12 +97,22 @@ impl Mailbox {
         }
         let (reply, answer) = oneshot::channel();
         let command = Command::from(Call { args, reply });
-        let span = tracing::Span::current();
-        self.sender
-            .send(Message { command, span })
-            .await
-            .map_err(|_| self.closed())?;
-        answer.await.map_err(|_| self.closed())?
+        let message = Message {
+            command,
+            span: tracing::Span::current(),
+        };
+        let room = match self.sender.try_send(message) {
+            Ok(()) => None,
+            Err(TrySendError::Full(message)) => {
+                let room: BoxFuture<'_, Result<(), KvError>> =
+                    Box::pin(
+                        async move { self.sender.send(message).await.map_err(|_| self.closed()) },
+                    );
+                Some(room)
+            }
+            Err(TrySendError::Closed(_)) => return Err(self.closed()),
+        };
+        Ok(Sending { room, answer })
     }
 
     /// Why the owner task no longer answers: [`KvError::Closed`] after a [`shutdown`](crate::KvHandle::shutdown),
@@ -110,6 +122,33 @@ impl Mailbox {
             KvError::Closed
         } else {
             KvError::OwnerGone
+        }
+    }
+}
+
+/// A command in the mailbox (or waiting for room in it), and the end its answer comes back on.
+pub(crate) struct Sending<'a, T> {
+    /// Waiting for room in a full mailbox; `None` once the command is in it.
+    room: Option<BoxFuture<'a, Result<(), KvError>>>,
+    answer: oneshot::Receiver<Result<T, KvError>>,
+}
+
+impl<T> Sending<'_, T> {
+    /// Polls for the answer. Both ways the owner task can be gone (the mailbox is closed, or it
+    /// dropped the command unanswered while stopping) read as [`Mailbox::closed`] says:
+    /// [`KvError::Closed`] after a shutdown, else [`KvError::OwnerGone`].
+    pub(crate) fn poll_answer(
+        &mut self,
+        cx: &mut Context<'_>,
+        mailbox: &Mailbox,
+    ) -> Poll<Result<T, KvError>> {
+        if let Some(room) = &mut self.room {
+            ready!(room.as_mut().poll(cx))?;
+            self.room = None;
+        }
+        match ready!(Pin::new(&mut self.answer).poll(cx)) {
+            Ok(answer) => Poll::Ready(answer),
+            Err(_) => Poll::Ready(Err(mailbox.closed())),
         }
     }
 }

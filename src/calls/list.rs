@@ -44,7 +44,7 @@ pub const DEFAULT_ID_KEY: &str = "id";
 /// # Ok(())
 /// # }
 /// ```
-pub type ListAppendUnique<'a> = Pending<'a, ListAppendUniqueArgs, List>;
+pub type ListAppendUnique<'a> = Pending<'a, ListAppendUniqueArgs>;
 
 /// The arguments of [`ListAppendUnique`]: the command, or why its items did not serialize.
 #[derive(Debug)]
@@ -170,7 +170,7 @@ fn check_items(key: &str, items: &[Value], id_key: &str) -> Result<(), KvError> 
 /// # Ok(())
 /// # }
 /// ```
-pub type ListPush<'a> = Pending<'a, ListPushArgs, usize>;
+pub type ListPush<'a> = Pending<'a, ListPushArgs>;
 
 /// The arguments of [`ListPush`]: the command, or why its items did not serialize.
 #[derive(Debug)]
@@ -479,7 +479,7 @@ impl Request for ListPopAllArgs {
 /// # Ok(())
 /// # }
 /// ```
-pub type ListPopFront<'a> = Pending<'a, ListPopFrontArgs, Vec<Value>>;
+pub type ListPopFront<'a> = Pending<'a, ListPopFrontArgs>;
 
 /// The arguments of [`ListPopFront`]: the command itself.
 #[derive(Debug)]

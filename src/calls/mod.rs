@@ -8,7 +8,7 @@
 //! Every call takes one path: its arguments are checked here, on the caller's side, when it is
 //! first polled, then turned into one command and sent by one function, so that a bad call
 //! changes nothing and costs the shared owner task nothing. Calls with options return a named
-//! `Pending` (`Set<'_>` is `Pending<'_, SetArgs, ()>`), whose argument types are exported here so
+//! `Pending` (`Set<'_>` is `Pending<'_, SetArgs>`), whose argument types are exported here so
 //! that they can be named (stored in a struct, say) but not built or taken apart: their fields
 //! are private, and they are sent only by awaiting. Calls without options return the same
 //! `Pending` behind `impl Future` (`stats` and `shutdown`, `async fn`s, await one).

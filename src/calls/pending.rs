@@ -16,19 +16,21 @@ use std::task::{ready, Context, Poll};
 
 use crate::command::{Call, Command, Op};
 use crate::error::KvError;
-use crate::mailbox::Mailbox;
-use futures::future::BoxFuture;
+use crate::mailbox::{Mailbox, Sending};
 
 /// The arguments of one kind of call: how they are checked and become a command, and how its
 /// answer becomes what the caller gets. Every call of [`KvHandle`](crate::KvHandle) has one, and
 /// every one is sent by [`send`], the one way a call reaches the store.
-pub(crate) trait Request: fmt::Debug + Send + Unpin + Sized {
+///
+/// Public only in name: it lives in a private module, so it cannot be named, implemented or
+/// called from outside the crate (a sealed trait); it shows in [`Pending`]'s bounds.
+pub trait Request: fmt::Debug + Send + Unpin + Sized {
     /// The command the arguments become.
     type Op: Op;
     /// What the caller gets.
     type Output;
     /// What [`output`](Request::output) needs of the arguments once they are sent.
-    type Shape: Send;
+    type Shape: Send + Unpin;
 
     /// Checks the arguments and builds the command, or says what is wrong with them: nothing is
     /// sent then.
@@ -68,17 +70,7 @@ macro_rules! plain_request {
     };
 }
 
-plain_request!(
-    Get,
-    Mget,
-    Exists,
-    Ttl,
-    Delete,
-    Persist,
-    ListPopFront,
-    WaitFor,
-    Update
-);
+plain_request!(Get, Mget, Exists, Ttl, Delete, Persist, WaitFor, Update);
 
 /// A call that has been made but not sent yet: the handle, and the arguments `A` with the options
 /// set so far; it resolves to a `Result<T, KvError>`. Every call with options is one (its type,
@@ -103,77 +95,86 @@ plain_request!(
 /// # }
 /// ```
 #[must_use = "a call does nothing until it is awaited"]
-pub struct Pending<'a, A, T> {
+pub struct Pending<'a, A: Request> {
     mailbox: &'a Mailbox,
-    /// The arguments until the call is sent.
-    args: Option<A>,
-    /// How the arguments are sent: [`send`] for this call's kind, fixed when the call is made.
-    send: fn(&'a Mailbox, A) -> BoxFuture<'a, Result<T, KvError>>,
-    /// The call on its way, once sent; `None` again once it has answered.
-    sent: Option<BoxFuture<'a, Result<T, KvError>>>,
+    state: State<'a, A>,
 }
 
-impl<'a, A, T> Pending<'a, A, T> {
-    pub(crate) fn new(mailbox: &'a Mailbox, args: A) -> Self
-    where
-        A: Request<Output = T> + 'a,
-        Command: From<Call<A::Op>>,
-    {
+/// Where a [`Pending`] call is.
+enum State<'a, A: Request> {
+    /// Not sent yet: the arguments, with the options set so far.
+    Unsent(A),
+    /// Sent: waiting for room in the mailbox or for the answer, and what shapes it.
+    Sent(Sending<'a, <A::Op as Op>::Answer>, A::Shape),
+    /// Answered (or refused before it was sent): there is nothing more to give.
+    Done,
+}
+
+impl<'a, A: Request> Pending<'a, A> {
+    pub(crate) fn new(mailbox: &'a Mailbox, args: A) -> Self {
         Pending {
             mailbox,
-            args: Some(args),
-            send: |mailbox, args| Box::pin(send(mailbox, args)),
-            sent: None,
+            state: State::Unsent(args),
         }
     }
 
     /// Changes the arguments: what every option method does. Once the call has been sent there is
     /// nothing left to change, and the option is ignored.
     pub(crate) fn with(mut self, option: impl FnOnce(&mut A)) -> Self {
-        if let Some(args) = &mut self.args {
+        if let State::Unsent(args) = &mut self.state {
             option(args);
         }
         self
     }
 }
 
-impl<A: fmt::Debug, T> fmt::Debug for Pending<'_, A, T> {
+impl<A: Request> fmt::Debug for Pending<'_, A> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let args = match &self.state {
+            State::Unsent(args) => Some(args),
+            State::Sent(..) | State::Done => None,
+        };
         f.debug_struct("Pending")
             .field("prefix", &self.mailbox.prefix())
-            .field("args", &self.args)
-            .field("sent", &self.sent.is_some())
+            .field("args", &args)
+            .field("sent", &matches!(self.state, State::Sent(..)))
             .finish()
     }
 }
 
-impl<A: Unpin, T> Future for Pending<'_, A, T> {
-    type Output = Result<T, KvError>;
+// The one path from every call to its command: on the first poll the arguments are checked and
+// turned into a command, which `Mailbox::send` puts in the mailbox; the answer is shaped by
+// `Request::output`. No future is boxed unless the mailbox is full.
+impl<A: Request> Future for Pending<'_, A>
+where
+    Command: From<Call<A::Op>>,
+{
+    type Output = Result<A::Output, KvError>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = &mut *self;
-        if let Some(args) = this.args.take() {
-            this.sent = Some((this.send)(this.mailbox, args));
+        if let State::Unsent(_) = this.state {
+            let State::Unsent(args) = std::mem::replace(&mut this.state, State::Done) else {
+                return Poll::Pending;
+            };
+            let sent = args
+                .command()
+                .and_then(|(op, shape)| Ok((this.mailbox.send(op)?, shape)));
+            match sent {
+                Ok((sending, shape)) => this.state = State::Sent(sending, shape),
+                Err(error) => return Poll::Ready(Err(error)),
+            }
         }
-        let Some(call) = &mut this.sent else {
+        let State::Sent(sending, _) = &mut this.state else {
             // Polled again after it answered: the answer was given once, and there is no other.
             return Poll::Pending;
         };
-        let output = ready!(call.as_mut().poll(cx));
-        this.sent = None;
-        Poll::Ready(output)
+        let answer = ready!(sending.poll_answer(cx, this.mailbox));
+        let State::Sent(_, shape) = std::mem::replace(&mut this.state, State::Done) else {
+            return Poll::Pending;
+        };
+        Poll::Ready(answer.and_then(|answer| A::output(shape, answer, this.mailbox)))
     }
-}
-
-/// Checks and sends one call, and shapes its answer: the one path from every call to its command.
-pub(crate) async fn send<A>(mailbox: &Mailbox, args: A) -> Result<A::Output, KvError>
-where
-    A: Request,
-    Command: From<Call<A::Op>>,
-{
-    let (op, shape) = args.command()?;
-    let answer = mailbox.call(op).await?;
-    A::output(shape, answer, mailbox)
 }
 
 #[cfg(test)]

@@ -22,7 +22,7 @@ pub const DEFAULT_PURGE_LIMIT: usize = 1000;
 /// # Ok(())
 /// # }
 /// ```
-pub type PurgeExpired<'a> = Pending<'a, PurgeExpiredArgs, usize>;
+pub type PurgeExpired<'a> = Pending<'a, PurgeExpiredArgs>;
 
 /// The arguments of [`PurgeExpired`]: the command itself.
 #[derive(Debug)]
@@ -78,7 +78,7 @@ impl PurgeExpired<'_> {
 /// # Ok(())
 /// # }
 /// ```
-pub type ScanPrefix<'a> = Pending<'a, ScanPrefixArgs, Vec<String>>;
+pub type ScanPrefix<'a> = Pending<'a, ScanPrefixArgs>;
 
 /// The arguments of [`ScanPrefix`]: the command itself.
 #[derive(Debug)]

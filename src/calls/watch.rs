@@ -188,7 +188,7 @@ impl WatchEvent {
 /// # Ok(())
 /// # }
 /// ```
-pub type Watch<'a> = Pending<'a, WatchArgs, WatchStream>;
+pub type Watch<'a> = Pending<'a, WatchArgs>;
 
 /// The arguments of [`Watch`]: the command itself.
 #[derive(Debug)]

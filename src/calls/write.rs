@@ -54,7 +54,7 @@ impl Write {
 /// # Ok(())
 /// # }
 /// ```
-pub type Set<'a> = Pending<'a, SetArgs, ()>;
+pub type Set<'a> = Pending<'a, SetArgs>;
 
 /// The arguments of [`Set`].
 #[derive(Debug)]
@@ -109,7 +109,7 @@ impl Set<'_> {
 /// # Ok(())
 /// # }
 /// ```
-pub type SetIfAbsent<'a> = Pending<'a, SetIfAbsentArgs, bool>;
+pub type SetIfAbsent<'a> = Pending<'a, SetIfAbsentArgs>;
 
 /// The arguments of [`SetIfAbsent`].
 #[derive(Debug)]
@@ -169,7 +169,7 @@ impl SetIfAbsent<'_> {
 /// # Ok(())
 /// # }
 /// ```
-pub type CompareAndSet<'a> = Pending<'a, CompareAndSetArgs, bool>;
+pub type CompareAndSet<'a> = Pending<'a, CompareAndSetArgs>;
 
 /// The arguments of [`CompareAndSet`].
 #[derive(Debug)]
@@ -250,7 +250,7 @@ impl CompareAndSet<'_> {
 /// # Ok(())
 /// # }
 /// ```
-pub type Mset<'a> = Pending<'a, MsetArgs, ()>;
+pub type Mset<'a> = Pending<'a, MsetArgs>;
 
 /// The arguments of [`Mset`].
 #[derive(Debug)]
@@ -320,7 +320,7 @@ impl Mset<'_> {
 /// # Ok(())
 /// # }
 /// ```
-pub type Incr<'a> = Pending<'a, IncrArgs, i64>;
+pub type Incr<'a> = Pending<'a, IncrArgs>;
 
 /// The arguments of [`Incr`]: the command itself, checked when sent.
 #[derive(Debug)]

@@ -12,7 +12,7 @@ use crate::txn::Txn;
 
 /// Replace a key's value with what a closure makes of it; answer with the new value.
 #[derive(Debug)]
-pub(crate) struct Update {
+pub struct Update {
     pub(crate) key: String,
     pub(crate) f: UpdateFn,
 }
@@ -27,7 +27,7 @@ impl Op for Update {
 
 /// Run a closure over several keys under `prefix`; apply all of its writes or none.
 #[derive(Debug)]
-pub(crate) struct Transaction {
+pub struct Transaction {
     pub(crate) prefix: String,
     pub(crate) f: TxnFn,
 }
@@ -47,7 +47,7 @@ impl Op for Transaction {
 ///
 /// Dropping it catches a panic from what the closure captured ([`closure::drop_quietly`]),
 /// wherever the command is dropped: after it ran, or unanswered in a mailbox that is closing.
-pub(crate) struct UpdateFn(Box<UpdateClosure>);
+pub struct UpdateFn(Box<UpdateClosure>);
 
 /// What an [`UpdateFn`] boxes.
 type UpdateClosure = dyn FnMut(Option<&Value>) -> Option<Value> + Send;
@@ -77,7 +77,7 @@ impl Drop for UpdateFn {
 
 /// A `transaction` closure, reading and staging writes through a [`Txn`]. `FnMut`, and dropped
 /// quietly, for the same reasons as [`UpdateFn`].
-pub(crate) struct TxnFn(Box<dyn FnMut(&mut Txn<'_>) + Send>);
+pub struct TxnFn(Box<dyn FnMut(&mut Txn<'_>) + Send>);
 
 impl TxnFn {
     pub(crate) fn new(f: impl FnMut(&mut Txn<'_>) + Send + 'static) -> Self {

@@ -13,7 +13,7 @@ use super::{Op, Reply, Subject};
 /// Open a change feed of every later change under `prefix`, holding up to `capacity` unread
 /// changes; answer with its receiving end.
 #[derive(Debug)]
-pub(crate) struct Watch {
+pub struct Watch {
     pub(crate) prefix: String,
     pub(crate) capacity: usize,
 }
@@ -28,7 +28,7 @@ impl Op for Watch {
 
 /// Answer with the key's value now if it has one, else as soon as it gets one.
 #[derive(Debug)]
-pub(crate) struct WaitFor {
+pub struct WaitFor {
     pub(crate) key: String,
 }
 
@@ -42,7 +42,7 @@ impl Op for WaitFor {
 
 /// What happened to a key, as an executor publishes it to change feeds.
 #[derive(Debug, Clone, PartialEq)]
-pub(crate) enum ChangeKind {
+pub enum ChangeKind {
     /// The key now holds this value.
     Set(Arc<Value>),
     /// The key was removed by a command.
@@ -56,7 +56,7 @@ pub(crate) enum ChangeKind {
 
 /// One change to one key, with the full (prefixed) key: what a change feed carries.
 #[derive(Debug, Clone, PartialEq)]
-pub(crate) struct Change {
+pub struct Change {
     pub(crate) key: String,
     pub(crate) kind: ChangeKind,
 }

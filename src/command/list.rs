@@ -9,7 +9,7 @@ use super::{Op, Subject};
 
 /// Append the items whose id is new to a list; answer with the whole list.
 #[derive(Debug)]
-pub(crate) struct ListAppendUnique {
+pub struct ListAppendUnique {
     pub(crate) key: String,
     pub(crate) items: Vec<Value>,
     pub(crate) id_key: String,
@@ -26,7 +26,7 @@ impl Op for ListAppendUnique {
 
 /// Remove a list and answer with it.
 #[derive(Debug)]
-pub(crate) struct ListPopAll {
+pub struct ListPopAll {
     pub(crate) key: String,
 }
 
@@ -41,7 +41,7 @@ impl Op for ListPopAll {
 /// Append items to a list, then drop its oldest so that at most `max_len` remain; answer with
 /// the new length.
 #[derive(Debug)]
-pub(crate) struct ListPush {
+pub struct ListPush {
     pub(crate) key: String,
     pub(crate) items: Vec<Value>,
     pub(crate) max_len: usize,
@@ -60,7 +60,7 @@ impl Op for ListPush {
 /// `wait`, a list that is empty or missing is waited on for up to that long (the owner answers
 /// with no items once it is up); waiters are served one at a time, oldest first.
 #[derive(Debug)]
-pub(crate) struct ListPopFront {
+pub struct ListPopFront {
     pub(crate) key: String,
     pub(crate) count: usize,
     pub(crate) wait: Option<Duration>,

@@ -56,7 +56,7 @@ pub(crate) type Reply<T> = oneshot::Sender<Result<T, KvError>>;
 pub(crate) const MAX_CAPACITY: usize = 1 << 20;
 
 /// What every command struct says about itself.
-pub(crate) trait Op: Sized + Send + 'static {
+pub trait Op: Sized + Send + 'static {
     /// The operation's name, as the reference API (or, for the coordination commands, the
     /// [`KvHandle`](crate::KvHandle) method) spells it.
     const NAME: &'static str;
@@ -68,7 +68,7 @@ pub(crate) trait Op: Sized + Send + 'static {
 
 /// One command's arguments and the channel for its answer: what each [`Command`] variant holds.
 #[derive(Debug)]
-pub(crate) struct Call<C: Op> {
+pub struct Call<C: Op> {
     pub(crate) args: C,
     pub(crate) reply: Reply<C::Answer>,
 }
@@ -87,7 +87,7 @@ impl<C: Op> Call<C> {
 macro_rules! commands {
     ($($(#[$doc:meta])* $name:ident,)*) => {
         /// One request to the owner task: a command struct and the channel for its answer.
-        pub(crate) enum Command {
+        pub enum Command {
             $($(#[$doc])* $name(Call<$name>),)*
         }
 
@@ -168,7 +168,7 @@ pub(crate) struct Described {
 
 /// What a command is about, for its debug line.
 #[derive(Debug)]
-pub(crate) enum Subject {
+pub enum Subject {
     Key(String),
     Prefix(String),
     Keys(usize),

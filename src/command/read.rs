@@ -9,7 +9,7 @@ use crate::ttl;
 
 /// Read one key.
 #[derive(Debug)]
-pub(crate) struct Get {
+pub struct Get {
     pub(crate) key: String,
 }
 
@@ -23,7 +23,7 @@ impl Op for Get {
 
 /// Read several keys at once.
 #[derive(Debug)]
-pub(crate) struct Mget {
+pub struct Mget {
     pub(crate) keys: Vec<String>,
 }
 
@@ -37,7 +37,7 @@ impl Op for Mget {
 
 /// Whether a key is live.
 #[derive(Debug)]
-pub(crate) struct Exists {
+pub struct Exists {
     pub(crate) key: String,
 }
 
@@ -51,7 +51,7 @@ impl Op for Exists {
 
 /// How long a key has left.
 #[derive(Debug)]
-pub(crate) struct Ttl {
+pub struct Ttl {
     pub(crate) key: String,
 }
 
@@ -65,7 +65,7 @@ impl Op for Ttl {
 
 /// The live keys under a prefix, sorted, at most `limit` of them.
 #[derive(Debug)]
-pub(crate) struct ScanPrefix {
+pub struct ScanPrefix {
     pub(crate) prefix: String,
     pub(crate) limit: usize,
 }

@@ -5,7 +5,7 @@ use crate::stats;
 
 /// Remove up to `limit` expired entries; answer how many went.
 #[derive(Debug)]
-pub(crate) struct PurgeExpired {
+pub struct PurgeExpired {
     pub(crate) limit: usize,
 }
 
@@ -19,7 +19,7 @@ impl Op for PurgeExpired {
 
 /// Count what the store holds.
 #[derive(Debug)]
-pub(crate) struct Stats;
+pub struct Stats;
 
 impl Op for Stats {
     const NAME: &'static str = "stats";
@@ -31,7 +31,7 @@ impl Op for Stats {
 
 /// Answer everything queued before this, then stop.
 #[derive(Debug)]
-pub(crate) struct Shutdown;
+pub struct Shutdown;
 
 impl Op for Shutdown {
     const NAME: &'static str = "shutdown";

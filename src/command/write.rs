@@ -10,7 +10,7 @@ use super::{Op, Subject};
 
 /// Write one key, replacing value and TTL.
 #[derive(Debug)]
-pub(crate) struct Set {
+pub struct Set {
     pub(crate) key: String,
     pub(crate) value: Value,
     pub(crate) ttl: Option<Duration>,
@@ -26,7 +26,7 @@ impl Op for Set {
 
 /// Write several keys at once, all with the same TTL.
 #[derive(Debug)]
-pub(crate) struct Mset {
+pub struct Mset {
     pub(crate) entries: Vec<(String, Value)>,
     pub(crate) ttl: Option<Duration>,
 }
@@ -41,7 +41,7 @@ impl Op for Mset {
 
 /// Remove one key.
 #[derive(Debug)]
-pub(crate) struct Delete {
+pub struct Delete {
     pub(crate) key: String,
 }
 
@@ -55,7 +55,7 @@ impl Op for Delete {
 
 /// Give a live key a new TTL; answer whether it had one to give.
 #[derive(Debug)]
-pub(crate) struct Expire {
+pub struct Expire {
     pub(crate) key: String,
     pub(crate) ttl: Duration,
 }
@@ -70,7 +70,7 @@ impl Op for Expire {
 
 /// Remove a key's TTL; answer whether it had one.
 #[derive(Debug)]
-pub(crate) struct Persist {
+pub struct Persist {
     pub(crate) key: String,
 }
 
@@ -84,7 +84,7 @@ impl Op for Persist {
 
 /// Add to an integer; a missing key counts as 0 and is created with `ttl`.
 #[derive(Debug)]
-pub(crate) struct Incr {
+pub struct Incr {
     pub(crate) key: String,
     pub(crate) by: i64,
     pub(crate) ttl: Option<Duration>,
@@ -100,7 +100,7 @@ impl Op for Incr {
 
 /// Write a key only if it is missing; answer whether it was written.
 #[derive(Debug)]
-pub(crate) struct SetIfAbsent {
+pub struct SetIfAbsent {
     pub(crate) key: String,
     pub(crate) value: Value,
     pub(crate) ttl: Option<Duration>,
@@ -117,7 +117,7 @@ impl Op for SetIfAbsent {
 /// Write a key only if it holds `expected` (`None`: only if it is missing); answer whether it
 /// was written.
 #[derive(Debug)]
-pub(crate) struct CompareAndSet {
+pub struct CompareAndSet {
     pub(crate) key: String,
     pub(crate) expected: Option<Value>,
     pub(crate) new: Value,
@@ -134,7 +134,7 @@ impl Op for CompareAndSet {
 
 /// Remove a key and answer with its value.
 #[derive(Debug)]
-pub(crate) struct GetDel {
+pub struct GetDel {
     pub(crate) key: String,
 }
 

@@ -388,3 +388,29 @@ mod rule_31_stopped_stores {
         });
     }
 }
+
+/// A full mailbox makes callers wait for room (backpressure) instead of failing, and every call
+/// that waited is still applied once, in order per caller.
+#[tokio::test(flavor = "current_thread")]
+async fn calls_that_find_the_mailbox_full_wait_for_room_and_are_applied() {
+    let kv = ephemeral_kv::KvHandle::builder()
+        .mailbox_capacity(1)
+        .spawn();
+    let writes = (0..50).map(|n| kv.incr("hits", n));
+    let totals: Vec<i64> = futures::future::join_all(writes)
+        .await
+        .into_iter()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(totals.iter().max(), Some(&(0..50).sum::<i64>()));
+    assert_eq!(kv.get_as::<i64>("hits").await.unwrap(), Some(1225));
+    // A call waiting for room when the store shuts down is told so.
+    let blocked = futures::future::join_all((0..10).map(|_| kv.get("hits")));
+    let (_, answers) = tokio::join!(kv.shutdown(), blocked);
+    for answer in answers {
+        assert!(
+            matches!(answer, Ok(_) | Err(ephemeral_kv::KvError::Closed)),
+            "{answer:?}"
+        );
+    }
+}
