@@ -29,12 +29,36 @@ use crate::workloads::{list_of, small_value};
 pub trait Fresh: Kv {
     /// A new, empty store with default settings.
     fn fresh() -> Self;
+
+    /// Lets go of the store once a scenario is over, off the runtime's workers where the store
+    /// allows it, and waits until it is gone; then waits a little longer for a store of `entries`
+    /// entries, so that a thread still freeing its memory does not run into the next scenario.
+    fn close(self, entries: usize) -> impl Future<Output = ()> + Send
+    where
+        Self: Sized,
+    {
+        async move {
+            drop_off_runtime(self).await;
+            rest(entries).await;
+        }
+    }
 }
 
 impl Fresh for KvHandle {
     fn fresh() -> Self {
         KvHandle::spawn()
     }
+
+    async fn close(self, entries: usize) {
+        // Answered once the owner task has dropped its store.
+        self.shutdown().await;
+        rest(entries).await;
+    }
+}
+
+/// A pause after a scenario that held `entries` entries: about what freeing them takes.
+async fn rest(entries: usize) {
+    sleep(Duration::from_millis(100 + entries as u64 / 1_000)).await;
 }
 
 impl Fresh for MutexKv {
@@ -280,7 +304,7 @@ pub async fn grow<S: Fresh>(keys: usize) -> Latencies {
         }
     })
     .await;
-    drop_off_runtime(store).await;
+    store.close(keys).await;
     latencies
 }
 
@@ -361,7 +385,7 @@ pub async fn leave_kv(items: usize, how: Leave) -> Latencies {
         }
     })
     .await;
-    kv.shutdown().await;
+    kv.close(items).await;
     latencies
 }
 
@@ -373,7 +397,7 @@ pub async fn leave_baseline<S: Fresh>(items: usize) -> Latencies {
         .mset(vec![("big".to_owned(), list_of(items))], None)
         .await;
     let latencies = around(&store, store.delete("big")).await;
-    drop_off_runtime(store).await;
+    store.close(items).await;
     latencies
 }
 
@@ -410,7 +434,7 @@ pub async fn mass_expiry(keys: usize) -> Latencies {
         }
     })
     .await;
-    kv.shutdown().await;
+    kv.close(keys).await;
     latencies
 }
 
@@ -435,7 +459,7 @@ pub async fn periodic_mset<S: Fresh>(keys: usize, every: Duration, lasting: Dura
         }
     })
     .await;
-    drop_off_runtime(store).await;
+    store.close(keys).await;
     latencies
 }
 
@@ -457,7 +481,7 @@ pub async fn last_handle_dropped<S: Fresh>(keys: usize) -> Latencies {
         sleep(Duration::from_millis(300)).await;
     })
     .await;
-    drop_off_runtime(probed).await;
+    probed.close(keys).await;
     latencies
 }
 

@@ -220,13 +220,12 @@ mod tests {
     use serde_json::json;
 
     fn bounded(max_entries: usize) -> Store {
-        Store {
-            bound: Some(Bound {
-                max_entries,
-                evict_volatile_ttl: false,
-            }),
-            ..Store::default()
-        }
+        let mut store = Store::default();
+        store.bound = Some(Bound {
+            max_entries,
+            evict_volatile_ttl: false,
+        });
+        store
     }
 
     #[test]
