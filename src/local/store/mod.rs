@@ -23,11 +23,10 @@
 //! it, so every way out (delete, overwrite, pop, expiry, eviction) is covered, and the store's
 //! own `Drop` sends the whole map there.
 
-use std::collections::hash_map::Entry as MapEntry;
+use griddle::hash_map::Entry as MapEntry;
 use std::sync::Arc;
 use std::time::Duration;
 
-use foldhash::HashMap;
 use serde_json::Value;
 use tokio::time::Instant;
 
@@ -44,6 +43,18 @@ mod ids;
 mod lazyfree;
 
 use ids::IdIndex;
+
+/// The store's map: griddle's hash map, hashed with foldhash.
+///
+/// Why griddle and not std's `HashMap`: a `HashMap` grows by moving every entry to a table twice
+/// the size, in one go, inside the insert that found it full: at a million keys that is a pause of
+/// 100-400 ms for every caller of the owner task, at ten million seconds. Griddle's table (the
+/// same hashbrown underneath) keeps the old table beside the new one and moves a few entries over
+/// on each later insert, as Redis's `dict.c` does, so no single command pays for the resize;
+/// lookups meanwhile look in both. Foldhash rather than SipHash: every command hashes its key on
+/// the one owner task, and foldhash is several times faster on short keys while still seeded per
+/// map.
+type Map = griddle::HashMap<String, Entry, foldhash::fast::RandomState>;
 
 /// A map this small is never shrunk: its memory is not worth the rehash.
 const SMALL_MAP: usize = 1024;
@@ -127,9 +138,8 @@ struct Counters {
 /// The map of keys to values with their deadlines, and the index of those deadlines.
 #[derive(Debug, Default)]
 pub(crate) struct Store {
-    /// Hashed with foldhash rather than std's SipHash: every command hashes its key on the one
-    /// owner task, and foldhash is several times faster on short keys while still seeded per map.
-    map: HashMap<String, Entry>,
+    /// See [`Map`] for why this map.
+    map: Map,
     expiry: ExpiryIndex,
     /// Changes made by the current command, for the owner task's watchers.
     pub(crate) changes: ChangeLog,
@@ -139,16 +149,23 @@ pub(crate) struct Store {
     /// How many entries the map's table is sized for: what it was last shrunk to, or the most it
     /// has held since.
     sized_for: usize,
+    /// The size the store was built for ([`KvBuilder::capacity`](crate::KvBuilder::capacity)),
+    /// which the table is never shrunk below.
+    capacity: usize,
     /// The most entries the map may hold after a command, and what to do when full; `None`:
     /// unbounded.
     bound: Option<Bound>,
 }
 
 impl Store {
-    pub(crate) fn new(id: StoreId, bound: Option<Bound>) -> Store {
+    /// An empty store whose table is sized for `capacity` entries (never shrunk below that).
+    pub(crate) fn new(id: StoreId, bound: Option<Bound>, capacity: usize) -> Store {
         let mut store = Store::default();
         store.id = id;
         store.bound = bound;
+        store.capacity = capacity;
+        store.sized_for = capacity;
+        store.map = Map::with_capacity_and_hasher(capacity, Default::default());
         store
     }
 
@@ -482,8 +499,8 @@ impl Store {
     /// what is left costs `O(len)` and happens again only after half of that has gone, so it is
     /// `O(1)` per removal over time.
     fn shrink_if_sparse(&mut self) {
-        if self.sized_for > SMALL_MAP && self.map.len() < self.sized_for / 4 {
-            self.sized_for = self.map.len() * 2;
+        if self.sized_for > SMALL_MAP.max(self.capacity) && self.map.len() < self.sized_for / 4 {
+            self.sized_for = (self.map.len() * 2).max(self.capacity);
             self.map.shrink_to(self.sized_for);
         }
     }
