@@ -29,8 +29,12 @@ use serde_json::Value;
 /// the same threshold, `LAZYFREE_THRESHOLD`): below it, freeing costs about what sending does.
 pub(super) const BIG: usize = 64;
 
-/// What the freeing thread is sent: anything, which it drops.
-type Garbage = Box<dyn Send>;
+/// What the freeing thread is sent: a job that frees one chunk each time it is called and says
+/// whether anything is left.
+type Garbage = Box<dyn FnMut() -> bool + Send>;
+
+/// Items freed between two yields of the freeing thread.
+const CHUNK: usize = 1024;
 
 thread_local! {
     /// How many things this thread has sent to be freed, for tests.
@@ -51,8 +55,12 @@ fn freer() -> Option<&'static Sender<Garbage>> {
                 .name("ephemeral-kv-free".into())
                 .spawn(move || {
                     FREEING.with(|freeing| freeing.set(true));
-                    for item in garbage {
-                        drop(item);
+                    for mut job in garbage {
+                        // On a machine with few cores this thread competes with the runtime's
+                        // workers: let them in between chunks.
+                        while job() {
+                            std::thread::yield_now();
+                        }
                     }
                 })
                 .ok()
@@ -63,14 +71,53 @@ fn freer() -> Option<&'static Sender<Garbage>> {
 
 /// Drops `garbage` on the freeing thread (inline when already there, or if there is none).
 pub(super) fn free_later<T: Send + 'static>(garbage: T) {
+    let mut garbage = Some(garbage);
+    send(Box::new(move || {
+        drop(garbage.take());
+        false
+    }));
+}
+
+/// Drops the items of `items` on the freeing thread, [`CHUNK`] at a time.
+pub(super) fn free_items<I>(items: I)
+where
+    I: IntoIterator,
+    I::IntoIter: Send + 'static,
+{
+    let mut items = items.into_iter();
+    send(Box::new(move || (&mut items).take(CHUNK).count() == CHUNK));
+}
+
+/// Drops a value we hold alone on the freeing thread, a chunk of its items at a time.
+fn free_value(value: Arc<Value>) {
+    match Arc::try_unwrap(value) {
+        Ok(Value::Array(items)) => free_items(items),
+        Ok(Value::Object(fields)) => free_items(fields),
+        Ok(other) => free_later(other),
+        // Shared after all: dropping our reference costs a count.
+        Err(shared) => drop(shared),
+    }
+}
+
+fn send(job: Garbage) {
     if FREEING.with(Cell::get) {
+        let mut job = job;
+        while job() {}
         return;
     }
     #[cfg(test)]
     SENT.with(|sent| sent.set(sent.get() + 1));
-    if let Some(freer) = freer() {
-        // Fails only if the thread is gone, and then hands the box back: it drops here.
-        let _ = freer.send(Box::new(garbage));
+    match freer() {
+        // Fails only if the thread is gone, and then hands the job back.
+        Some(freer) => {
+            if let Err(mpsc::SendError(mut job)) = freer.send(job) {
+                while job() {}
+            }
+        }
+        None => {
+            let mut job = job;
+            while job() {}
+        }
     }
 }
 
@@ -91,7 +138,7 @@ pub(super) fn is_big(value: &Arc<Value>) -> bool {
 /// Drops `value`: on the freeing thread if it is big and ours alone, inline otherwise.
 pub(super) fn release(value: Arc<Value>) {
     if is_big(&value) {
-        free_later(value);
+        free_value(value);
     }
 }
 
