@@ -49,6 +49,15 @@ pub trait Kv: Clone + Send + Sync + 'static {
     ) -> impl Future<Output = Self::List> + Send;
     /// Removes the list at `key` and returns its items, owned.
     fn list_pop_all(&self, key: &str) -> impl Future<Output = Vec<Value>> + Send;
+    /// Stores every pair, all with the same TTL: in one command for ephemeral-kv, under one lock
+    /// for the mutex, one insert at a time for the others (they have no batch write).
+    fn mset(
+        &self,
+        entries: Vec<(String, Value)>,
+        ttl: Option<Duration>,
+    ) -> impl Future<Output = ()> + Send;
+    /// Removes `key`, dropping its value wherever the store drops it.
+    fn delete(&self, key: &str) -> impl Future<Output = ()> + Send;
 }
 
 /// A value and when it stops being visible, as the baselines store it.
@@ -190,6 +199,18 @@ impl Kv for MutexKv {
             .map(|entry| into_list(entry.value))
             .unwrap_or_default()
     }
+
+    async fn mset(&self, entries: Vec<(String, Value)>, ttl: Option<Duration>) {
+        let now = Instant::now();
+        let mut map = self.map.lock().unwrap();
+        for (key, value) in entries {
+            map.insert(key, Entry::new(value, ttl, now));
+        }
+    }
+
+    async fn delete(&self, key: &str) {
+        self.map.lock().unwrap().remove(key);
+    }
 }
 
 /// `Arc<DashMap<String, Entry>>`: a sharded map of locks.
@@ -237,6 +258,17 @@ impl Kv for DashKv {
             .and_then(|(_, entry)| entry.live(now))
             .map(|entry| into_list(entry.value))
             .unwrap_or_default()
+    }
+
+    async fn mset(&self, entries: Vec<(String, Value)>, ttl: Option<Duration>) {
+        let now = Instant::now();
+        for (key, value) in entries {
+            self.map.insert(key, Entry::new(value, ttl, now));
+        }
+    }
+
+    async fn delete(&self, key: &str) {
+        self.map.remove(key);
     }
 }
 
@@ -315,6 +347,17 @@ impl Kv for MokaKv {
             .await;
         popped
     }
+
+    async fn mset(&self, entries: Vec<(String, Value)>, ttl: Option<Duration>) {
+        let now = Instant::now();
+        for (key, value) in entries {
+            self.cache.insert(key, Entry::new(value, ttl, now)).await;
+        }
+    }
+
+    async fn delete(&self, key: &str) {
+        self.cache.invalidate(key).await;
+    }
 }
 
 impl Kv for KvHandle {
@@ -344,5 +387,18 @@ impl Kv for KvHandle {
         KvHandle::list_pop_all(self, key)
             .await
             .expect("store is running")
+    }
+
+    async fn mset(&self, entries: Vec<(String, Value)>, ttl: Option<Duration>) {
+        let call = KvHandle::mset(self, entries);
+        match ttl {
+            Some(ttl) => call.ttl(ttl).await,
+            None => call.await,
+        }
+        .expect("store is running")
+    }
+
+    async fn delete(&self, key: &str) {
+        KvHandle::delete(self, key).await.expect("store is running")
     }
 }

@@ -4,6 +4,8 @@
 //! - [`baselines`]: the Rust stores ephemeral-kv is compared against, with the store's semantics.
 //! - [`workloads`]: the data and the timed workloads of those comparisons, generic over
 //!   [`baselines::Kv`].
+//! - [`latency`]: open-loop readers measuring `get` latency while a store grows, frees a big
+//!   value, expires many keys, takes big writes or is dropped.
 //! - [`seed`]: the seed workloads, the same as `python/seed_workloads.py` runs on the Python
 //!   reference.
 //! - [`alloc`]: the counting global allocator used for the memory numbers. Every binary built on
@@ -11,5 +13,6 @@
 
 pub mod alloc;
 pub mod baselines;
+pub mod latency;
 pub mod seed;
 pub mod workloads;

@@ -43,7 +43,7 @@ impl Owner {
     pub(crate) fn new(config: Config) -> Owner {
         Owner {
             config,
-            store: Store::new(config.store, config.bound),
+            store: Store::new(config.store, config.bound, config.capacity),
             feeds: Feeds::default(),
             shutdown: None,
         }

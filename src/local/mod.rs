@@ -32,6 +32,8 @@ pub(crate) struct Config {
     pub(crate) mailbox_capacity: usize,
     /// The store's id, which its closures run under.
     pub(crate) store: StoreId,
+    /// How many entries the store's table is sized for from the start, and never shrunk below.
+    pub(crate) capacity: usize,
     /// The most entries the map may hold, and what to do when a new key finds it full; `None`:
     /// unbounded.
     pub(crate) bound: Option<Bound>,

@@ -9,6 +9,10 @@
 //! cargo run --release -p ephemeral-kv-benches --bin bench_report
 //! ```
 //!
+//! `bench_report latency` prints instead the latency of `get` while a store does something big
+//! (grows to a million keys, lets go of a million-item list, ...), against the same baselines;
+//! `bench_report latency --quick` runs it at a tenth of the sizes.
+//!
 //! Each workload runs [`REPS`] times and the best run counts, on both sides of every comparison:
 //! other programs on the machine only ever make a run slower, so the best run is the closest to
 //! what a store can do. In part 2 the stores take turns, so that all are exposed to the same
@@ -23,6 +27,7 @@ use serde_json::Value;
 use tokio::runtime::Runtime;
 
 use ephemeral_kv_benches::baselines::{DashKv, MokaKv, MutexKv};
+use ephemeral_kv_benches::latency::{self, Latencies, Leave, Sizes};
 use ephemeral_kv_benches::seed::{self, SmallOps};
 use ephemeral_kv_benches::workloads::{self as w, BATCH, KEYS, MEMORY_ENTRIES, PURGE, TASKS};
 
@@ -44,6 +49,22 @@ const PURGE_CALLS: usize = 20;
 fn main() {
     let started = Instant::now();
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some("latency") {
+        let quick = args.iter().any(|arg| arg == "--quick");
+        println!("# ephemeral-kv: latency under the owner's big jobs");
+        println!();
+        println!(
+            "Machine: {cores} cores ({} {}). Command: `{COMMAND} latency{}`.",
+            std::env::consts::OS,
+            std::env::consts::ARCH,
+            if quick { " --quick" } else { "" }
+        );
+        println!();
+        latency_report(if quick { Sizes::quick() } else { Sizes::full() });
+        println!("(ran in {:.0} s)", started.elapsed().as_secs_f64());
+        return;
+    }
     println!("# ephemeral-kv benchmarks");
     println!();
     println!(
@@ -601,5 +622,148 @@ fn held_versions() {
             bytes as f64 / (1024.0 * 1024.0)
         );
     }
+    println!();
+}
+
+// ---- Latency: `get` while the store does something big ----------------------------------------
+
+/// One row of the latency table.
+fn latency_row(scenario: &str, store: &str, latencies: Latencies) {
+    let Latencies {
+        p50,
+        p99,
+        p999,
+        max,
+        count,
+    } = latencies;
+    println!(
+        "| {scenario} | {store} | {} | {} | {} | {} | {} |",
+        time(p50),
+        time(p99),
+        time(p999),
+        time(max),
+        thousands(count as usize)
+    );
+}
+
+/// Runs one scenario as a task on `rt`'s workers, then lets the machine settle.
+fn run<F>(rt: &Runtime, scenario: F) -> Latencies
+where
+    F: std::future::Future<Output = Latencies> + Send + 'static,
+{
+    let latencies = rt.block_on(w::on_worker(scenario));
+    rt.block_on(latency::settle());
+    latencies
+}
+
+fn latency_report(sizes: Sizes) {
+    println!(
+        "{} reader tasks, each sending a `get` of one of {} hot keys every {} ms (open loop: a \
+         request's latency runs from when it was due, so a stall counts for every request it \
+         delays), on a 2-worker multi-thread tokio runtime, while the scenario's writer runs as \
+         another task. Readers run {} ms before and after each event. The baselines clone the \
+         value out on a read, as in the other tables.",
+        latency::READERS,
+        thousands(latency::HOT),
+        latency::PERIOD.as_millis(),
+        latency::MARGIN.as_millis(),
+    );
+    println!();
+    println!("| scenario | store | p50 | p99 | p99.9 | max | requests |");
+    println!("|---|---|--:|--:|--:|--:|--:|");
+    let rt = w::runtime();
+    macro_rules! each_store {
+        ($scenario:expr, $make:ident ( $($arg:expr),* )) => {{
+            let scenario = $scenario;
+            latency_row(&scenario, "ephemeral-kv", run(&rt, latency::$make::<KvHandle>($($arg),*)));
+            latency_row(&scenario, "Mutex<HashMap>", run(&rt, latency::$make::<MutexKv>($($arg),*)));
+            latency_row(&scenario, "DashMap", run(&rt, latency::$make::<DashKv>($($arg),*)));
+            latency_row(&scenario, "moka", run(&rt, latency::$make::<MokaKv>($($arg),*)));
+        }};
+    }
+
+    for &keys in &sizes.grow {
+        let scenario = format!(
+            "grows to {} keys (`mset` of {})",
+            thousands(keys),
+            thousands(latency::GROW_BATCH)
+        );
+        latency_row(
+            &scenario,
+            "ephemeral-kv",
+            run(&rt, latency::grow::<KvHandle>(keys)),
+        );
+        if keys <= sizes.grow_baselines {
+            latency_row(
+                &scenario,
+                "Mutex<HashMap>",
+                run(&rt, latency::grow::<MutexKv>(keys)),
+            );
+            latency_row(
+                &scenario,
+                "DashMap",
+                run(&rt, latency::grow::<DashKv>(keys)),
+            );
+            latency_row(&scenario, "moka", run(&rt, latency::grow::<MokaKv>(keys)));
+        }
+    }
+
+    let list = thousands(sizes.list);
+    for how in Leave::ALL {
+        let scenario = format!("a {list}-item list is {}", how.name());
+        latency_row(
+            &scenario,
+            "ephemeral-kv",
+            run(&rt, latency::leave_kv(sizes.list, how)),
+        );
+        if how == Leave::Delete {
+            latency_row(
+                &scenario,
+                "Mutex<HashMap>",
+                run(&rt, latency::leave_baseline::<MutexKv>(sizes.list)),
+            );
+            latency_row(
+                &scenario,
+                "DashMap",
+                run(&rt, latency::leave_baseline::<DashKv>(sizes.list)),
+            );
+            latency_row(
+                &scenario,
+                "moka",
+                run(&rt, latency::leave_baseline::<MokaKv>(sizes.list)),
+            );
+        }
+    }
+
+    latency_row(
+        &format!(
+            "{} keys expire at one instant (active expiry)",
+            thousands(sizes.expiring)
+        ),
+        "ephemeral-kv",
+        run(&rt, latency::mass_expiry(sizes.expiring)),
+    );
+
+    each_store!(
+        format!(
+            "an `mset` of {} keys every {} ms",
+            thousands(sizes.mset),
+            sizes.mset_every.as_millis()
+        ),
+        periodic_mset(sizes.mset, sizes.mset_every, sizes.mset_for)
+    );
+    each_store!(
+        format!(
+            "the last handle of another {}-key store is dropped",
+            thousands(sizes.drop_keys)
+        ),
+        last_handle_dropped(sizes.drop_keys)
+    );
+    println!();
+    let inline = latency::inline_drop(sizes.list);
+    println!(
+        "Dropping the {list}-item list inline, on one thread, takes {} (the best of two).",
+        time(inline)
+    );
     println!();
 }

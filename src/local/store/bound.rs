@@ -221,13 +221,12 @@ mod tests {
     use serde_json::json;
 
     fn bounded(max_entries: usize) -> Store {
-        Store {
-            bound: Some(Bound {
-                max_entries,
-                eviction: Eviction::Refuse,
-            }),
-            ..Store::default()
-        }
+        let mut store = Store::default();
+        store.bound = Some(Bound {
+            max_entries,
+            eviction: Eviction::Refuse,
+        });
+        store
     }
 
     #[test]

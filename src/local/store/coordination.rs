@@ -179,7 +179,7 @@ impl Store {
     /// Removes the live value at `key` and returns it.
     pub(crate) fn get_del(&mut self, key: &str, now: Instant) -> Option<Arc<Value>> {
         self.live(key, now)?;
-        self.remove(key).map(|entry| entry.value)
+        self.remove(key).map(super::Entry::into_value)
     }
 
     /// Whether `key` holds a live value.
@@ -239,8 +239,8 @@ impl Store {
     fn replace_value(&mut self, key: &str, value: Arc<Value>) {
         if let Some(entry) = self.map.get_mut(key) {
             self.changes.set(key, &value);
-            entry.value = value;
-            entry.ids = None;
+            super::lazyfree::release(std::mem::replace(&mut entry.value, value));
+            entry.drop_ids();
         }
     }
 }

@@ -81,6 +81,11 @@ impl IdIndex {
     }
 
     /// Whether this index is for `id_key`.
+    /// How many ids it holds.
+    pub(crate) fn len(&self) -> usize {
+        self.ids.len()
+    }
+
     pub(crate) fn is_for(&self, id_key: &str) -> bool {
         self.id_key == id_key
     }

@@ -17,12 +17,16 @@
 //! is also written to a [`ChangeLog`] for watchers, and every lookup and expiry is counted for
 //! [`Stats`]. In a store built with `max_entries`, every method that may add a key first asks the
 //! child module `bound` for room, before it changes anything.
+//!
+//! Values that leave the store are dropped through the child module `lazyfree`: a big one on a
+//! thread of its own, so that freeing it never holds up the owner task. [`Entry`]'s `Drop` does
+//! it, so every way out (delete, overwrite, pop, expiry, eviction) is covered, and the store's
+//! own `Drop` sends the whole map there.
 
-use std::collections::hash_map::Entry as MapEntry;
+use griddle::hash_map::Entry as MapEntry;
 use std::sync::Arc;
 use std::time::Duration;
 
-use foldhash::HashMap;
 use serde_json::Value;
 use tokio::time::Instant;
 
@@ -36,9 +40,22 @@ use crate::stats::Stats;
 mod bound;
 mod coordination;
 mod ids;
+mod lazyfree;
 mod pops;
 
 use ids::IdIndex;
+
+/// The store's map: griddle's hash map, hashed with foldhash.
+///
+/// Why griddle and not std's `HashMap`: a `HashMap` grows by moving every entry to a table twice
+/// the size, in one go, inside the insert that found it full: at a million keys that is a pause of
+/// 100-400 ms for every caller of the owner task, at ten million seconds. Griddle's table (the
+/// same hashbrown underneath) keeps the old table beside the new one and moves a few entries over
+/// on each later insert, as Redis's `dict.c` does, so no single command pays for the resize;
+/// lookups meanwhile look in both. Foldhash rather than SipHash: every command hashes its key on
+/// the one owner task, and foldhash is several times faster on short keys while still seeded per
+/// map.
+type Map = griddle::HashMap<String, Entry, foldhash::fast::RandomState>;
 
 /// A map this small is never shrunk: its memory is not worth the rehash.
 const SMALL_MAP: usize = 1024;
@@ -68,6 +85,39 @@ impl Entry {
     fn is_expired(&self, now: Instant) -> bool {
         self.deadline.is_some_and(|deadline| deadline <= now)
     }
+
+    /// The entry's value, for a call that takes it out of the store (its id index is dropped as
+    /// any entry's is).
+    fn into_value(mut self) -> Arc<Value> {
+        std::mem::replace(&mut self.value, placeholder())
+    }
+
+    /// Drops the entry's id index, off the owner task if it is big.
+    fn drop_ids(&mut self) {
+        if let Some(ids) = self.ids.take() {
+            if ids.len() >= lazyfree::BIG {
+                lazyfree::free_later(ids);
+            }
+        }
+    }
+}
+
+/// An entry leaving the store frees its value and id index off the owner task when they are big
+/// (see `lazyfree`).
+impl Drop for Entry {
+    fn drop(&mut self) {
+        self.drop_ids();
+        if lazyfree::is_big(&self.value) {
+            lazyfree::release(std::mem::replace(&mut self.value, placeholder()));
+        }
+    }
+}
+
+/// What an entry holds once its value has been taken out: one shared `null`, so that taking it
+/// costs a reference count, not an allocation.
+fn placeholder() -> Arc<Value> {
+    static NULL: std::sync::OnceLock<Arc<Value>> = std::sync::OnceLock::new();
+    Arc::clone(NULL.get_or_init(|| Arc::new(Value::Null)))
 }
 
 /// Turns a TTL into a deadline. A TTL too large to represent as an instant means "never expires"
@@ -89,9 +139,8 @@ struct Counters {
 /// The map of keys to values with their deadlines, and the index of those deadlines.
 #[derive(Debug, Default)]
 pub(crate) struct Store {
-    /// Hashed with foldhash rather than std's SipHash: every command hashes its key on the one
-    /// owner task, and foldhash is several times faster on short keys while still seeded per map.
-    map: HashMap<String, Entry>,
+    /// See [`Map`] for why this map.
+    map: Map,
     expiry: ExpiryIndex,
     /// Changes made by the current command, for the owner task's watchers.
     pub(crate) changes: ChangeLog,
@@ -101,18 +150,24 @@ pub(crate) struct Store {
     /// How many entries the map's table is sized for: what it was last shrunk to, or the most it
     /// has held since.
     sized_for: usize,
+    /// The size the store was built for ([`KvBuilder::capacity`](crate::KvBuilder::capacity)),
+    /// which the table is never shrunk below.
+    capacity: usize,
     /// The most entries the map may hold after a command, and what to do when full; `None`:
     /// unbounded.
     bound: Option<Bound>,
 }
 
 impl Store {
-    pub(crate) fn new(id: StoreId, bound: Option<Bound>) -> Store {
-        Store {
-            id,
-            bound,
-            ..Store::default()
-        }
+    /// An empty store whose table is sized for `capacity` entries (never shrunk below that).
+    pub(crate) fn new(id: StoreId, bound: Option<Bound>, capacity: usize) -> Store {
+        let mut store = Store::default();
+        store.id = id;
+        store.bound = bound;
+        store.capacity = capacity;
+        store.sized_for = capacity;
+        store.map = Map::with_capacity_and_hasher(capacity, Default::default());
+        store
     }
 
     /// The live value at `key`, or `None` if it is missing or expired.
@@ -232,7 +287,7 @@ impl Store {
             }
             return Ok(len);
         };
-        entry.ids = None;
+        entry.drop_ids();
         let len = match Arc::make_mut(&mut entry.value) {
             Value::Array(list) => {
                 list.extend(items);
@@ -261,7 +316,7 @@ impl Store {
         if count == 0 || as_list(&entry.value).is_empty() {
             return Ok(Vec::new());
         }
-        entry.ids = None;
+        entry.drop_ids();
         let (taken, left) = match Arc::make_mut(&mut entry.value) {
             Value::Array(list) => {
                 let taken: Vec<Value> = list.drain(..count.min(list.len())).collect();
@@ -284,7 +339,7 @@ impl Store {
         if !self.live(key, now)?.value.is_array() {
             return None;
         }
-        self.remove(key).map(|entry| entry.value)
+        self.remove(key).map(Entry::into_value)
     }
 
     /// Stores every pair, in order (so the last of duplicate keys wins), all with the same TTL.
@@ -445,9 +500,20 @@ impl Store {
     /// what is left costs `O(len)` and happens again only after half of that has gone, so it is
     /// `O(1)` per removal over time.
     fn shrink_if_sparse(&mut self) {
-        if self.sized_for > SMALL_MAP && self.map.len() < self.sized_for / 4 {
-            self.sized_for = self.map.len() * 2;
+        if self.sized_for > SMALL_MAP.max(self.capacity) && self.map.len() < self.sized_for / 4 {
+            self.sized_for = (self.map.len() * 2).max(self.capacity);
             self.map.shrink_to(self.sized_for);
+        }
+    }
+}
+
+/// The store's own end (its owner task ending) frees the whole map, and the expiry index, off the
+/// owner task: a million entries take as long to free as to fill.
+impl Drop for Store {
+    fn drop(&mut self) {
+        if self.map.len() >= lazyfree::BIG {
+            lazyfree::free_items(std::mem::take(&mut self.map));
+            lazyfree::free_later(std::mem::take(&mut self.expiry));
         }
     }
 }
@@ -461,10 +527,14 @@ fn as_list(value: &Value) -> &[Value] {
     }
 }
 
-/// Drops the oldest items of `list` so that at most `max_len` remain.
+/// Drops the oldest items of `list` so that at most `max_len` remain (off the owner task when
+/// they are many).
 fn keep_newest(list: &mut Vec<Value>, max_len: usize) {
-    if list.len() > max_len {
-        list.drain(..list.len() - max_len);
+    let dropped = list.len().saturating_sub(max_len);
+    if dropped >= lazyfree::BIG {
+        lazyfree::free_items(list.drain(..dropped).collect::<Vec<Value>>());
+    } else if dropped > 0 {
+        list.drain(..dropped);
     }
 }
 
@@ -494,6 +564,65 @@ mod tests {
         assert_eq!(store.get("k", t0 + SEC), None);
         assert_eq!(store.map.len(), 0);
         assert_eq!(store.expiry.len(), 0);
+    }
+
+    fn big_list() -> Value {
+        Value::Array((0..lazyfree::BIG).map(|i| json!(i)).collect())
+    }
+
+    /// How many things this thread has sent to the freeing thread.
+    fn sent() -> usize {
+        lazyfree::SENT.with(std::cell::Cell::get)
+    }
+
+    #[test]
+    fn big_values_leaving_the_store_are_freed_off_the_owner_and_small_ones_inline() {
+        let t0 = Instant::now();
+        let mut store = Store::default();
+        let before = sent();
+        store.set("small".into(), json!([1, 2]), None, t0).unwrap();
+        store.delete("small", t0);
+        assert_eq!(sent(), before, "a small value is dropped inline");
+
+        store.set("k".into(), big_list(), None, t0).unwrap();
+        let held = Arc::downgrade(&store.map["k"].value);
+        store.delete("k", t0);
+        assert_eq!(sent(), before + 1, "deleted");
+        lazyfree::flush();
+        assert!(held.upgrade().is_none(), "and freed");
+
+        store.set("k".into(), big_list(), None, t0).unwrap();
+        store.set("k".into(), json!(1), None, t0).unwrap();
+        assert_eq!(sent(), before + 2, "written over");
+
+        store.set("k".into(), big_list(), Some(SEC), t0).unwrap();
+        assert_eq!(store.purge_expired(10, t0 + SEC), 1);
+        assert_eq!(sent(), before + 3, "expired");
+
+        store.set("k".into(), big_list(), None, t0).unwrap();
+        let reader = store.get("k", t0).unwrap();
+        store.delete("k", t0);
+        assert_eq!(sent(), before + 3, "a value a reader shares is not sent");
+        drop(reader);
+
+        // The list a pop hands out goes to the caller, not to the freeing thread.
+        store.set("k".into(), big_list(), None, t0).unwrap();
+        let popped = store.list_pop_all("k", t0).unwrap();
+        assert_eq!(sent(), before + 3);
+        assert_eq!(lazyfree::weight(&popped), lazyfree::BIG);
+    }
+
+    #[test]
+    fn a_store_frees_its_map_off_the_owner_when_dropped() {
+        let t0 = Instant::now();
+        let mut store = Store::default();
+        for i in 0..lazyfree::BIG {
+            store.set(format!("k{i}"), json!(i), Some(SEC), t0).unwrap();
+        }
+        let before = sent();
+        drop(store);
+        assert_eq!(sent(), before + 2, "the map, and the expiry index");
+        lazyfree::flush();
     }
 
     #[test]
