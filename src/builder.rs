@@ -78,6 +78,9 @@ pub struct KvBuilder {
     max_entries: Option<usize>,
     eviction: Eviction,
     capacity: usize,
+    /// TLS settings for [`redis`](KvBuilder::redis) (its `Debug` prints no certificate or key).
+    #[cfg(feature = "redis")]
+    redis_client: redis::client::ClientSettings,
 }
 
 impl Default for KvBuilder {
@@ -102,6 +105,8 @@ impl KvBuilder {
             max_entries: None,
             eviction: Eviction::Refuse,
             capacity: 0,
+            #[cfg(feature = "redis")]
+            redis_client: redis::client::ClientSettings::default(),
         }
     }
 
@@ -294,6 +299,14 @@ impl KvBuilder {
     ///
     /// One server (or a Redis-compatible one, 6.2 or newer); Redis Cluster is not supported.
     ///
+    /// # URLs, credentials and TLS
+    /// `redis://[user:password@]host:port[/db]`; an ACL user may be confined to the prefix's keys
+    /// (`docs/redis-deploy.md` gives the exact ACL line). With the `redis-tls` cargo feature,
+    /// `rediss://` connects over TLS (rustls, with the system's root certificates), and
+    /// [`redis_ca_certificate`](KvBuilder::redis_ca_certificate) and
+    /// [`redis_client_certificate`](KvBuilder::redis_client_certificate) add a CA of one's own and
+    /// a client certificate. A certificate problem fails here, with a message that says which.
+    ///
     /// # What differs from the in-process store
     /// Calls cost a network round trip and can fail with [`KvError::Backend`]; `update` and
     /// `transaction` are optimistic (their closure may run again), and `watch` is unsupported.
@@ -326,13 +339,78 @@ impl KvBuilder {
     #[cfg(feature = "redis")]
     pub async fn redis(self, url: impl AsRef<str>) -> Result<KvHandle, KvError> {
         let store = StoreId::new();
-        let sender = redis::connect(
+        let connect = redis::connect(
             url.as_ref(),
             self.prefix.clone(),
             self.mailbox_capacity,
             store,
-        )
-        .await?;
+        );
+        let sender = redis::client::with_settings(self.redis_client.clone(), connect).await?;
         Ok(KvHandle::new(Mailbox::new(sender, self.prefix, store)))
+    }
+
+    /// Trusts `pem`, one or more CA certificates in PEM form (`-----BEGIN CERTIFICATE-----`),
+    /// beside the system's root certificates, for a `rediss://` [`redis`](KvBuilder::redis) URL:
+    /// the usual setting for a server whose certificate a private CA signed. May be called more
+    /// than once; each call adds. Only with the `redis-tls` cargo feature.
+    ///
+    /// The certificate is checked at [`redis`](KvBuilder::redis), which fails with
+    /// [`KvError::Backend`] of kind [`Config`](crate::BackendErrorKind::Config) when `pem` holds
+    /// no certificate, when the URL is not `rediss://`, and when the server's certificate does not
+    /// verify: an unknown issuer, another host name than the URL's, or an expired certificate,
+    /// each said in the message.
+    ///
+    /// ```
+    /// use ephemeral_kv::{BackendErrorKind, KvHandle};
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// // Typically `std::fs::read("/etc/redis/tls/ca.crt")?`.
+    /// let ca = "not a certificate";
+    /// let refused = KvHandle::builder()
+    ///     .redis_ca_certificate(ca)
+    ///     .redis("rediss://127.0.0.1:6380")
+    ///     .await
+    ///     .unwrap_err();
+    /// assert_eq!(refused.backend_kind(), Some(BackendErrorKind::Config));
+    /// assert!(refused.to_string().contains("redis_ca_certificate: no `-----BEGIN CERTIFICATE-----`"));
+    /// # }
+    /// ```
+    #[cfg(feature = "redis-tls")]
+    pub fn redis_ca_certificate(mut self, pem: impl Into<Vec<u8>>) -> KvBuilder {
+        self.redis_client.ca_certificates.push(pem.into());
+        self
+    }
+
+    /// Presents `cert_pem` (the client's certificate, then any intermediate ones, in PEM form)
+    /// with its private key `key_pem` (PEM: PKCS#8, PKCS#1 or SEC1) to a `rediss://` server that
+    /// asks for one: mutual TLS, for a server run with `tls-auth-clients yes`. A later call
+    /// replaces an earlier one. Only with the `redis-tls` cargo feature.
+    ///
+    /// The key material is never printed (the builder's `Debug` redacts it). A server that wants
+    /// a certificate and gets none, or refuses the one given, fails [`redis`](KvBuilder::redis)
+    /// with [`KvError::Backend`] of kind [`Config`](crate::BackendErrorKind::Config) saying so.
+    ///
+    /// ```
+    /// use ephemeral_kv::{BackendErrorKind, KvHandle};
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// // Typically `std::fs::read(..)` of the files the server's operator issued.
+    /// let (cert, key) = (b"-----BEGIN CERTIFICATE-----...".to_vec(), b"...".to_vec());
+    /// let builder = KvHandle::builder().prefix("app:").redis_client_certificate(cert, key);
+    /// assert!(!format!("{builder:?}").contains("BEGIN CERTIFICATE"));
+    /// // TLS settings need a TLS URL.
+    /// let refused = builder.redis("redis://127.0.0.1:6379").await.unwrap_err();
+    /// assert_eq!(refused.backend_kind(), Some(BackendErrorKind::Config));
+    /// assert!(refused.to_string().contains("need a `rediss://` URL"));
+    /// # }
+    /// ```
+    #[cfg(feature = "redis-tls")]
+    pub fn redis_client_certificate(
+        mut self,
+        cert_pem: impl Into<Vec<u8>>,
+        key_pem: impl Into<Vec<u8>>,
+    ) -> KvBuilder {
+        self.redis_client.client_certificate = Some((cert_pem.into(), key_pem.into()));
+        self
     }
 }

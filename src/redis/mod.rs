@@ -18,6 +18,7 @@
 //! watch belongs to the connection, so no other request may slip in between `WATCH` and `EXEC`),
 //! and it keeps every call after the calls that were answered before it was sent.
 
+pub(crate) mod client;
 mod exec;
 mod optimistic;
 mod scripts;
@@ -80,8 +81,7 @@ pub(crate) async fn connect(
     mailbox_capacity: usize,
     store: StoreId,
 ) -> Result<mpsc::Sender<Message>, KvError> {
-    let client =
-        redis::Client::open(url).map_err(|error| connection_error("invalid Redis URL", &error))?;
+    let client = client::open(url).await?;
     let settings = client.get_connection_info().redis_settings();
     if settings.protocol() == redis::ProtocolVersion::RESP3 {
         // Under RESP3 the connection manager reconnects a dropped connection silently, so an

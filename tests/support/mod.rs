@@ -5,7 +5,10 @@
 //!   `docs/rules.md` as plain code over a `HashMap` and a virtual clock);
 //! - [`drive`]: the driver that runs operations on a real store and checks them against the model;
 //! - [`races`]: a race many workers run on shared handles, and what must hold after it;
-//! - [`redis_server`]: a `redis-server` of the test's own, for the Redis backend's tests.
+//! - [`redis_server`]: a `redis-server` of the test's own, for the Redis backend's tests;
+//! - [`redis_process`], [`redis_tls`], [`redis_acl`], [`redis_cluster`]: servers for
+//!   `tests/redis_production.rs` (TLS with certificates of the test's own, an ACL user confined to
+//!   a prefix, a 6-node Redis Cluster).
 //!
 //! To cover a new command: add a variant to [`ops::Op`] (with its generator and its printed form),
 //! one arm to [`reference::Model::step`] and one to [`drive::run`].
@@ -33,5 +36,9 @@ macro_rules! redis_suite_skipped {
 pub mod drive;
 pub mod ops;
 pub mod races;
+pub mod redis_acl;
+pub mod redis_cluster;
+pub mod redis_process;
 pub mod redis_server;
+pub mod redis_tls;
 pub mod reference;

@@ -1,0 +1,259 @@
+//! A Redis Cluster of the test's own: 6 `redis-server --cluster-enabled yes` nodes on loopback
+//! (3 primaries, each with 1 replica), joined by `redis-cli --cluster create`, with a node timeout
+//! of 1 s so that a failover takes a few seconds. For the Cluster executor's tests to come; for now
+//! [`RedisCluster::start`], [`RedisCluster::kill_primary`] and the smoke test in
+//! `tests/redis_production.rs`.
+//!
+//! Each node also listens on its port + 10000 (the cluster bus), so ports are picked with both
+//! free, and both below Linux's ephemeral range (so below 55536 as Redis needs). Every node is
+//! killed by its pid when the cluster is dropped.
+
+use std::collections::HashSet;
+use std::net::TcpListener;
+use std::time::{Duration, Instant};
+
+use super::redis_process::{cli, redis_cli, ScratchDir, ServerProcess};
+use super::redis_server::available;
+
+/// How many nodes: 3 primaries and a replica for each.
+pub const NODES: usize = 6;
+
+/// The cluster's node timeout (`cluster-node-timeout`), in milliseconds: how long a primary may
+/// be unreachable before its replica takes over.
+pub const NODE_TIMEOUT_MS: u64 = 1000;
+
+/// A node's role, from `CLUSTER NODES`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Node {
+    /// Its port on 127.0.0.1.
+    pub port: u16,
+    /// Whether it is a primary (`master`) rather than a replica.
+    pub primary: bool,
+    /// Whether the cluster sees it as failed (`fail` or `fail?`).
+    pub failed: bool,
+}
+
+/// A running 6-node cluster.
+pub struct RedisCluster {
+    nodes: Vec<ServerProcess>,
+    _dir: ScratchDir,
+}
+
+impl RedisCluster {
+    /// Starts the nodes, creates the cluster and waits until every node says `cluster_state:ok`;
+    /// or says why not (no `redis-server` or `redis-cli` on PATH) and returns `None`.
+    pub async fn start(test: &str) -> Option<RedisCluster> {
+        if !available("redis-server", test) || !available("redis-cli", test) {
+            return None;
+        }
+        let dir = ScratchDir::new("cluster");
+        let mut nodes = Vec::with_capacity(NODES);
+        for port in cluster_ports(NODES) {
+            let args = [
+                "--port".to_owned(),
+                port.to_string(),
+                "--cluster-enabled".to_owned(),
+                "yes".to_owned(),
+                "--cluster-config-file".to_owned(),
+                format!("nodes-{port}.conf"),
+                "--cluster-node-timeout".to_owned(),
+                NODE_TIMEOUT_MS.to_string(),
+            ];
+            nodes.push(ServerProcess::start(dir.path(), port, &args).await);
+        }
+        let addresses: Vec<String> = nodes
+            .iter()
+            .map(|node| format!("127.0.0.1:{}", node.port()))
+            .collect();
+        let mut create = vec!["--cluster".to_owned(), "create".to_owned()];
+        create.extend(addresses);
+        create.extend(["--cluster-replicas", "1", "--cluster-yes"].map(str::to_owned));
+        let output = tokio::task::spawn_blocking(move || {
+            let create: Vec<&str> = create.iter().map(String::as_str).collect();
+            redis_cli(&create)
+        })
+        .await
+        .unwrap();
+        let cluster = RedisCluster { nodes, _dir: dir };
+        assert!(
+            output.status.success()
+                && String::from_utf8_lossy(&output.stdout).contains("All 16384 slots covered"),
+            "redis-cli --cluster create failed:\n{}\n{}\n{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr),
+            cluster.logs()
+        );
+        cluster.wait_until_ok(Duration::from_secs(20)).await;
+        cluster
+            .wait_until_replicas_synced(Duration::from_secs(20))
+            .await;
+        Some(cluster)
+    }
+
+    /// Waits until every replica's link to its primary is up (`master_link_status:up`): a replica
+    /// that never synced is not eligible to take over. Panics after `within`.
+    pub async fn wait_until_replicas_synced(&self, within: Duration) {
+        let deadline = Instant::now() + within;
+        loop {
+            let running: HashSet<u16> = self.ports().into_iter().collect();
+            let pending: Vec<u16> = self
+                .topology()
+                .into_iter()
+                .filter(|node| !node.primary && running.contains(&node.port))
+                .map(|node| node.port)
+                .filter(|&port| {
+                    !cli(port, &["INFO", "replication"]).contains("master_link_status:up")
+                })
+                .collect();
+            if pending.is_empty() {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "replicas {pending:?} did not sync with their primaries within {within:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// The ports of the nodes that run (killed ones left out).
+    pub fn ports(&self) -> Vec<u16> {
+        self.nodes
+            .iter()
+            .filter(|node| !node.is_killed())
+            .map(ServerProcess::port)
+            .collect()
+    }
+
+    /// A URL of one running node, `redis://127.0.0.1:<port>` (a cluster client discovers the
+    /// others from it).
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.ports()[0])
+    }
+
+    /// The URLs of every running node.
+    pub fn urls(&self) -> Vec<String> {
+        self.ports()
+            .into_iter()
+            .map(|port| format!("redis://127.0.0.1:{port}"))
+            .collect()
+    }
+
+    /// The nodes as the first running node sees them (`CLUSTER NODES`), killed ones included
+    /// while the cluster remembers them.
+    pub fn topology(&self) -> Vec<Node> {
+        let port = self.ports()[0];
+        cli(port, &["CLUSTER", "NODES"])
+            .lines()
+            .filter_map(|line| {
+                let fields: Vec<&str> = line.split_whitespace().collect();
+                let address = fields.get(1)?; // 127.0.0.1:PORT@BUS
+                let port = address.split(['@', ',']).next()?.rsplit(':').next()?;
+                let flags = fields.get(2)?;
+                Some(Node {
+                    port: port.parse().ok()?,
+                    primary: flags.split(',').any(|flag| flag == "master"),
+                    failed: flags
+                        .split(',')
+                        .any(|flag| flag == "fail" || flag == "fail?"),
+                })
+            })
+            .collect()
+    }
+
+    /// The ports of the running primaries.
+    pub fn primaries(&self) -> Vec<u16> {
+        let running: HashSet<u16> = self.ports().into_iter().collect();
+        self.topology()
+            .into_iter()
+            .filter(|node| node.primary && !node.failed && running.contains(&node.port))
+            .map(|node| node.port)
+            .collect()
+    }
+
+    /// Kills one primary by its pid (the first in `CLUSTER NODES` order), then waits until one of
+    /// its replicas has taken over and every running node says `cluster_state:ok` again. Returns
+    /// the killed primary's port and the port of the node that took over. Panics when the
+    /// failover takes longer than `within`.
+    pub async fn kill_primary(&mut self, within: Duration) -> (u16, u16) {
+        let before: HashSet<u16> = self.primaries().into_iter().collect();
+        let victim = *self
+            .primaries()
+            .first()
+            .expect("the cluster has no running primary");
+        let node = self
+            .nodes
+            .iter_mut()
+            .find(|node| node.port() == victim)
+            .expect("a primary this cluster did not start");
+        node.kill();
+        let deadline = Instant::now() + within;
+        loop {
+            let now: HashSet<u16> = self.primaries().into_iter().collect();
+            if let Some(&promoted) = now.difference(&before).next() {
+                if now.len() == before.len() && self.all_ok() {
+                    return (victim, promoted);
+                }
+            }
+            if Instant::now() > deadline {
+                panic!(
+                    "no replica took over from primary {victim} within {within:?}: {:?}\n{}",
+                    self.topology(),
+                    self.logs()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// The end of every node's log, for a failure's message.
+    pub fn logs(&self) -> String {
+        self.nodes
+            .iter()
+            .map(|node| format!("-- node {}:\n{}", node.port(), node.log_tail()))
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    /// Whether every running node says `cluster_state:ok`.
+    pub fn all_ok(&self) -> bool {
+        self.ports()
+            .into_iter()
+            .all(|port| cli(port, &["CLUSTER", "INFO"]).contains("cluster_state:ok"))
+    }
+
+    /// Waits until [`all_ok`](RedisCluster::all_ok), or panics after `within`.
+    pub async fn wait_until_ok(&self, within: Duration) {
+        let deadline = Instant::now() + within;
+        while !self.all_ok() {
+            assert!(
+                Instant::now() < deadline,
+                "the cluster did not reach cluster_state:ok within {within:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+/// `n` ports below 55536 that are free, and whose cluster-bus ports (+ 10000) are free too.
+fn cluster_ports(n: usize) -> Vec<u16> {
+    // Below 32768 with the bus ports, out of Linux's ephemeral range (32768-60999), so that no
+    // outgoing connection takes a port between the check and the server's bind; from a spot that
+    // differs between processes, so concurrent test binaries rarely probe the same ports.
+    const LOW: u16 = 20000;
+    const HIGH: u16 = 32767 - 10000;
+    let seed = std::process::id() as u64
+        ^ std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |since| since.subsec_nanos() as u64);
+    let mut port = LOW + (seed % u64::from(HIGH - LOW)) as u16;
+    let free = |port: u16| TcpListener::bind(("127.0.0.1", port)).is_ok();
+    let mut ports = Vec::with_capacity(n);
+    while ports.len() < n {
+        if free(port) && free(port + 10000) {
+            ports.push(port);
+        }
+        port = if port >= HIGH { LOW } else { port + 1 };
+    }
+    ports
+}
