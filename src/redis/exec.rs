@@ -1,12 +1,13 @@
 //! One [`Command`] on Redis: the pipeline entries it becomes, and how its answer is read back from
 //! their replies.
 //!
-//! Most commands are one Redis command or one script call, so they can share a pipeline with the
-//! rest of their batch: [`plan`] queues their entries and returns a [`Pipelined`] that answers the
-//! caller once the pipeline's replies are in. The few that need round trips of their own (a scan,
-//! `stats`, the optimistic read-modify-writes in [`optimistic`](super::optimistic), `wait_for`'s
-//! first read) or none (`purge_expired`, `watch`) become an [`Alone`] in [`Step::Alone`], for the
-//! owner task to run in order.
+//! Every command that names keys, but `update` and `transaction`, is one Redis command or one
+//! script call ([`scripts`](super::scripts)), done by the server in one step, so it shares a
+//! pipeline with the rest of its batch and is never retried: [`plan`] queues its entry and returns
+//! a [`Pipelined`] that answers the caller once the pipeline's replies are in. The few that need
+//! round trips of their own (a scan, `stats`, the optimistic `update` and `transaction` in
+//! [`optimistic`](super::optimistic), `wait_for`'s first read) or none (`purge_expired`, `watch`)
+//! become an [`Alone`] in [`Step::Alone`], for the owner task to run in order.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -48,11 +49,6 @@ pub(crate) enum Alone {
     ScanPrefix(Call<ScanPrefix>),
     Update(Call<Update>),
     Transaction(Call<Transaction>),
-    ListPopAll(Call<ListPopAll>),
-    CompareAndSet(Call<CompareAndSet>),
-    GetDel(Call<GetDel>),
-    ListPush(Call<ListPush>),
-    ListPopFront(Call<ListPopFront>),
     Watch(Call<Watch>),
     WaitFor(Call<WaitFor>),
 }
@@ -87,22 +83,23 @@ fn pipelined<T: Send + 'static>(
     })
 }
 
-/// Queues `command`'s entries in `pipe`, or hands it back to run alone.
-pub(crate) fn plan(command: Command, pipe: &mut Pipeline, scripts: &Scripts) -> Step {
+/// Queues `command`'s entries in `pipe`, or hands it back to run alone. `stream` is the store's
+/// change stream (see [`stream_name`]), which the writing scripts add to when it exists.
+pub(crate) fn plan(command: Command, pipe: &mut Pipeline, scripts: &Scripts, stream: &str) -> Step {
     match command {
         Command::Get(Call { args, reply }) => {
             let Get { key } = args;
-            pipe.cmd("GET").arg(&key);
+            pipe.add_command(get(scripts, &key));
             pipelined(1, reply, move |replies| json(&key, first(&key, replies)?))
         }
         Command::Set(Call { args, reply }) => {
             let Set { key, value, ttl } = args;
-            pipe.add_command(set(&key, &value, ttl));
+            pipe.add_command(set(scripts, stream, &key, &ttl_arg(ttl), &value));
             pipelined(1, reply, move |replies| first(&key, replies).map(drop))
         }
         Command::Delete(Call { args, reply }) => {
             let Delete { key } = args;
-            pipe.cmd("DEL").arg(&key);
+            pipe.add_command(delete(scripts, stream, &key));
             pipelined(1, reply, move |replies| first(&key, replies).map(drop))
         }
         Command::ListAppendUnique(Call { args, reply }) => {
@@ -112,8 +109,8 @@ pub(crate) fn plan(command: Command, pipe: &mut Pipeline, scripts: &Scripts) -> 
                 id_key,
                 ttl,
             } = args;
-            let mut call = evalsha(&scripts.list_append_unique, [&key]);
-            call.arg(&id_key).arg(ttl_arg(ttl));
+            let mut call = write_script(&scripts.list_append_unique, stream, &key);
+            call.arg(ttl_arg(ttl)).arg(&id_key);
             for item in &items {
                 call.arg(item.to_string());
             }
@@ -124,60 +121,113 @@ pub(crate) fn plan(command: Command, pipe: &mut Pipeline, scripts: &Scripts) -> 
                     .ok_or_else(|| unexpected(&key, "no list")),
             })
         }
-        // Read-modify-writes that must decode the value before removing or replacing it, so that
-        // a value that does not decode is left in place: run alone, optimistically.
-        Command::ListPopAll(call) => Step::Alone(Alone::ListPopAll(call)),
+        Command::ListPopAll(Call { args, reply }) => {
+            let ListPopAll { key } = args;
+            pipe.add_command(write_script(&scripts.list_pop_all, stream, &key));
+            pipelined(1, reply, move |replies| json(&key, first(&key, replies)?))
+        }
+        Command::ListPush(Call { args, reply }) => {
+            let ListPush {
+                key,
+                items,
+                max_len,
+                ttl,
+            } = args;
+            let mut call = write_script(&scripts.list_push, stream, &key);
+            call.arg(ttl_arg(ttl)).arg(max_len);
+            for item in &items {
+                call.arg(item.to_string());
+            }
+            pipe.add_command(call);
+            pipelined(1, reply, move |replies| match replies.into_iter().next() {
+                Some(RedisValue::ServerError(error)) => Err(wrong_type(&key, "a list", &error)),
+                other => match reply_or_error(&key, other)? {
+                    RedisValue::Int(len) => {
+                        usize::try_from(len).map_err(|_| unexpected(&key, "a negative list length"))
+                    }
+                    _ => Err(unexpected(
+                        &key,
+                        "a reply to list_push that is not an integer",
+                    )),
+                },
+            })
+        }
+        // With `.wait(..)` too: this executor does not wait on an empty list (yet); the call
+        // answers at once, as a plain `list_pop_front` does.
+        Command::ListPopFront(Call { args, reply }) => {
+            let ListPopFront { key, count, .. } = args;
+            let mut call = write_script(&scripts.list_pop_front, stream, &key);
+            call.arg(count);
+            pipe.add_command(call);
+            pipelined(1, reply, move |replies| match replies.into_iter().next() {
+                Some(RedisValue::ServerError(error)) => Err(wrong_type(&key, "a list", &error)),
+                other => match reply_or_error(&key, other)? {
+                    RedisValue::Array(items) => items
+                        .into_iter()
+                        .map(|item| match item {
+                            RedisValue::BulkString(text) => parse(&key, &text),
+                            _ => Err(unexpected(&key, "a list item that is not text")),
+                        })
+                        .collect(),
+                    _ => Err(unexpected(
+                        &key,
+                        "a reply to list_pop_front that is not a list",
+                    )),
+                },
+            })
+        }
         Command::Mset(Call { args, reply }) => {
             let Mset { entries, ttl } = args;
             if entries.is_empty() {
                 return pipelined(0, reply, |_| Ok(()));
             }
-            match ttl_arg(ttl) {
-                ms if ms.is_empty() => {
-                    let call = pipe.cmd("MSET");
-                    for (key, value) in &entries {
-                        call.arg(key).arg(value.to_string());
+            let mut call = redis::cmd("EVALSHA");
+            call.arg(scripts.mset.get_hash()).arg(3 * entries.len());
+            for (key, _) in &entries {
+                call.arg(key);
+            }
+            for (key, _) in &entries {
+                call.arg(companion(key));
+            }
+            for _ in &entries {
+                call.arg(stream);
+            }
+            call.arg(STREAM_MAXLEN).arg(ttl_arg(ttl));
+            for (_, value) in &entries {
+                match value {
+                    Value::Array(items) if !items.is_empty() => {
+                        call.arg("l").arg(items.len());
+                        for item in items {
+                            call.arg(item.to_string());
+                        }
                     }
-                }
-                ms => {
-                    let mut call = evalsha(&scripts.mset_px, entries.iter().map(|(key, _)| key));
-                    call.arg(ms);
-                    for (_, value) in &entries {
-                        call.arg(value.to_string());
+                    other => {
+                        call.arg("v").arg(other.to_string());
                     }
-                    pipe.add_command(call);
                 }
             }
-            pipelined(1, reply, |replies| first("", replies).map(drop))
+            pipe.add_command(call);
+            let first_key = entries.into_iter().next().map(|(key, _)| key);
+            pipelined(1, reply, move |replies| {
+                first(first_key.as_deref().unwrap_or(""), replies).map(drop)
+            })
         }
         Command::Mget(Call { args, reply }) => {
             let Mget { keys } = args;
             if keys.is_empty() {
                 return pipelined(0, reply, |_| Ok(Vec::new()));
             }
-            pipe.cmd("MGET").arg(&keys);
-            pipelined(1, reply, move |replies| match first("", replies)? {
-                RedisValue::Array(values) if values.len() == keys.len() => keys
-                    .iter()
-                    .zip(values)
-                    .map(|(key, value)| json(key, value))
-                    .collect(),
-                _ => Err(unexpected(
-                    &keys[0],
-                    "a reply to MGET that is not one value per key",
-                )),
-            })
+            pipe.add_command(mget(scripts, &keys));
+            pipelined(1, reply, move |replies| mget_values(&keys, replies))
         }
         Command::Expire(Call { args, reply }) => {
             let Expire { key, ttl } = args;
-            let mut call = evalsha(&scripts.expire, [&key]);
-            call.arg(ttl_arg(Some(ttl)));
-            pipe.add_command(call);
+            pipe.add_command(expire(scripts, &key, ttl));
             pipelined(1, reply, move |replies| flag(&key, first(&key, replies)?))
         }
         Command::Incr(Call { args, reply }) => {
             let Incr { key, by, ttl } = args;
-            let mut call = evalsha(&scripts.incr, [&key]);
+            let mut call = write_script(&scripts.incr, stream, &key);
             call.arg(by).arg(ttl_arg(ttl));
             pipe.add_command(call);
             pipelined(1, reply, move |replies| match replies.into_iter().next() {
@@ -185,7 +235,7 @@ pub(crate) fn plan(command: Command, pipe: &mut Pipeline, scripts: &Scripts) -> 
                     let current = error.details().and_then(|text| text.trim().parse().ok());
                     match current {
                         Some(current) => Err(KvError::Overflow { key, current, by }),
-                        None => Err(backend_error(&key, &error)),
+                        None => Err(script_error(&key, &error)),
                     }
                 }
                 Some(RedisValue::ServerError(error)) => {
@@ -202,15 +252,39 @@ pub(crate) fn plan(command: Command, pipe: &mut Pipeline, scripts: &Scripts) -> 
         }
         Command::SetIfAbsent(Call { args, reply }) => {
             let SetIfAbsent { key, value, ttl } = args;
-            let mut call = set(&key, &value, ttl);
-            call.arg("NX");
+            let mut call = write_script(&scripts.set_if_absent, stream, &key);
+            call.arg(ttl_arg(ttl));
+            value_args(&mut call, &value);
             pipe.add_command(call);
-            pipelined(1, reply, move |replies| {
-                Ok(first(&key, replies)? != RedisValue::Nil)
-            })
+            pipelined(1, reply, move |replies| flag(&key, first(&key, replies)?))
         }
-        Command::CompareAndSet(call) => Step::Alone(Alone::CompareAndSet(call)),
-        Command::GetDel(call) => Step::Alone(Alone::GetDel(call)),
+        Command::CompareAndSet(Call { args, reply }) => {
+            let CompareAndSet {
+                key,
+                expected,
+                new,
+                ttl,
+            } = args;
+            let mut call = write_script(&scripts.compare_and_set, stream, &key);
+            match ttl {
+                // A TTL too large to represent: the key never expires (`''`), as in-process.
+                Some(ttl) => call.arg(ttl_arg(Some(ttl))),
+                None => call.arg("keep"),
+            };
+            match &expected {
+                None => call.arg("missing").arg(""),
+                // serde_json's compact text, object keys sorted: what this crate stores.
+                Some(expected) => call.arg("text").arg(expected.to_string()),
+            };
+            value_args(&mut call, &new);
+            pipe.add_command(call);
+            pipelined(1, reply, move |replies| flag(&key, first(&key, replies)?))
+        }
+        Command::GetDel(Call { args, reply }) => {
+            let GetDel { key } = args;
+            pipe.add_command(write_script(&scripts.get_del, stream, &key));
+            pipelined(1, reply, move |replies| json(&key, first(&key, replies)?))
+        }
         Command::Exists(Call { args, reply }) => {
             let Exists { key } = args;
             pipe.cmd("EXISTS").arg(&key);
@@ -229,7 +303,12 @@ pub(crate) fn plan(command: Command, pipe: &mut Pipeline, scripts: &Scripts) -> 
         }
         Command::Persist(Call { args, reply }) => {
             let Persist { key } = args;
-            pipe.cmd("PERSIST").arg(&key);
+            let mut call = redis::cmd("EVALSHA");
+            call.arg(scripts.persist.get_hash())
+                .arg(2)
+                .arg(&key)
+                .arg(companion(&key));
+            pipe.add_command(call);
             pipelined(1, reply, move |replies| flag(&key, first(&key, replies)?))
         }
         Command::PurgeExpired(call) => Step::Alone(Alone::PurgeExpired(call)),
@@ -238,20 +317,153 @@ pub(crate) fn plan(command: Command, pipe: &mut Pipeline, scripts: &Scripts) -> 
         Command::ScanPrefix(call) => Step::Alone(Alone::ScanPrefix(call)),
         Command::Update(call) => Step::Alone(Alone::Update(call)),
         Command::Transaction(call) => Step::Alone(Alone::Transaction(call)),
-        Command::ListPush(call) => Step::Alone(Alone::ListPush(call)),
-        Command::ListPopFront(call) => Step::Alone(Alone::ListPopFront(call)),
         Command::Watch(call) => Step::Alone(Alone::Watch(call)),
         Command::WaitFor(call) => Step::Alone(Alone::WaitFor(call)),
     }
 }
 
-/// `SET key value [PX ms]`: replaces value and TTL, as in-process `set` does.
-pub(crate) fn set(key: &str, value: &Value, ttl: Option<Duration>) -> Cmd {
-    let mut call = redis::cmd("SET");
-    call.arg(key).arg(value.to_string());
-    if let Some(ms) = ttl_ms(ttl) {
-        call.arg("PX").arg(ms);
+/// The MAXLEN (approximate, `MAXLEN ~`) the writing scripts trim the change stream to when they
+/// add to it: about this many of the newest changes are kept for watchers to read.
+pub(crate) const STREAM_MAXLEN: usize = 10_000;
+
+/// The store's change stream: `ekv:changes:` and the builder's prefix (see `docs/redis.md`).
+pub(crate) fn stream_name(prefix: &str) -> String {
+    format!("ekv:changes:{prefix}")
+}
+
+/// The id index (a hash) beside the list at `key`, named so that it shares the key's hash slot:
+/// `key:ekv:ids` if the key has a hash tag, else `{key}:ekv:ids:w` (see `docs/redis.md`).
+pub(crate) fn companion(key: &str) -> String {
+    if has_hash_tag(key) {
+        format!("{key}:ekv:ids")
+    } else {
+        format!("{{{key}}}:ekv:ids:w")
     }
+}
+
+/// Whether `key` has a Redis Cluster hash tag: a `{`, and a `}` after it with something between
+/// them (the first `{`, and the first `}` after it).
+fn has_hash_tag(key: &str) -> bool {
+    key.find('{')
+        .and_then(|open| key[open + 1..].find('}'))
+        .is_some_and(|length| length > 0)
+}
+
+/// Whether `key` is a name the layout reserves (an id index or a change stream), which
+/// `scan_prefix` and `stats` do not count as the store's keys.
+pub(crate) fn is_reserved(key: &str) -> bool {
+    key.ends_with(":ekv:ids") || key.ends_with(":ekv:ids:w") || key.starts_with("ekv:changes:")
+}
+
+/// `EVALSHA` of a writing script on one key: KEYS the key, its companion and the change stream,
+/// ARGV[1] the stream's MAXLEN; the caller adds the rest of the arguments.
+fn write_script(script: &Script, stream: &str, key: &str) -> Cmd {
+    let mut call = redis::cmd("EVALSHA");
+    call.arg(script.get_hash())
+        .arg(3)
+        .arg(key)
+        .arg(companion(key))
+        .arg(stream)
+        .arg(STREAM_MAXLEN);
+    call
+}
+
+/// A value as the scripts take it: `l` and its items for a non-empty array (stored as a Redis
+/// list), else `v` and its compact JSON text.
+fn value_args(call: &mut Cmd, value: &Value) {
+    match value {
+        Value::Array(items) if !items.is_empty() => {
+            call.arg("l");
+            for item in items {
+                call.arg(item.to_string());
+            }
+        }
+        other => {
+            call.arg("v").arg(other.to_string());
+        }
+    }
+}
+
+/// `get.lua` on `key`: the value's text (a list joined), or nil.
+pub(crate) fn get(scripts: &Scripts, key: &str) -> Cmd {
+    let mut call = redis::cmd("EVALSHA");
+    call.arg(scripts.get.get_hash()).arg(1).arg(key);
+    call
+}
+
+/// `mget.lua` on `keys` (at least one): one value's text, or nil, per key.
+pub(crate) fn mget<K: AsRef<str>>(scripts: &Scripts, keys: &[K]) -> Cmd {
+    let mut call = redis::cmd("EVALSHA");
+    call.arg(scripts.mget.get_hash()).arg(keys.len());
+    for key in keys {
+        call.arg(key.as_ref());
+    }
+    call
+}
+
+/// The values of an `mget.lua` reply, one per key, or the error it gave, naming its key.
+pub(crate) fn mget_values<K: AsRef<str>>(
+    keys: &[K],
+    replies: Vec<RedisValue>,
+) -> Result<Vec<Option<Arc<Value>>>, KvError> {
+    let key = |n: usize| keys.get(n).map(AsRef::as_ref).unwrap_or("");
+    match replies.into_iter().next() {
+        Some(RedisValue::Array(values)) if values.len() == keys.len() => keys
+            .iter()
+            .zip(values)
+            .map(|(key, value)| json(key.as_ref(), value))
+            .collect(),
+        // `KVNOTJSON key <n> ...`, `KVFOREIGN key <n> holds ...`: name the key itself.
+        Some(RedisValue::ServerError(error)) => {
+            let detail = error.details().unwrap_or("").trim();
+            let mut words = detail.splitn(3, ' ');
+            let at = match (words.next(), words.next().map(str::parse::<usize>)) {
+                (Some("key"), Some(Ok(n))) if n >= 1 => Some(n - 1),
+                _ => None,
+            };
+            match at {
+                Some(n) => {
+                    let rest = words.next().unwrap_or("");
+                    let detail = match error.code() {
+                        "KVFOREIGN" => format!("the key {rest}"),
+                        _ => rest.to_owned(),
+                    };
+                    Err(script_error_with(key(n), error.code(), &detail, &error))
+                }
+                None => Err(script_error(key(0), &error)),
+            }
+        }
+        other => {
+            reply_or_error(key(0), other)?;
+            Err(unexpected(
+                key(0),
+                "a reply to mget that is not one value per key",
+            ))
+        }
+    }
+}
+
+/// `set.lua`: stores `value` at `key` with `ttl` (a [`ttl_arg`], or `keep`).
+pub(crate) fn set(scripts: &Scripts, stream: &str, key: &str, ttl: &str, value: &Value) -> Cmd {
+    let mut call = write_script(&scripts.set, stream, key);
+    call.arg(ttl);
+    value_args(&mut call, value);
+    call
+}
+
+/// `delete.lua`: removes `key` and its companion.
+pub(crate) fn delete(scripts: &Scripts, stream: &str, key: &str) -> Cmd {
+    write_script(&scripts.delete, stream, key)
+}
+
+/// `expire.lua`: gives a live `key` (and its companion) a new TTL.
+pub(crate) fn expire(scripts: &Scripts, key: &str, ttl: Duration) -> Cmd {
+    let mut call = redis::cmd("EVALSHA");
+    call.arg(scripts.expire.get_hash())
+        .arg(2)
+        .arg(key)
+        .arg(companion(key))
+        .arg(ttl_arg(Some(ttl)));
     call
 }
 
@@ -263,19 +475,8 @@ pub(crate) fn ttl_ms(ttl: Option<Duration>) -> Option<u64> {
 }
 
 /// A TTL as a script argument: milliseconds, or `''` for none.
-fn ttl_arg(ttl: Option<Duration>) -> String {
+pub(crate) fn ttl_arg(ttl: Option<Duration>) -> String {
     ttl_ms(ttl).map(|ms| ms.to_string()).unwrap_or_default()
-}
-
-/// `EVALSHA` of `script` on `keys`; the caller adds the arguments.
-fn evalsha<K: AsRef<str>>(script: &Script, keys: impl IntoIterator<Item = K>) -> Cmd {
-    let keys: Vec<K> = keys.into_iter().collect();
-    let mut call = redis::cmd("EVALSHA");
-    call.arg(script.get_hash()).arg(keys.len());
-    for key in &keys {
-        call.arg(key.as_ref());
-    }
-    call
 }
 
 /// The one reply of a one-entry command about `key` (empty for a command about several keys),
@@ -286,7 +487,7 @@ fn first(key: &str, replies: Vec<RedisValue>) -> Result<RedisValue, KvError> {
 
 fn reply_or_error(key: &str, reply: Option<RedisValue>) -> Result<RedisValue, KvError> {
     match reply {
-        Some(RedisValue::ServerError(error)) => Err(backend_error(key, &error)),
+        Some(RedisValue::ServerError(error)) => Err(script_error(key, &error)),
         Some(reply) => Ok(reply),
         None => Err(backend(
             BackendErrorKind::Protocol,
@@ -301,7 +502,7 @@ pub(crate) fn json(key: &str, reply: RedisValue) -> Result<Option<Arc<Value>>, K
     match reply {
         RedisValue::Nil => Ok(None),
         RedisValue::BulkString(text) => parse(key, &text).map(|value| Some(Arc::new(value))),
-        RedisValue::ServerError(error) => Err(backend_error(key, &error)),
+        RedisValue::ServerError(error) => Err(script_error(key, &error)),
         _ => Err(unexpected(key, "a reply that is not text")),
     }
 }
@@ -337,7 +538,7 @@ fn flag(key: &str, reply: RedisValue) -> Result<bool, KvError> {
 /// [`KvError::Backend`].
 fn wrong_type(key: &str, expected: &'static str, error: &ServerError) -> KvError {
     if error.code() != "KVWRONGTYPE" {
-        return backend_error(key, error);
+        return script_error(key, error);
     }
     let found = match error.details().unwrap_or("").trim() {
         "a list" => "a list",
@@ -353,6 +554,53 @@ fn wrong_type(key: &str, expected: &'static str, error: &ServerError) -> KvError
         expected,
         found,
     }
+}
+
+/// An error reply of our scripts as the [`KvError::Backend`] it stands for, naming the key (rule
+/// 13): data this crate cannot read (`KVNOTJSON`, `KVTOODEEP`, `KVFOREIGN`: kind
+/// [`Data`](BackendErrorKind::Data)) or arguments a script refused (`KVBADARG`: a bug, kind
+/// [`Protocol`](BackendErrorKind::Protocol)). Any other server error (the server's own refusal)
+/// is [`backend_error`]'s. `KVWRONGTYPE` and `KVOVERFLOW` are mapped by the calls that expect
+/// them ([`wrong_type`], `incr`).
+pub(crate) fn script_error(key: &str, error: &ServerError) -> KvError {
+    script_error_with(
+        key,
+        error.code(),
+        error.details().unwrap_or("").trim(),
+        error,
+    )
+}
+
+/// [`script_error`] with the code and detail given apart (`mget` names the key itself).
+fn script_error_with(key: &str, code: &str, detail: &str, error: &ServerError) -> KvError {
+    let source: Option<Arc<dyn std::error::Error + Send + Sync>> = Some(Arc::new(error.clone()));
+    let (kind, message) = match code {
+        "KVNOTJSON" => (
+            BackendErrorKind::Data,
+            format!("key `{key}` holds text that is not JSON: {detail}"),
+        ),
+        "KVTOODEEP" if detail == MAX_DEPTH.to_string() => (
+            BackendErrorKind::Data,
+            format!("key `{key}` holds JSON nested deeper than {MAX_DEPTH} levels"),
+        ),
+        "KVTOODEEP" => (
+            BackendErrorKind::Data,
+            format!("key `{key}` holds a list item nested deeper than {detail} levels"),
+        ),
+        "KVFOREIGN" => {
+            let message = match detail.strip_prefix("the key ") {
+                Some(rest) => format!("key `{key}` {rest}, which ephemeral-kv never writes"),
+                None => format!("key `{key}`: {detail}, which ephemeral-kv never writes"),
+            };
+            (BackendErrorKind::Data, message)
+        }
+        "KVBADARG" => (
+            BackendErrorKind::Protocol,
+            format!("a script refused its arguments for key `{key}` (a bug): {detail}"),
+        ),
+        _ => return backend_error(key, error),
+    };
+    backend(kind, message, source)
 }
 
 /// A server error as [`KvError::Backend`].

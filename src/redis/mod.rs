@@ -8,15 +8,18 @@
 //!   **one pipeline** (one round trip for many concurrent callers), with up to [`IN_FLIGHT`]
 //!   pipelines on the wire at once;
 //! - [`exec`] turns one command into pipeline entries and reads its answer back;
-//! - [`scripts`] holds the Lua scripts that keep compound commands atomic;
-//! - [`optimistic`] runs `update` and `transaction` as `WATCH`/`MULTI`/`EXEC` retries.
+//! - [`scripts`] holds the Lua scripts of the data layout (`docs/redis.md`), one per call that
+//!   names keys: each is done by the server in one step, pipelined, never retried;
+//! - [`optimistic`] runs `update` and `transaction`, whose closures run here, as
+//!   `WATCH`/`MULTI`/`EXEC` retries.
 //!
-//! The owner task is the only user of its connection. Pipelines of simple commands may overlap
-//! (their commands were all pending at once, so any order among them is a valid one), but a
-//! command that runs alone (`update`, `transaction`, `scan_prefix`, ...) waits until no pipeline is
-//! in flight and holds the connection to itself until it is done. That is what `WATCH` needs (a
-//! watch belongs to the connection, so no other request may slip in between `WATCH` and `EXEC`),
-//! and it keeps every call after the calls that were answered before it was sent.
+//! The owner task is the only user of its connection for `WATCH`. Pipelines may overlap (their
+//! commands were all pending at once, so any order among them is a valid one), but a command that
+//! runs alone (`update`, `transaction`, `scan_prefix`, ...) waits until no pipeline is in flight
+//! and holds the connection to itself until it is done. That is what `WATCH` needs (a watch
+//! belongs to the connection, so no other request may slip in between `WATCH` and `EXEC`), and it
+//! keeps every call after the calls that were answered before it was sent. `stats` counts the
+//! keys on a task of its own, beside the other calls (a `SCAN` cannot disturb a `WATCH`).
 
 mod exec;
 mod optimistic;
@@ -35,10 +38,7 @@ use tokio::time::MissedTickBehavior;
 use tracing::Instrument;
 
 use crate::closure::StoreId;
-use crate::command::{
-    self, Call, CompareAndSet, GetDel, ListPopAll, ListPopFront, ListPush, Message, Reply,
-    ScanPrefix, Transaction, Update, WaitFor,
-};
+use crate::command::{self, Call, Message, Reply, ScanPrefix, Transaction, Update, WaitFor};
 use crate::error::{BackendErrorKind, KvError};
 use crate::stats::Stats;
 use exec::{connection_error, plan, Alone, Pipelined, Step};
@@ -112,6 +112,7 @@ pub(crate) async fn connect(
     let owner = Owner {
         connection,
         scripts,
+        stream: exec::stream_name(&prefix),
         prefix,
         store,
         commands: 0,
@@ -130,6 +131,9 @@ struct Owner {
     scripts: Arc<Scripts>,
     /// The builder's prefix: the namespace that `stats` counts.
     prefix: String,
+    /// The store's change stream (`ekv:changes:` and the prefix), which writes add to while it
+    /// exists.
+    stream: String,
     /// The store's id, which closures run under (see [`closure`](crate::closure)).
     store: StoreId,
     /// Commands handled, for [`Stats::commands`].
@@ -190,7 +194,7 @@ impl Owner {
                 let step = span.in_scope(|| {
                     let described =
                         tracing::enabled!(tracing::Level::DEBUG).then(|| command.described());
-                    let step = plan(command, &mut batch.pipe, &self.scripts);
+                    let step = plan(command, &mut batch.pipe, &self.scripts, &self.stream);
                     if let Some(described) = described {
                         let outcome = match step {
                             Step::Pipelined(_) => "pipelined",
@@ -259,12 +263,27 @@ impl Owner {
                 call.answer(Ok(0));
             }
             Alone::Stats(call) => {
-                let stats = self.stats().await;
-                call.answer(stats);
+                // Counted on a task of its own, on a clone of the connection (its commands
+                // interleave with everyone else's), so that a large store does not hold up the
+                // calls behind this one.
+                let counters = Stats {
+                    commands: self.commands,
+                    watchers: self.waiters.values().map(Vec::len).sum(),
+                    ..Stats::default()
+                };
+                let mut connection = self.connection.clone();
+                let prefix = self.prefix.clone();
+                tokio::spawn(async move {
+                    let entries = count(&mut connection, &prefix).await;
+                    call.answer(entries.map(|entries| Stats {
+                        entries,
+                        ..counters
+                    }));
+                });
             }
             Alone::ScanPrefix(call) => {
                 let ScanPrefix { prefix, limit } = &call.args;
-                let keys = self.scan(prefix).await.map(|mut keys| {
+                let keys = scan(&mut self.connection, prefix).await.map(|mut keys| {
                     keys.sort_unstable();
                     keys.dedup(); // SCAN may return a key twice
                     keys.truncate(*limit);
@@ -274,51 +293,23 @@ impl Owner {
             }
             Alone::Update(Call { args, reply }) => {
                 let Update { key, mut f } = args;
-                let result =
-                    optimistic::update(&mut self.connection, self.store, key, &mut f).await;
-                let _ = reply.send(result);
-            }
-            Alone::ListPush(Call { args, reply }) => {
-                let ListPush {
-                    key,
-                    items,
-                    max_len,
-                    ttl,
-                } = args;
-                let result =
-                    optimistic::list_push(&mut self.connection, key, items, max_len, ttl).await;
-                let _ = reply.send(result);
-            }
-            Alone::ListPopFront(Call { args, reply }) => {
-                let ListPopFront { key, count, .. } = args;
-                let result = optimistic::list_pop_front(&mut self.connection, key, count).await;
+                let env = optimistic::Env {
+                    scripts: &self.scripts,
+                    stream: &self.stream,
+                    store: self.store,
+                };
+                let result = optimistic::update(&mut self.connection, &env, key, &mut f).await;
                 let _ = reply.send(result);
             }
             Alone::Transaction(Call { args, reply }) => {
                 let Transaction { prefix, mut f } = args;
+                let env = optimistic::Env {
+                    scripts: &self.scripts,
+                    stream: &self.stream,
+                    store: self.store,
+                };
                 let result =
-                    optimistic::transaction(&mut self.connection, self.store, &prefix, &mut f)
-                        .await;
-                let _ = reply.send(result);
-            }
-            Alone::ListPopAll(Call { args, reply }) => {
-                let ListPopAll { key } = args;
-                let _ = reply.send(optimistic::list_pop_all(&mut self.connection, key).await);
-            }
-            Alone::GetDel(Call { args, reply }) => {
-                let GetDel { key } = args;
-                let _ = reply.send(optimistic::get_del(&mut self.connection, key).await);
-            }
-            Alone::CompareAndSet(Call { args, reply }) => {
-                let CompareAndSet {
-                    key,
-                    expected,
-                    new,
-                    ttl,
-                } = args;
-                let result =
-                    optimistic::compare_and_set(&mut self.connection, key, expected, new, ttl)
-                        .await;
+                    optimistic::transaction(&mut self.connection, &env, &prefix, &mut f).await;
                 let _ = reply.send(result);
             }
             Alone::Watch(call) => {
@@ -326,8 +317,7 @@ impl Owner {
             }
             Alone::WaitFor(Call { args, reply }) => {
                 let WaitFor { key } = args;
-                let mut get = redis::cmd("GET");
-                get.arg(&key);
+                let get = exec::get(&self.scripts, &key);
                 let found = match get.query_async(&mut self.connection).await {
                     Ok(reply) => exec::json(&key, reply),
                     Err(error) => Err(connection_error("redis GET failed", &error)),
@@ -359,8 +349,7 @@ impl Owner {
             return;
         }
         let keys: Vec<String> = self.waiters.keys().cloned().collect();
-        let values: Vec<RedisValue> = match redis::cmd("MGET")
-            .arg(&keys)
+        let values: Vec<RedisValue> = match exec::mget(&self.scripts, &keys)
             .query_async(&mut self.connection)
             .await
         {
@@ -378,52 +367,51 @@ impl Owner {
             }
         }
     }
+}
 
-    /// What [`Stats`] can say on Redis: the keys under the builder's prefix, and the commands
-    /// this owner task handled.
-    async fn stats(&mut self) -> Result<Stats, KvError> {
-        let entries = if self.prefix.is_empty() {
-            redis::cmd("DBSIZE")
-                .query_async(&mut self.connection)
-                .await
-                .map_err(|error| connection_error("redis DBSIZE failed", &error))?
-        } else {
-            let prefix = self.prefix.clone();
-            self.scan(&prefix).await?.len()
-        };
-        Ok(Stats {
-            entries,
-            commands: self.commands,
-            watchers: self.waiters.values().map(Vec::len).sum(),
-            ..Stats::default()
-        })
+/// The keys under `prefix` that [`Stats::entries`] counts: `DBSIZE` for the empty prefix (every
+/// key of the database, the layout's id indexes and change streams included), else a `SCAN` of
+/// the whole database matching the prefix (`O(keys in the database)` on the server, in steps of
+/// [`SCAN_COUNT`], beside other clients' commands), without the layout's reserved names.
+async fn count(connection: &mut ConnectionManager, prefix: &str) -> Result<usize, KvError> {
+    if prefix.is_empty() {
+        return redis::cmd("DBSIZE")
+            .query_async(connection)
+            .await
+            .map_err(|error| connection_error("redis DBSIZE failed", &error));
     }
+    let mut keys = scan(connection, prefix).await?;
+    keys.sort_unstable();
+    keys.dedup(); // SCAN may return a key twice
+    Ok(keys.len())
+}
 
-    /// Every key that starts with `prefix`, unsorted, possibly with duplicates (as `SCAN` gives
-    /// them). Keys that are not UTF-8, written by another client, are skipped.
-    async fn scan(&mut self, prefix: &str) -> Result<Vec<String>, KvError> {
-        let pattern = format!("{}*", glob_escape(prefix));
-        let mut cursor = 0u64;
-        let mut keys = Vec::new();
-        loop {
-            let (next, page): (u64, Vec<Vec<u8>>) = redis::cmd("SCAN")
-                .arg(cursor)
-                .arg("MATCH")
-                .arg(&pattern)
-                .arg("COUNT")
-                .arg(SCAN_COUNT)
-                .query_async(&mut self.connection)
-                .await
-                .map_err(|error| connection_error("redis SCAN failed", &error))?;
-            keys.extend(
-                page.into_iter()
-                    .filter_map(|key| String::from_utf8(key).ok()),
-            );
-            if next == 0 {
-                return Ok(keys);
-            }
-            cursor = next;
+/// Every key that starts with `prefix`, unsorted, possibly with duplicates (as `SCAN` gives
+/// them), without the layout's reserved names (id indexes, change streams). Keys that are not
+/// UTF-8, written by another client, are skipped.
+async fn scan(connection: &mut ConnectionManager, prefix: &str) -> Result<Vec<String>, KvError> {
+    let pattern = format!("{}*", glob_escape(prefix));
+    let mut cursor = 0u64;
+    let mut keys = Vec::new();
+    loop {
+        let (next, page): (u64, Vec<Vec<u8>>) = redis::cmd("SCAN")
+            .arg(cursor)
+            .arg("MATCH")
+            .arg(&pattern)
+            .arg("COUNT")
+            .arg(SCAN_COUNT)
+            .query_async(connection)
+            .await
+            .map_err(|error| connection_error("redis SCAN failed", &error))?;
+        keys.extend(
+            page.into_iter()
+                .filter_map(|key| String::from_utf8(key).ok())
+                .filter(|key| !exec::is_reserved(key)),
+        );
+        if next == 0 {
+            return Ok(keys);
         }
+        cursor = next;
     }
 }
 

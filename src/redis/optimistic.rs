@@ -2,12 +2,18 @@
 //!
 //! In-process, the owner task runs the closure between its read and its write, and nothing else
 //! runs meanwhile. Redis cannot run Rust closures, and other clients keep writing; so the keys are
-//! `WATCH`ed, read, the closure runs here, and its writes go out in `MULTI`/`EXEC`. If any watched
-//! key changed in between, Redis refuses the `EXEC` (nothing is written) and the whole attempt
-//! starts over with fresh reads, up to [`MAX_ATTEMPTS`] times.
+//! `WATCH`ed, read (with `get.lua`/`mget.lua`, so lists read as they do for `get`), the closure
+//! runs here, and its writes go out in `MULTI`/`EXEC` as the same scripts `set` and `delete` use
+//! (`set.lua`, `delete.lua`, `expire.lua`: a list becomes a Redis list, the id index and the
+//! change stream are kept as by any other write). If any watched key changed in between, Redis
+//! refuses the `EXEC` (nothing is written) and the whole attempt starts over with fresh reads, up
+//! to [`MAX_ATTEMPTS`] times.
+//!
+//! These are the only calls that are retried; every other call is one script, done by the server
+//! in one step ([`exec`](super::exec)).
 //!
 //! A watch belongs to the connection: this relies on the owner task being the only user of its
-//! connection and running these one at a time (see the [module docs](super)).
+//! connection for `WATCH`/`MULTI` and running these one at a time (see the [module docs](super)).
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -15,14 +21,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use redis::aio::ConnectionManager;
-use redis::{Pipeline, Value as RedisValue};
+use redis::{Cmd, Pipeline, Value as RedisValue};
 use serde_json::Value;
 use tokio::time::Instant;
 
-use super::exec::{connection_error, json, set, ttl_ms};
+use super::exec::{self, connection_error, is_noscript, json, ttl_arg};
+use super::scripts::Scripts;
 use crate::closure::{self, StoreId};
 use crate::command::{TxnFn, UpdateFn};
-use crate::error::{json_type_name, KvError};
+use crate::error::KvError;
 use crate::txn::{Op, Source, Txn};
 use crate::value::check_depth;
 
@@ -35,74 +42,12 @@ const MAX_ATTEMPTS: u32 = 16;
 /// yet, fetch them and run it again, before giving up with [`KvError::Contended`].
 const MAX_FETCH_ROUNDS: u32 = 64;
 
-/// What a read-modify-write writes back after reading the key.
-enum Write {
-    /// Nothing (the read is still checked, so the answer is current).
-    Nothing,
-    /// The key's new value, and what becomes of its TTL.
-    Put { value: Arc<Value>, ttl: TtlChange },
-    /// Remove the key.
-    Delete,
-}
-
-/// What a [`Write::Put`] does to the key's TTL.
-enum TtlChange {
-    /// An existing key keeps its TTL; a created one never expires (`KEEPTTL`).
-    Keep,
-    /// The key gets this TTL; `None`, or one too large to represent, means it never expires.
-    Set(Option<Duration>),
-}
-
-/// One key's read-modify-write on Redis: `WATCH` + `GET`, let `f` decide what to write and what
-/// to answer, then the write in `MULTI`/`EXEC`; again on conflict. An error from `f` ends the call
-/// with nothing written. `op` names the call in [`KvError::Contended`].
-async fn rewrite<T>(
-    connection: &mut ConnectionManager,
-    op: &'static str,
-    key: &str,
-    mut f: impl FnMut(Option<Arc<Value>>) -> Result<(Write, T), KvError>,
-) -> Result<T, KvError> {
-    for _ in 0..MAX_ATTEMPTS {
-        let mut read = redis::pipe();
-        read.cmd("WATCH").arg(key).ignore().cmd("GET").arg(key);
-        let (current,): (RedisValue,) = query(connection, &read, "redis read").await?;
-        let decided = json(key, current).and_then(&mut f);
-        let (write, answer) = match decided {
-            Ok(decided) => decided,
-            Err(error) => {
-                unwatch(connection).await;
-                return Err(error);
-            }
-        };
-        let mut pipe = redis::pipe();
-        pipe.atomic();
-        match write {
-            Write::Nothing => {}
-            Write::Put { value, ttl } => {
-                let put = match ttl {
-                    TtlChange::Keep => {
-                        let mut put = set(key, &value, None);
-                        put.arg("KEEPTTL");
-                        put
-                    }
-                    TtlChange::Set(ttl) => set(key, &value, ttl),
-                };
-                pipe.add_command(put);
-            }
-            Write::Delete => {
-                pipe.cmd("DEL").arg(key);
-            }
-        }
-        if commit(connection, &pipe, "redis write").await? {
-            return Ok(answer);
-        }
-    }
-    Err(contended(
-        op,
-        key,
-        MAX_ATTEMPTS,
-        "optimistic retries exhausted",
-    ))
+/// What `update` and `transaction` need besides the connection.
+pub(crate) struct Env<'a> {
+    pub(crate) scripts: &'a Scripts,
+    /// The store's change stream, which the writing scripts add to.
+    pub(crate) stream: &'a str,
+    pub(crate) store: StoreId,
 }
 
 /// [`KvError::Contended`], warned about once here: the caller may not look at the error.
@@ -116,172 +61,88 @@ fn contended(op: &'static str, key: &str, attempts: u32, why: &'static str) -> K
     error
 }
 
-/// `update` on Redis: a [`rewrite`] that runs `f` on the value read.
+/// `update` on Redis: `WATCH` and read the key, run `f` on its value, write what it returns in
+/// `MULTI`/`EXEC` (`set.lua` with `keep`: an existing key keeps its TTL; or `delete.lua`); again
+/// on conflict. A panic or a value too deep ends the call with nothing written.
 pub(crate) async fn update(
     connection: &mut ConnectionManager,
-    store: StoreId,
+    env: &Env<'_>,
     key: String,
     f: &mut UpdateFn,
 ) -> Result<Option<Arc<Value>>, KvError> {
-    rewrite(connection, "update", &key, |current| {
-        let new = closure::run(store, || f.call(current.as_deref())).map_err(|message| {
-            let error = KvError::UpdatePanicked {
-                key: key.clone(),
-                message,
-            };
-            tracing::warn!(%error, "caught a panic in a closure; nothing was written");
-            error
-        })?;
-        let new = new
-            .map(|value| check_depth(&key, value))
-            .transpose()?
-            .map(Arc::new);
-        let write = match (&new, &current) {
-            (Some(value), _) => Write::Put {
-                value: Arc::clone(value),
-                ttl: TtlChange::Keep,
-            },
-            (None, Some(_)) => Write::Delete,
-            (None, None) => Write::Nothing,
+    for _ in 0..MAX_ATTEMPTS {
+        let mut read = redis::pipe();
+        read.ignore_errors()
+            .cmd("WATCH")
+            .arg(&key)
+            .ignore()
+            .add_command(exec::get(env.scripts, &key));
+        let Some(mut replies) = read_watched(connection, env.scripts, &read).await? else {
+            continue; // the scripts were reloaded: read again
         };
-        Ok((write, new))
-    })
-    .await
-}
-
-/// `list_push` on Redis: a [`rewrite`] of the list, refused for a value that is not a list.
-pub(crate) async fn list_push(
-    connection: &mut ConnectionManager,
-    key: String,
-    items: Vec<Value>,
-    max_len: usize,
-    ttl: Option<Duration>,
-) -> Result<usize, KvError> {
-    rewrite(connection, "list_push", &key, |current| {
-        let existed = current.is_some();
-        let mut list = list_of(&key, current)?;
-        list.extend(items.iter().cloned());
-        list.drain(..list.len().saturating_sub(max_len));
-        let len = list.len();
-        let write = match (len, existed) {
-            (0, false) => Write::Nothing,
-            _ => Write::Put {
-                value: Arc::new(Value::Array(list)),
-                ttl: TtlChange::Set(ttl),
-            },
+        let current = json(&key, replies.pop().unwrap_or(RedisValue::Nil));
+        let decided = current.and_then(|current| {
+            let new =
+                closure::run(env.store, || f.call(current.as_deref())).map_err(|message| {
+                    let error = KvError::UpdatePanicked {
+                        key: key.clone(),
+                        message,
+                    };
+                    tracing::warn!(%error, "caught a panic in a closure; nothing was written");
+                    error
+                })?;
+            let new = new
+                .map(|value| check_depth(&key, value))
+                .transpose()?
+                .map(Arc::new);
+            Ok((current.is_some(), new))
+        });
+        let (existed, new) = match decided {
+            Ok(decided) => decided,
+            Err(error) => {
+                unwatch(connection).await;
+                return Err(error);
+            }
         };
-        Ok((write, len))
-    })
-    .await
-}
-
-/// `list_pop_front` on Redis: a [`rewrite`] that keeps the list's TTL and deletes it once empty.
-pub(crate) async fn list_pop_front(
-    connection: &mut ConnectionManager,
-    key: String,
-    count: usize,
-) -> Result<Vec<Value>, KvError> {
-    rewrite(connection, "list_pop_front", &key, |current| {
-        let mut rest = list_of(&key, current)?;
-        let taken: Vec<Value> = rest.drain(..count.min(rest.len())).collect();
-        let write = match (taken.len(), rest.len()) {
-            (0, _) => Write::Nothing,
-            (_, 0) => Write::Delete,
-            (_, _) => Write::Put {
-                value: Arc::new(Value::Array(rest)),
-                ttl: TtlChange::Keep,
-            },
-        };
-        Ok((write, taken))
-    })
-    .await
-}
-
-/// `get_del` on Redis: a [`rewrite`] that deletes the key only once its value has decoded (a plain
-/// `GETDEL` would delete text it then cannot return).
-pub(crate) async fn get_del(
-    connection: &mut ConnectionManager,
-    key: String,
-) -> Result<Option<Arc<Value>>, KvError> {
-    rewrite(connection, "get_del", &key, |current| {
-        let write = if current.is_some() {
-            Write::Delete
-        } else {
-            Write::Nothing
-        };
-        Ok((write, current))
-    })
-    .await
-}
-
-/// `list_pop_all` on Redis: a [`rewrite`] that removes the key only if it holds a list, once it
-/// has decoded. Anything else stays and gives nothing, as in-process.
-pub(crate) async fn list_pop_all(
-    connection: &mut ConnectionManager,
-    key: String,
-) -> Result<Option<Arc<Value>>, KvError> {
-    rewrite(connection, "list_pop_all", &key, |current| match current {
-        Some(list) if list.is_array() => Ok((Write::Delete, Some(list))),
-        _ => Ok((Write::Nothing, None)),
-    })
-    .await
-}
-
-/// `compare_and_set` on Redis: a [`rewrite`] that compares JSON values, not their text (another
-/// client may write equal JSON with other spacing or key order). With a TTL the key gets it (a TTL
-/// too large to represent means it never expires, as in-process); without one it keeps its TTL.
-pub(crate) async fn compare_and_set(
-    connection: &mut ConnectionManager,
-    key: String,
-    expected: Option<Value>,
-    new: Value,
-    ttl: Option<Duration>,
-) -> Result<bool, KvError> {
-    let new = Arc::new(new);
-    rewrite(connection, "compare_and_set", &key, |current| {
-        if current.as_deref() != expected.as_ref() {
-            return Ok((Write::Nothing, false));
+        let mut write = redis::pipe();
+        write.atomic().ignore_errors();
+        match &new {
+            Some(value) => {
+                write.add_command(exec::set(env.scripts, env.stream, &key, "keep", value));
+            }
+            None if existed => {
+                write.add_command(exec::delete(env.scripts, env.stream, &key));
+            }
+            None => {}
         }
-        let ttl = match ttl {
-            Some(ttl) => TtlChange::Set(Some(ttl)),
-            None => TtlChange::Keep,
-        };
-        let value = Arc::clone(&new);
-        Ok((Write::Put { value, ttl }, true))
-    })
-    .await
-}
-
-/// The items of the list read at `key` (none if it is missing); a value that is not a list is
-/// refused as in-process. Takes the value read: the items move out of it unless another `Arc`
-/// shares it (none does: [`rewrite`] hands each value read to its closure alone).
-fn list_of(key: &str, current: Option<Arc<Value>>) -> Result<Vec<Value>, KvError> {
-    match current.map(Arc::unwrap_or_clone) {
-        None => Ok(Vec::new()),
-        Some(Value::Array(items)) => Ok(items),
-        Some(other) => Err(KvError::WrongType {
-            key: key.to_owned(),
-            expected: "a list",
-            found: json_type_name(&other),
-        }),
+        if commit(connection, env.scripts, &write, &key, "redis write").await? {
+            return Ok(new);
+        }
     }
+    Err(contended(
+        "update",
+        &key,
+        MAX_ATTEMPTS,
+        "optimistic retries exhausted",
+    ))
 }
 
 /// `transaction` on Redis. Each attempt runs `f` against the values fetched so far; a run that
 /// read a key not fetched yet is incomplete, so those keys are watched and fetched and `f` runs
-/// again. The first complete run's writes go out in `MULTI`/`EXEC`; if Redis refuses it (a read
-/// key changed), the attempt starts over with nothing fetched.
+/// again. The first complete run's writes go out in `MULTI`/`EXEC`, one script per key written
+/// (see [`writes`]); if Redis refuses it (a read key changed), the attempt starts over with
+/// nothing fetched.
 ///
 /// A run that panics after reading a key not yet fetched is treated as incomplete, not as a
 /// panic: it may have panicked on a value that only looked missing.
 pub(crate) async fn transaction(
     connection: &mut ConnectionManager,
-    store: StoreId,
+    env: &Env<'_>,
     prefix: &str,
     f: &mut TxnFn,
 ) -> Result<(), KvError> {
     let mut fetched: HashMap<String, Option<Arc<Value>>> = HashMap::new();
-    for _ in 0..MAX_ATTEMPTS {
+    'attempts: for _ in 0..MAX_ATTEMPTS {
         fetched.clear();
         let mut rounds = 0;
         let ops = loop {
@@ -304,7 +165,7 @@ pub(crate) async fn transaction(
                     unfetched: RefCell::default(),
                 };
                 let mut txn = Txn::new(&reads, prefix, Instant::now());
-                let outcome = closure::run(store, || f.call(&mut txn));
+                let outcome = closure::run(env.store, || f.call(&mut txn));
                 let ops = txn.into_ops();
                 (outcome, ops, reads.unfetched.into_inner())
             };
@@ -330,32 +191,37 @@ pub(crate) async fn transaction(
             unfetched.sort_unstable();
             unfetched.dedup();
             let mut read = redis::pipe();
-            read.cmd("WATCH")
+            read.ignore_errors()
+                .cmd("WATCH")
                 .arg(&unfetched)
                 .ignore()
-                .cmd("MGET")
-                .arg(&unfetched);
-            let (values,): (Vec<RedisValue>,) =
-                query(connection, &read, "redis transaction read").await?;
-            for (key, value) in unfetched.into_iter().zip(values) {
-                let value = json(&key, value)?;
-                fetched.insert(key, value);
-            }
+                .add_command(exec::mget(env.scripts, &unfetched));
+            let Some(replies) = read_watched(connection, env.scripts, &read).await? else {
+                continue 'attempts; // the scripts were reloaded: start over
+            };
+            let values = match exec::mget_values(&unfetched, replies) {
+                Ok(values) => values,
+                Err(error) => {
+                    unwatch(connection).await;
+                    return Err(error);
+                }
+            };
+            fetched.extend(unfetched.into_iter().zip(values));
         };
         let mut write = redis::pipe();
-        write.atomic();
-        for op in ops {
-            match op {
-                // As in-process, a set in a transaction drops any TTL.
-                Op::Set { key, value } => write.add_command(set(&key, &value, None)),
-                Op::Delete { key } => write.cmd("DEL").arg(key),
-                Op::Expire { key, ttl } => match ttl_ms(Some(ttl)) {
-                    Some(ms) => write.cmd("PEXPIRE").arg(key).arg(ms),
-                    None => write.cmd("PERSIST").arg(key),
-                },
-            };
+        write.atomic().ignore_errors();
+        for command in writes(env, ops) {
+            write.add_command(command);
         }
-        if commit(connection, &write, "redis transaction write").await? {
+        if commit(
+            connection,
+            env.scripts,
+            &write,
+            "",
+            "redis transaction write",
+        )
+        .await?
+        {
             return Ok(());
         }
     }
@@ -365,6 +231,66 @@ pub(crate) async fn transaction(
         MAX_ATTEMPTS,
         "optimistic retries exhausted",
     ))
+}
+
+/// A transaction's staged writes as one script call per key, in the order the keys were first
+/// written, each leaving the key where the staged writes in order would: its last `set` (with
+/// the TTL of an `expire` staged after it; as in-process, a set drops any TTL) or `delete`, or
+/// else its last `expire` (which never creates a key). So each key sends one change-stream entry
+/// with its state after the transaction (rule 30), and a key set then deleted sends none if it
+/// was missing.
+fn writes(env: &Env<'_>, ops: Vec<Op>) -> Vec<Cmd> {
+    /// Where a key ends: `write` its last set (`Some(Some)`) or delete (`Some(None)`), `expire`
+    /// the TTL staged after it.
+    #[derive(Default)]
+    struct End {
+        write: Option<Option<Arc<Value>>>,
+        expire: Option<Duration>,
+    }
+    let mut order: Vec<String> = Vec::new();
+    let mut ends: HashMap<String, End> = HashMap::new();
+    for op in ops {
+        let key = match &op {
+            Op::Set { key, .. } | Op::Delete { key } | Op::Expire { key, .. } => key.clone(),
+        };
+        let end = ends.entry(key).or_insert_with_key(|key| {
+            order.push(key.clone());
+            End::default()
+        });
+        match op {
+            Op::Set { value, .. } => {
+                *end = End {
+                    write: Some(Some(value)),
+                    expire: None,
+                }
+            }
+            Op::Delete { .. } => {
+                *end = End {
+                    write: Some(None),
+                    expire: None,
+                }
+            }
+            Op::Expire { ttl, .. } => {
+                if !matches!(end.write, Some(None)) {
+                    end.expire = Some(ttl);
+                }
+            }
+        }
+    }
+    order
+        .into_iter()
+        .filter_map(|key| {
+            let end = ends.remove(&key)?;
+            match end.write {
+                Some(Some(value)) => {
+                    let ttl = ttl_arg(end.expire);
+                    Some(exec::set(env.scripts, env.stream, &key, &ttl, &value))
+                }
+                Some(None) => Some(exec::delete(env.scripts, env.stream, &key)),
+                None => end.expire.map(|ttl| exec::expire(env.scripts, &key, ttl)),
+            }
+        })
+        .collect()
 }
 
 /// What a transaction run reads on Redis: the values fetched so far (by full key; `None`: fetched
@@ -387,6 +313,23 @@ impl Source for Fetched<'_> {
     }
 }
 
+/// Sends a `WATCH` + read pipeline (built with `ignore_errors`, the `WATCH` ignored) and returns
+/// the read's replies; `None` if the server had lost the scripts (a restart): they are reloaded,
+/// the watches dropped, and the caller starts its attempt over. On error the watches are dropped.
+async fn read_watched(
+    connection: &mut ConnectionManager,
+    scripts: &Scripts,
+    read: &Pipeline,
+) -> Result<Option<Vec<RedisValue>>, KvError> {
+    let replies: Vec<RedisValue> = query(connection, read, "redis read").await?;
+    if replies.iter().any(is_noscript) {
+        unwatch(connection).await;
+        super::load_scripts(connection, scripts).await?;
+        return Ok(None);
+    }
+    Ok(Some(replies))
+}
+
 /// Sends a pipeline and reads its replies as `T`. On error the connection's watches are dropped,
 /// so that a later attempt starts clean.
 async fn query<T: redis::FromRedisValue>(
@@ -404,22 +347,31 @@ async fn query<T: redis::FromRedisValue>(
 }
 
 /// Sends a `MULTI`/`EXEC` pipeline. `false` if Redis refused the `EXEC` because a watched key
-/// changed (nothing was written); `EXEC` also ends the watches either way.
+/// changed (nothing was written), or if it had lost the scripts: they are reloaded, and the
+/// caller tries again (the server loses them all at once, so every script call of the `EXEC` was
+/// refused, and nothing was written). `EXEC` also ends the watches either way.
 async fn commit(
     connection: &mut ConnectionManager,
+    scripts: &Scripts,
     write: &Pipeline,
+    key: &str,
     what: &str,
 ) -> Result<bool, KvError> {
     let applied: Option<Vec<RedisValue>> = query(connection, write, what).await?;
-    if let Some(replies) = &applied {
-        if let Some(RedisValue::ServerError(error)) = replies
-            .iter()
-            .find(|reply| matches!(reply, RedisValue::ServerError(_)))
-        {
-            return Err(super::exec::backend_error("", error));
-        }
+    let Some(replies) = applied else {
+        return Ok(false);
+    };
+    if replies.iter().any(is_noscript) {
+        super::load_scripts(connection, scripts).await?;
+        return Ok(false);
     }
-    Ok(applied.is_some())
+    match replies.iter().find_map(|reply| match reply {
+        RedisValue::ServerError(error) => Some(error),
+        _ => None,
+    }) {
+        Some(error) => Err(exec::script_error(key, error)),
+        None => Ok(true),
+    }
 }
 
 /// Drops the connection's watches. Best effort: if the connection is gone, so are they.

@@ -55,7 +55,8 @@ else
   end
   if ttl == 'keep' then
     local left = redis.call('PTTL', key)
-    if left > 0 then ttl = tostring(left) else ttl = '' end
+    -- PTTL 0: under a millisecond left, still live; keep it expiring.
+    if left >= 0 then ttl = tostring(math.max(left, 1)) else ttl = '' end
   end
 end
 redis.call('DEL', key, comp)

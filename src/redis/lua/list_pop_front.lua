@@ -32,7 +32,7 @@ if state == 'string' then
     emit(stream, maxlen, key, 'del')
   else
     rpush(key, rest)
-    if pttl > 0 then redis.call('PEXPIRE', key, pttl) end
+    if pttl >= 0 then redis.call('PEXPIRE', key, math.max(pttl, 1)) end
     emit(stream, maxlen, key, 'set', function() return list_text(rest) end)
   end
   return taken

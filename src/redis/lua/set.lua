@@ -1,6 +1,7 @@
 -- set.lua: stores a value, replacing whatever the key held and its TTL (in-process `set`).
 -- KEYS[1] the key; KEYS[2] its companion; KEYS[3] the change stream.
--- ARGV[1] stream MAXLEN or ''; ARGV[2] TTL ms or '' (never expires);
+-- ARGV[1] stream MAXLEN or ''; ARGV[2] TTL ms, '' (never expires) or 'keep' (an existing key
+--         keeps its TTL, to the millisecond; a created one never expires: `update`);
 -- ARGV[3] 'v' then ARGV[4] the value's compact JSON text (any value but a non-empty array; the
 --         empty array is sent as 'v' '[]'), or 'l' then ARGV[4..] the items of a non-empty array,
 --         one compact JSON text each.
@@ -9,7 +10,9 @@
 -- Stream  one 'set' entry with the value's text.
 local key, comp, stream = KEYS[1], KEYS[2], KEYS[3]
 local maxlen, ttl, mode = ARGV[1], ARGV[2], ARGV[3]
-if not check_maxlen(maxlen) or not check_ttl(ttl) then return bad_arg('set: maxlen or ttl') end
+if not check_maxlen(maxlen) or not (ttl == 'keep' or check_ttl(ttl)) then
+  return bad_arg('set: maxlen or ttl')
+end
 if mode == 'v' then
   if #ARGV ~= 4 then return bad_arg('set: v takes one value') end
   if sub(ARGV[4], 1, 1) == '[' and ARGV[4] ~= '[]' then
@@ -22,6 +25,11 @@ else
 end
 local err = companion_type_ok(comp)
 if err then return err end
+if ttl == 'keep' then
+  local left = redis.call('PTTL', key)
+  -- PTTL 0: under a millisecond left, still live; keep it expiring.
+  if left >= 0 then ttl = tostring(math.max(left, 1)) else ttl = '' end
+end
 redis.call('DEL', key, comp)
 if mode == 'v' then
   if ttl == '' then redis.call('SET', key, ARGV[4]) else redis.call('SET', key, ARGV[4], 'PX', ttl) end
