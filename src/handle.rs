@@ -486,7 +486,7 @@ impl KvHandle {
 impl KvHandle {
     /// Appends to the list at `key` each item whose id (its `"id"` field, or the field named by
     /// [`ListAppendUnique::id_key`]) is not already there, and returns the whole list as a
-    /// [`List`], shared with the store rather than copied.
+    /// [`List`](crate::List), shared with the store rather than copied.
     ///
     /// Rules, where the reference is silent:
     /// - Every item must be a JSON object holding the id field, and the id must be a string, a

@@ -49,6 +49,8 @@ pub(crate) enum Alone {
     ScanPrefix(Call<ScanPrefix>),
     Update(Call<Update>),
     Transaction(Call<Transaction>),
+    /// `list_pop_front` with `wait`: [`feed`](super::feed).
+    BlockingPop(Call<ListPopFront>),
     Watch(Call<Watch>),
     WaitFor(Call<WaitFor>),
 }
@@ -152,8 +154,10 @@ pub(crate) fn plan(command: Command, pipe: &mut Pipeline, scripts: &Scripts, str
                 },
             })
         }
-        // With `.wait(..)` too: this executor does not wait on an empty list (yet); the call
-        // answers at once, as a plain `list_pop_front` does.
+        // With `.wait(..)`: run alone, by the change feed (`feed.rs`).
+        Command::ListPopFront(call) if call.args.wait.is_some() => {
+            Step::Alone(Alone::BlockingPop(call))
+        }
         Command::ListPopFront(Call { args, reply }) => {
             let ListPopFront { key, count, .. } = args;
             let mut call = write_script(&scripts.list_pop_front, stream, &key);

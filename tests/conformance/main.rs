@@ -63,6 +63,7 @@ mod arbitrary_json;
 mod backend;
 mod coordination;
 mod core;
+mod feeds;
 mod hostile;
 mod lists;
 #[cfg(feature = "redis")]
