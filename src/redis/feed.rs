@@ -175,6 +175,15 @@ fn mark(reply: RedisValue) -> Result<Mark, KvError> {
     }
 }
 
+/// How many times a wait or pop the feed hands back tries on connection errors: the first call on
+/// the owner's connection after an outage fails, and reconnects for the next.
+const WOKEN_TRIES: u32 = 2;
+
+/// Whether an error is worth one more try (the connection, not the call).
+fn retry(error: &KvError) -> bool {
+    error.is_connection() || error.is_timeout()
+}
+
 /// A copy of an error, for the second caller of one failed round trip.
 fn copy(error: &KvError) -> KvError {
     match error {
@@ -215,7 +224,7 @@ impl Owner {
         let WaitFor { key } = args;
         let (_, found) = self.get(&key, false).await;
         let result = match found {
-            Ok(None) => return self.wait_opened(key, reply).await,
+            Ok(None) => return self.wait_opened(key, reply, 1).await,
             Ok(Some(value)) => Ok(value),
             Err(error) => Err(error),
         };
@@ -223,21 +232,29 @@ impl Owner {
     }
 
     /// Takes the stream's end and reads the key again in one pipeline: answers, or parks the
-    /// wait at the feed from that end.
-    async fn wait_opened(&mut self, key: String, reply: Reply<Arc<Value>>) {
-        if reply.is_closed() {
-            return;
-        }
-        let (from, found) = self.get(&key, true).await;
-        let result = match (from, found) {
-            (_, Ok(Some(value))) => Ok(value),
-            (_, Err(error)) | (Err(error), _) => Err(error),
-            (Ok(from), Ok(None)) => {
-                self.feed.send(Control::Wait { key, reply, from });
+    /// wait at the feed from that end. A wait the feed hands back after a reconnection tries
+    /// `tries` times: the owner's connection may only now notice the outage (its next call
+    /// reconnects).
+    async fn wait_opened(&mut self, key: String, reply: Reply<Arc<Value>>, tries: u32) {
+        for tried in 1.. {
+            if reply.is_closed() {
                 return;
             }
-        };
-        let _ = reply.send(result);
+            let (from, found) = self.get(&key, true).await;
+            let result = match (from, found) {
+                (_, Ok(Some(value))) => Ok(value),
+                (_, Err(error)) | (Err(error), _) => Err(error),
+                (Ok(from), Ok(None)) => {
+                    self.feed.send(Control::Wait { key, reply, from });
+                    return;
+                }
+            };
+            if matches!(&result, Err(error) if retry(error)) && tried < tries {
+                continue;
+            }
+            let _ = reply.send(result);
+            return;
+        }
     }
 
     /// `list_pop_front(..).wait(..)`: pops at once; if the list is empty, waits for pushes.
@@ -258,7 +275,7 @@ impl Owner {
         };
         let (_, popped) = self.pop(&waiter.key, waiter.count, false).await;
         match popped {
-            Ok(items) if items.is_empty() => self.pop_opened(waiter).await,
+            Ok(items) if items.is_empty() => self.pop_opened(waiter, 1).await,
             Ok(items) => self.hand_over(waiter, items).await,
             Err(error) => {
                 let _ = waiter.reply.send(Err(error));
@@ -267,23 +284,30 @@ impl Owner {
     }
 
     /// Takes the stream's end and pops in one pipeline: answers, or parks the pop at the feed.
-    async fn pop_opened(&mut self, waiter: PopWaiter) {
-        if waiter.reply.is_closed() {
-            // It may have been woken by a push: the next waiter gets the wake-up instead.
-            self.feed.send(Control::Rewake { key: waiter.key });
-            return;
-        }
-        let (from, popped) = self.pop(&waiter.key, waiter.count, true).await;
-        let result = match (from, popped) {
-            (_, Ok(items)) if !items.is_empty() => return self.hand_over(waiter, items).await,
-            (_, Err(error)) | (Err(error), _) => Err(error),
-            (Ok(_), Ok(_)) if Instant::now() >= waiter.deadline => Ok(Vec::new()),
-            (Ok(from), Ok(_)) => {
-                self.feed.send(Control::Pop { waiter, from });
+    /// Tries `tries` times on a connection error, as [`wait_opened`](Self::wait_opened).
+    async fn pop_opened(&mut self, waiter: PopWaiter, tries: u32) {
+        for tried in 1.. {
+            if waiter.reply.is_closed() {
+                // It may have been woken by a push: the next waiter gets the wake-up instead.
+                self.feed.send(Control::Rewake { key: waiter.key });
                 return;
             }
-        };
-        let _ = waiter.reply.send(result);
+            let (from, popped) = self.pop(&waiter.key, waiter.count, true).await;
+            let result = match (from, popped) {
+                (_, Ok(items)) if !items.is_empty() => return self.hand_over(waiter, items).await,
+                (_, Err(error)) | (Err(error), _) => Err(error),
+                (Ok(_), Ok(_)) if Instant::now() >= waiter.deadline => Ok(Vec::new()),
+                (Ok(from), Ok(_)) => {
+                    self.feed.send(Control::Pop { waiter, from });
+                    return;
+                }
+            };
+            if matches!(&result, Err(error) if retry(error)) && tried < tries {
+                continue;
+            }
+            let _ = waiter.reply.send(result);
+            return;
+        }
     }
 
     /// Answers a blocking pop with the items it took; if its caller stopped waiting meanwhile,
@@ -326,8 +350,8 @@ impl Owner {
     /// What the feed task hands back.
     pub(super) async fn woken(&mut self, wake: Wake) {
         match wake {
-            Wake::Recheck { key, reply } => self.wait_opened(key, reply).await,
-            Wake::Pop(waiter) => self.pop_opened(waiter).await,
+            Wake::Recheck { key, reply } => self.wait_opened(key, reply, WOKEN_TRIES).await,
+            Wake::Pop(waiter) => self.pop_opened(waiter, WOKEN_TRIES).await,
             Wake::Idle { seen } => self.feed.idle(seen),
         }
     }

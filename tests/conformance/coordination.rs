@@ -1,6 +1,6 @@
 //! Rules 15–25 of `docs/rules.md` (the coordination calls), on both backends: `incr`,
 //! `set_if_absent`, `compare_and_set`, `update`, `transaction`, `get_del`, `exists`/`ttl`/`persist`,
-//! `scan_prefix`, `watch` (or `Unsupported`), `wait_for` and `stats`, including the races each
+//! `scan_prefix`, `watch` (more in `feeds.rs`), `wait_for` and `stats`, including the races each
 //! rule promises to survive; the typed calls among them (`Txn::get_as` and `Txn::set` of any
 //! `Serialize` value in rule 19, `wait_for_as` in rule 24); and one change per key per command as
 //! waiters see it (rule 30). What only the in-process owner task shows (closures run once, panics

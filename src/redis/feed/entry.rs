@@ -130,16 +130,20 @@ impl RawChange {
     }
 }
 
-/// Reads one XRANGE entry, `[id, [field, value, ...]]`. `None` if it is not shaped as one; an
-/// entry without `k` and a known `e` is kept as a non-change.
+/// Reads one XRANGE entry, `[id, [field, value, ...]]`. `None` if it has no id; an entry without
+/// `k` and a known `e` is kept as a non-change.
 pub(crate) fn decode(entry: RedisValue, pos: u64) -> Option<Entry> {
     let RedisValue::Array(parts) = entry else {
         return None;
     };
     let mut parts = parts.into_iter();
     let id = text(parts.next()?).and_then(|id| StreamId::parse(&id))?;
-    let RedisValue::Array(fields) = parts.next()? else {
-        return None;
+    let Some(RedisValue::Array(fields)) = parts.next() else {
+        return Some(Entry {
+            id,
+            pos,
+            change: None,
+        });
     };
     let (mut key, mut event, mut value) = (None, None, None);
     let mut fields = fields.into_iter();

@@ -185,11 +185,13 @@ impl Task {
             let mut io: Option<IoFuture> = match (&connection, self.at) {
                 (_, None) => None,
                 (None, Some(_)) => Some(Box::pin(connect(self.client.clone(), delay))),
+                // After a reconnection, read at once: a stream that vanished is made again now,
+                // not after a block.
                 (Some(connection), Some(at)) => Some(Box::pin(read(
                     connection.clone(),
                     self.stream.clone(),
                     at,
-                    true,
+                    !self.recheck,
                 ))),
             };
             let done = loop {
