@@ -59,6 +59,10 @@ pub(crate) enum Alone {
 pub(crate) struct Pipelined {
     /// How many pipeline entries (and so replies) are its.
     pub(crate) entries: usize,
+    /// Commands to send, the last first, each in a round trip of its own, while its one reply is
+    /// the server's `WRONGTYPE` (`get`'s native `GET` on a key that holds a list: then `LRANGE`);
+    /// the last reply replaces the first one.
+    again: Vec<Cmd>,
     /// Answers the caller from its replies, or with the error that lost them.
     answer: Box<dyn FnOnce(Result<Vec<RedisValue>, KvError>) + Send>,
 }
@@ -67,6 +71,14 @@ impl Pipelined {
     /// Answers the caller.
     pub(crate) fn finish(self, replies: Result<Vec<RedisValue>, KvError>) {
         (self.answer)(replies)
+    }
+
+    /// The command to send again, if `replies` (its own) call for it.
+    pub(crate) fn again(&mut self, replies: &[RedisValue]) -> Option<Cmd> {
+        match replies {
+            [RedisValue::ServerError(error)] if error.code() == "WRONGTYPE" => self.again.pop(),
+            _ => None,
+        }
     }
 }
 
@@ -78,6 +90,7 @@ fn pipelined<T: Send + 'static>(
 ) -> Step {
     Step::Pipelined(Pipelined {
         entries,
+        again: Vec::new(),
         answer: Box::new(move |replies| {
             // `let _ =`: the caller may have stopped waiting.
             let _ = reply.send(replies.and_then(decode));
@@ -91,8 +104,24 @@ pub(crate) fn plan(command: Command, pipe: &mut Pipeline, scripts: &Scripts, str
     match command {
         Command::Get(Call { args, reply }) => {
             let Get { key } = args;
-            pipe.add_command(get(scripts, &key));
-            pipelined(1, reply, move |replies| json(&key, first(&key, replies)?))
+            // A native `GET`, as fast as Redis gets: exact for every value but a non-empty list,
+            // which is a Redis list; there `GET` answers `WRONGTYPE` and `get.lua` reads it, in a
+            // second round trip (reads can be repeated: the second one is the call's).
+            pipe.cmd("GET").arg(&key);
+            // Then `LRANGE` (a list: its items); if that is refused too (the key changed in
+            // between, or holds a type of another client's), `get.lua`, which says what it holds.
+            let mut lrange = redis::cmd("LRANGE");
+            lrange.arg(&key).arg(0).arg(-1);
+            let again = vec![get(scripts, &key), lrange];
+            let decode = move |replies: Vec<RedisValue>| match first(&key, replies)? {
+                RedisValue::Array(items) if items.is_empty() => Ok(None),
+                items @ RedisValue::Array(_) => list(&key, items).map(|list| Some(Arc::new(list))),
+                text => json(&key, text),
+            };
+            match pipelined(1, reply, decode) {
+                Step::Pipelined(pipelined) => Step::Pipelined(Pipelined { again, ..pipelined }),
+                alone => alone,
+            }
         }
         Command::Set(Call { args, reply }) => {
             let Set { key, value, ttl } = args;
@@ -116,11 +145,29 @@ pub(crate) fn plan(command: Command, pipe: &mut Pipeline, scripts: &Scripts, str
             for item in &items {
                 call.arg(item.to_string());
             }
-            pipe.add_command(call);
-            pipelined(1, reply, move |replies| match replies.into_iter().next() {
-                Some(RedisValue::ServerError(error)) => Err(wrong_type(&key, "a list", &error)),
-                other => json(&key, reply_or_error(&key, other)?)?
-                    .ok_or_else(|| unexpected(&key, "no list")),
+            // The script appends; the whole list is read natively in the same MULTI/EXEC (atomic
+            // with the append, and without converting every element to a Lua string and back).
+            pipe.cmd("MULTI")
+                .add_command(call)
+                .cmd("LRANGE")
+                .arg(&key)
+                .arg(0)
+                .arg(-1)
+                .cmd("EXEC");
+            pipelined(4, reply, move |replies| {
+                let exec = replies.into_iter().nth(3);
+                match reply_or_error(&key, exec)? {
+                    RedisValue::Array(replies) => match <[RedisValue; 2]>::try_from(replies) {
+                        Ok([RedisValue::ServerError(error), _]) => {
+                            Err(wrong_type(&key, "a list", &error))
+                        }
+                        // The empty list: the string `[]` (LRANGE refused it).
+                        Ok([RedisValue::Int(0), _]) => Ok(Arc::new(Value::Array(Vec::new()))),
+                        Ok([_, items]) => list(&key, items).map(Arc::new),
+                        Err(_) => Err(unexpected(&key, "an EXEC reply of the wrong length")),
+                    },
+                    _ => Err(unexpected(&key, "a reply to EXEC that is not a list")),
+                }
             })
         }
         Command::ListPopAll(Call { args, reply }) => {
@@ -161,7 +208,9 @@ pub(crate) fn plan(command: Command, pipe: &mut Pipeline, scripts: &Scripts, str
         Command::ListPopFront(Call { args, reply }) => {
             let ListPopFront { key, count, .. } = args;
             let mut call = write_script(&scripts.list_pop_front, stream, &key);
-            call.arg(count);
+            // The script computes with Lua doubles, printed with 14 digits: a count past that
+            // would reach `LRANGE` as `1.8e+19`. No list holds 2^40 items.
+            call.arg(count.min(1 << 40));
             pipe.add_command(call);
             pipelined(1, reply, move |replies| match replies.into_iter().next() {
                 Some(RedisValue::ServerError(error)) => Err(wrong_type(&key, "a list", &error)),
@@ -530,6 +579,31 @@ fn parse(key: &str, text: &[u8]) -> Result<Value, KvError> {
     })
 }
 
+/// A Redis list's elements (an `LRANGE` reply) as the JSON array they are the items of: each
+/// element parsed on its own (so an element that is not exactly one JSON value is refused), at
+/// most one level less deep than a value.
+fn list(key: &str, items: RedisValue) -> Result<Value, KvError> {
+    let RedisValue::Array(items) = items else {
+        return Err(match items {
+            RedisValue::ServerError(error) => script_error(key, &error),
+            _ => unexpected(key, "a reply to LRANGE that is not a list"),
+        });
+    };
+    items
+        .into_iter()
+        .map(|item| match item {
+            RedisValue::BulkString(text) if text_depth(&text) >= MAX_DEPTH => Err(backend(
+                BackendErrorKind::Data,
+                format!("key `{key}` holds JSON nested deeper than {MAX_DEPTH} levels"),
+                None,
+            )),
+            RedisValue::BulkString(text) => parse(key, &text),
+            _ => Err(unexpected(key, "a list item that is not text")),
+        })
+        .collect::<Result<Vec<Value>, KvError>>()
+        .map(Value::Array)
+}
+
 /// An integer reply read as a yes/no.
 fn flag(key: &str, reply: RedisValue) -> Result<bool, KvError> {
     match reply {
@@ -631,8 +705,32 @@ fn unexpected(key: &str, what: &str) -> KvError {
 }
 
 /// Whether a reply is the `NOSCRIPT` of a script cache emptied by a server restart.
+/// An `EXEC` reply holding one counts too (a script call inside `MULTI` is refused only when
+/// `EXEC` runs it).
 pub(crate) fn is_noscript(reply: &RedisValue) -> bool {
-    matches!(reply, RedisValue::ServerError(error) if error.code() == "NOSCRIPT")
+    match reply {
+        RedisValue::ServerError(error) => error.code() == "NOSCRIPT",
+        RedisValue::Array(replies) => replies.iter().any(
+            |reply| matches!(reply, RedisValue::ServerError(error) if error.code() == "NOSCRIPT"),
+        ),
+        _ => false,
+    }
+}
+
+/// Where the `MULTI` of the `EXEC` at `exec` starts among a pipeline's `commands` (`exec` itself
+/// if it is no `EXEC` of a group).
+pub(crate) fn group_start(commands: &[&Cmd], exec: usize) -> usize {
+    let named = |command: &Cmd, name: &[u8]| matches!(command.args_iter().next(), Some(redis::Arg::Simple(arg)) if arg.eq_ignore_ascii_case(name));
+    if !commands
+        .get(exec)
+        .is_some_and(|command| named(command, b"EXEC"))
+    {
+        return exec;
+    }
+    (0..exec)
+        .rev()
+        .find(|&index| named(commands[index], b"MULTI"))
+        .unwrap_or(exec)
 }
 
 /// A Redis client error (connection lost, timeout, refused command) as [`KvError::Backend`].

@@ -374,27 +374,61 @@ async fn answer(batch: Batch, mut connection: ConnectionManager, scripts: Arc<Sc
     };
     let mut replies = match replies {
         Ok(replies) => replies.into_iter(),
-        Err(error) => {
-            // `KvError` is not `Clone` (it can carry a serde_json error); every caller of the
-            // batch gets the same kind, message and (shared) cause.
-            let (kind, message, source) = match error {
-                KvError::Backend {
-                    kind,
-                    message,
-                    source,
-                } => (kind, message, source),
-                other => (BackendErrorKind::Protocol, other.to_string(), None),
-            };
-            for pipelined in queued {
-                let error = exec::backend(kind, message.clone(), source.clone());
-                pipelined.finish(Err(error));
+        Err(error) => return fail_all(queued, error),
+    };
+    // Commands whose reply calls for another round trip (`get` of a list) wait for it; the rest
+    // are answered now.
+    let mut waiting: Vec<(Pipelined, Vec<RedisValue>)> = queued
+        .into_iter()
+        .map(|pipelined| {
+            let own = replies.by_ref().take(pipelined.entries).collect();
+            (pipelined, own)
+        })
+        .collect();
+    loop {
+        let mut again = Vec::new();
+        let mut pipe = redis::pipe();
+        pipe.ignore_errors();
+        for (mut pipelined, own) in waiting {
+            match pipelined.again(&own) {
+                Some(command) => {
+                    pipe.add_command(command);
+                    again.push(pipelined);
+                }
+                None => pipelined.finish(Ok(own)),
             }
+        }
+        if again.is_empty() {
             return;
         }
+        match send(&mut connection, &scripts, &pipe).await {
+            Ok(replies) => {
+                waiting = again
+                    .into_iter()
+                    .zip(replies)
+                    .map(|(pipelined, reply)| (pipelined, vec![reply]))
+                    .collect();
+            }
+            Err(error) => return fail_all(again, error),
+        }
+    }
+}
+
+/// Answers every command of a pipeline that failed whole with its error.
+fn fail_all(queued: Vec<Pipelined>, error: KvError) {
+    // `KvError` is not `Clone` (it can carry a serde_json error); every caller of the batch gets
+    // the same kind, message and (shared) cause.
+    let (kind, message, source) = match error {
+        KvError::Backend {
+            kind,
+            message,
+            source,
+        } => (kind, message, source),
+        other => (BackendErrorKind::Protocol, other.to_string(), None),
     };
     for pipelined in queued {
-        let own: Vec<RedisValue> = replies.by_ref().take(pipelined.entries).collect();
-        pipelined.finish(Ok(own));
+        let error = exec::backend(kind, message.clone(), source.clone());
+        pipelined.finish(Err(error));
     }
 }
 
@@ -420,19 +454,27 @@ async fn send(
         return Ok(replies);
     }
     load_scripts(connection, scripts).await?;
+    // A refused `EXEC` is sent again with its whole `MULTI` group; its last reply replaces it.
+    let commands: Vec<&redis::Cmd> = pipe.cmd_iter().collect();
     let mut again = redis::pipe();
     again.ignore_errors();
-    for (index, command) in pipe.cmd_iter().enumerate() {
-        if refused.contains(&index) {
-            again.add_command(command.clone());
+    let mut groups = Vec::with_capacity(refused.len());
+    for index in refused {
+        let start = exec::group_start(&commands, index);
+        for command in &commands[start..=index] {
+            again.add_command((*command).clone());
         }
+        groups.push((index, index - start + 1));
     }
     let retried: Vec<RedisValue> = again
         .query_async(connection)
         .await
         .map_err(|error| connection_error("redis pipeline failed", &error))?;
-    for (index, reply) in refused.into_iter().zip(retried) {
-        replies[index] = reply;
+    let mut retried = retried.into_iter();
+    for (index, size) in groups {
+        if let Some(reply) = retried.by_ref().take(size).last() {
+            replies[index] = reply;
+        }
     }
     Ok(replies)
 }

@@ -857,3 +857,36 @@ async fn lists_written_by_the_previous_release_are_read_or_refused_never_misread
     }
     assert_eq!(redis_cli(&server, &["GET", "broken"], None), "[1, 2,");
 }
+
+/// A server that loses its scripts (a restart, or `SCRIPT FLUSH` by another client) answers
+/// `NOSCRIPT`; every path reloads them and the call goes through: a pipelined script, one inside
+/// `MULTI` (`list_append_unique`), `update`'s read, and a transaction that only writes.
+#[tokio::test]
+async fn calls_reload_scripts_the_server_lost() {
+    let Some(server) = server_with_cli("calls_reload_scripts_the_server_lost").await else {
+        return;
+    };
+    let kv = connect(&server, "s:").await;
+    let flush = || redis_cli(&server, &["SCRIPT", "FLUSH"], None);
+    flush();
+    let list = kv
+        .list_append_unique("l", [json!({"id": 1})])
+        .await
+        .unwrap();
+    assert_eq!(list, vec![json!({"id": 1})]);
+    flush();
+    assert_eq!(kv.list_push("l", [2]).await.unwrap(), 2);
+    flush();
+    assert_eq!(
+        kv.get("l").await.unwrap().as_deref(),
+        Some(&json!([{"id": 1}, 2]))
+    );
+    flush();
+    assert_eq!(
+        kv.update("n", |_| Some(json!(1))).await.unwrap().as_deref(),
+        Some(&json!(1))
+    );
+    flush();
+    kv.transaction(|txn| txn.set("t", [1, 2])).await.unwrap();
+    assert_eq!(kv.get("t").await.unwrap().as_deref(), Some(&json!([1, 2])));
+}

@@ -4,12 +4,15 @@
 -- ARGV[1] stream MAXLEN or ''; ARGV[2] TTL ms or '' (never expires); ARGV[3] the id field;
 -- ARGV[4..] the items, compact JSON objects holding the id field (checked by the caller; an item
 --         without a scalar id is dropped). May be none.
--- Reply   bulk text: the whole list after the append, as get.lua spells it ('[]' if empty).
+-- Reply   integer: the list's length after the append; 0 means the key holds the empty list, the
+--         string '[]'. The caller reads the list itself with `LRANGE key 0 -1` right after this
+--         script inside the same MULTI/EXEC (reading it here would convert every element into a
+--         Lua string and back: O(list) in Lua, about 1 us per element).
 -- Errors  KVWRONGTYPE <what> (not a list; kept) | KVTOODEEP 128 | KVNOTJSON list item <i>: ...
 --         (found while rebuilding the index; nothing written) | KVFOREIGN ... | KVBADARG ...
 -- Stream  one 'set' entry with the whole list, always (in-process reports the call as a set even
 --         when no item was new: the TTL was set).
--- Cost    with a valid companion: O(items given) plus the reply; the companion is (re)built,
+-- Cost    with a valid companion: O(items given); the companion is (re)built,
 --         O(list) once, when missing, for another id field, or stale (another client changed the
 --         list: its length, first or last element differ from what the companion noted).
 local key, comp, stream = KEYS[1], KEYS[2], KEYS[3]
@@ -75,7 +78,7 @@ if len == 0 then
   redis.call('DEL', comp)
   if ttl == '' then redis.call('SET', key, '[]') else redis.call('SET', key, '[]', 'PX', ttl) end
   emit(stream, maxlen, key, 'set', '[]')
-  return '[]'
+  return 0
 end
 if rebuild then
   local args, count = { 'HSET', comp, '#id', id_key }, 0
@@ -94,6 +97,5 @@ for _, code in ipairs(fresh_codes) do redis.call('HINCRBY', comp, code, 1) end
 companion_touch(key, comp)
 set_ttl(key, ttl)
 set_ttl(comp, ttl)
-local whole = list_text(lrange_all(key))
-emit(stream, maxlen, key, 'set', whole)
-return whole
+emit(stream, maxlen, key, 'set', function() return list_text(lrange_all(key)) end)
+return len

@@ -1,7 +1,7 @@
--- prelude.lua: shared by every script of the Redis layout (docs/redis-layout.md). The Rust side
--- prepends it to each script (concat!(include_str!("prelude.lua"), include_str!("<script>.lua"))),
--- so each script is one self-contained EVALSHA body. Everything here is `local`: Redis 7 refuses
--- scripts that create globals.
+-- prelude.lua: shared by every script of the Redis layout (docs/redis.md, "The data layout").
+-- The Rust side prepends it to each script (src/redis/scripts.rs: concat! of include_str! of
+-- this file and of the script), so each script is one self-contained EVALSHA body. Everything
+-- here is `local`: Redis 7 refuses scripts that create globals.
 --
 -- Conventions shared by the scripts:
 --   KEYS[1] the value's full key; KEYS[2] its id-index companion (a hash, see the layout);
