@@ -83,7 +83,7 @@ impl Pipelined {
 }
 
 /// A [`Pipelined`] of `entries` replies, decoded by `decode` and sent on `reply`.
-fn pipelined<T: Send + 'static>(
+pub(crate) fn pipelined<T: Send + 'static>(
     entries: usize,
     reply: Reply<T>,
     decode: impl FnOnce(Vec<RedisValue>) -> Result<T, KvError> + Send + 'static,

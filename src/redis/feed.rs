@@ -35,8 +35,8 @@ use serde_json::Value;
 use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio::time::Instant;
 
-use super::exec::{backend, connection_error, plan, stream_name, Step, STREAM_MAXLEN};
-use super::{answer, send, Batch, Owner};
+use super::exec::{backend, connection_error, pipelined, plan, stream_name, Step, STREAM_MAXLEN};
+use super::{answer, Batch, Owner};
 use crate::command::{Call, Command, Get, ListPopFront, Reply, WaitFor, Watch};
 use crate::error::{BackendErrorKind, KvError};
 use entry::{Gen, Mark, StreamId};
@@ -182,18 +182,6 @@ const WOKEN_TRIES: u32 = 2;
 /// Whether an error is worth one more try (the connection, not the call).
 fn retry(error: &KvError) -> bool {
     error.is_connection() || error.is_timeout()
-}
-
-/// A copy of an error, for the second caller of one failed round trip.
-fn copy(error: &KvError) -> KvError {
-    match error {
-        KvError::Backend {
-            kind,
-            message,
-            source,
-        } => backend(*kind, message.clone(), source.clone()),
-        other => backend(BackendErrorKind::Protocol, other.to_string(), None),
-    }
 }
 
 impl Owner {
@@ -407,58 +395,41 @@ impl Owner {
         command: impl FnOnce(Reply<T>) -> Command,
     ) -> (Result<Mark, KvError>, Result<T, KvError>) {
         let (reply, answer_here) = oneshot::channel();
-        let command = command(reply);
+        let (mark_reply, mark_here) = oneshot::channel();
         let mut batch = Batch::new();
         if opened {
             batch.pipe.add_command(self.feed.open_command());
-        }
-        let from = match plan(command, &mut batch.pipe, &self.scripts, &self.stream) {
-            Step::Pipelined(pipelined) if opened => {
-                match send(&mut self.connection, &self.scripts, &batch.pipe).await {
-                    Ok(mut replies) => {
-                        let own = replies.split_off(1.min(replies.len()));
-                        pipelined.finish(Ok(own));
-                        replies.pop().map_or_else(
-                            || {
-                                Err(backend(
-                                    BackendErrorKind::Protocol,
-                                    "redis sent no reply".to_owned(),
-                                    None,
-                                ))
-                            },
-                            mark,
-                        )
-                    }
-                    Err(error) => {
-                        pipelined.finish(Err(copy(&error)));
-                        Err(error)
-                    }
-                }
+            let step = pipelined(1, mark_reply, |replies: Vec<RedisValue>| {
+                mark(replies.into_iter().next().unwrap_or(RedisValue::Nil))
+            });
+            if let Step::Pipelined(open) = step {
+                batch.queued.push(open);
             }
+        }
+        let alone = match plan(command(reply), &mut batch.pipe, &self.scripts, &self.stream) {
             Step::Pipelined(pipelined) => {
                 batch.queued.push(pipelined);
-                let scripts = Arc::clone(&self.scripts);
-                answer(batch, self.connection.clone(), scripts).await;
-                Ok(Mark::default())
+                None
             }
-            Step::Alone(alone) => {
-                let from = if opened {
-                    self.open().await
-                } else {
-                    Ok(Mark::default())
-                };
-                Box::pin(self.alone(alone)).await;
-                from
-            }
+            Step::Alone(alone) => Some(alone),
         };
-        let answer = answer_here.await.unwrap_or_else(|_| {
-            Err(backend(
+        answer(batch, self.connection.clone(), Arc::clone(&self.scripts)).await;
+        if let Some(alone) = alone {
+            Box::pin(self.alone(alone)).await;
+        }
+        let dropped = || {
+            backend(
                 BackendErrorKind::Protocol,
                 "the redis executor dropped a call".to_owned(),
                 None,
-            ))
-        });
-        (from, answer)
+            )
+        };
+        let from = if opened {
+            mark_here.await.unwrap_or_else(|_| Err(dropped()))
+        } else {
+            Ok(Mark::default())
+        };
+        (from, answer_here.await.unwrap_or_else(|_| Err(dropped())))
     }
 }
 

@@ -493,7 +493,7 @@ mod on_redis {
             .expect("an open stream")
     }
 
-    /// Another client's entries, in the format of `docs/redis-layout.md`, reach watchers, waits
+    /// Another client's entries, in the format of `docs/redis.md`, reach watchers, waits
     /// and blocking pops: a producer in another language can feed them.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn another_clients_entries_in_the_documented_format_are_seen() {
@@ -601,7 +601,13 @@ mod on_redis {
         let other = connect(&server, "app:").await;
         let mut redis = client(&server).await;
         let mut old = kv.watch("").await.unwrap();
+        let waiter = kv.clone();
+        let waiting = tokio::spawn(async move { waiter.wait_for("list").await });
+        tokio::time::sleep(Duration::from_millis(50)).await;
         let _: () = redis.del("ekv:changes:app:").await.unwrap();
+        // Unrecorded (there is no stream): the wait is read again once the feed sees the new
+        // stream, and finds the list.
+        let _: () = redis.rpush("app:list", &["1", "2"]).await.unwrap();
         let mut new = other.watch("").await.unwrap(); // makes the stream again
         let _: () = redis::cmd("XADD")
             .arg("ekv:changes:app:")
@@ -619,6 +625,8 @@ mod on_redis {
         ));
         assert_eq!(next(&mut old).await.unwrap(), set("k", json!(1)));
         assert_eq!(next(&mut new).await.unwrap(), set("k", json!(1)));
+        let value = timeout(NO_HANG, waiting).await.unwrap().unwrap().unwrap();
+        assert_eq!(*value, json!([1, 2]));
     }
 
     /// The feed's connection is killed: it reconnects and goes on from where it was, nothing

@@ -1,6 +1,6 @@
 //! The change stream's entries as the feed reads them: ids, generations, where a reader stands,
 //! and the decoding of one entry (`k <full key> e set|del|exp|evi [v <value text>]`, see
-//! `docs/redis-layout.md`) into a [`Change`].
+//! `docs/redis.md`) into a [`Change`].
 
 use std::fmt;
 use std::sync::Arc;

@@ -5,7 +5,7 @@
 -- Reply   integer 1 if they went back; 0 if the key now holds something that is not a list (the
 --         items are then not written anywhere: the caller logs them).
 -- Stream  one 'set' entry with the whole list, if the stream exists.
--- The id index beside the list (docs/redis-layout.md) is left alone: its length and head no
+-- The id index beside the list (docs/redis.md) is left alone: its length and head no
 -- longer match the list, so the next list_append_unique rebuilds it.
 local key, stream = KEYS[1], KEYS[2]
 local t = redis.call('TYPE', key).ok
