@@ -895,8 +895,10 @@ impl KvHandle {
     /// [`capacity`](Watch::capacity), when it watches long lists.
     ///
     /// # Errors
-    /// [`KvError::Closed`] if the store has stopped; [`KvError::Unsupported`] on Redis, which has
-    /// no change feed this crate can make ordered and lossless.
+    /// [`KvError::Closed`] if the store has stopped; on Redis, [`KvError::Backend`] if the change
+    /// stream cannot be opened. On Redis the writes of every client are seen, in the server's
+    /// order, expiries are not events, and writes pay for the stream only while someone watches
+    /// (`docs/redis-feed.md`).
     ///
     /// ```
     /// use ephemeral_kv::WatchEvent;
@@ -921,8 +923,9 @@ impl KvHandle {
     /// any call gives it one.
     ///
     /// It waits for as long as it takes; bound it with [`tokio::time::timeout`]. A wait that is
-    /// dropped (by a timeout or otherwise) is forgotten by the store. On Redis the waited keys are
-    /// polled, so it resolves within about 20 ms of the write (by any client).
+    /// dropped (by a timeout or otherwise) is forgotten by the store. On Redis it is pushed by the
+    /// change stream: woken within a round trip of the write (by any client), sending nothing
+    /// while it waits.
     ///
     /// # Errors
     /// [`KvError::Closed`] if the store stops before the key gets a value; on Redis,
@@ -1018,7 +1021,7 @@ impl KvHandle {
     /// this handle's prefix).
     ///
     /// On Redis, `entries` counts the keys under the builder's prefix, `commands` the commands
-    /// this handle's owner task handled, `watchers` the pending `wait_for` calls; the other
+    /// this handle's owner task handled, `watchers` its open streams and pending waits; the other
     /// counters are 0.
     ///
     /// # Errors

@@ -172,6 +172,8 @@ impl WatchEvent {
             ChangeKind::Deleted => WatchEvent::Deleted { key },
             ChangeKind::Expired => WatchEvent::Expired { key },
             ChangeKind::Evicted => WatchEvent::Evicted { key },
+            // Taken out by the stream before it gets here.
+            ChangeKind::Missed(_) => unreachable!("a missed-changes marker is not an event"),
         }
     }
 }
@@ -283,6 +285,16 @@ impl WatchStream {
         let state = (receiver, prefix.clone());
         let inner = futures::stream::unfold(state, move |(mut receiver, lag_prefix)| async move {
             let item = match receiver.recv().await {
+                Ok(Change {
+                    kind: ChangeKind::Missed(missed),
+                    ..
+                }) => {
+                    tracing::warn!(prefix = %lag_prefix, missed, "watch feed lost changes");
+                    Err(KvError::Lagged {
+                        prefix: lag_prefix.clone(),
+                        missed,
+                    })
+                }
                 Ok(change) => Ok(WatchEvent::from_change(change, strip)),
                 Err(RecvError::Lagged(missed)) => {
                     tracing::warn!(prefix = %lag_prefix, missed, "watch stream fell behind");

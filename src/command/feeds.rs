@@ -52,6 +52,11 @@ pub enum ChangeKind {
     /// The store removed the key, still live, to make room for a new one (a store bounded by
     /// `max_entries` with `Eviction::VolatileTtl`).
     Evicted,
+    /// Not a change: this many changes before the next one were lost on the way to the feed (the
+    /// Redis change stream was trimmed past its reader, or vanished: `u64::MAX`, an unknown
+    /// number). The watcher sees [`KvError::Lagged`](crate::KvError::Lagged). The key is empty.
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    Missed(u64),
 }
 
 /// One change to one key, with the full (prefixed) key: what a change feed carries.

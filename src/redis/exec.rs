@@ -49,6 +49,8 @@ pub(crate) enum Alone {
     ScanPrefix(Call<ScanPrefix>),
     Update(Call<Update>),
     Transaction(Call<Transaction>),
+    /// `list_pop_front` with `wait`: [`feed`](super::feed).
+    BlockingPop(Call<ListPopFront>),
     Watch(Call<Watch>),
     WaitFor(Call<WaitFor>),
 }
@@ -81,7 +83,7 @@ impl Pipelined {
 }
 
 /// A [`Pipelined`] of `entries` replies, decoded by `decode` and sent on `reply`.
-fn pipelined<T: Send + 'static>(
+pub(crate) fn pipelined<T: Send + 'static>(
     entries: usize,
     reply: Reply<T>,
     decode: impl FnOnce(Vec<RedisValue>) -> Result<T, KvError> + Send + 'static,
@@ -153,8 +155,17 @@ pub(crate) fn plan(command: Command, pipe: &mut Pipeline, scripts: &Scripts, str
                 .arg(-1)
                 .cmd("EXEC");
             pipelined(4, reply, move |replies| {
-                let exec = replies.into_iter().nth(3);
-                match reply_or_error(&key, exec)? {
+                // A command refused while queued (a permission, say) aborts the EXEC: report
+                // that refusal, not the abort.
+                let mut replies = replies.into_iter();
+                let queued: Vec<RedisValue> = replies.by_ref().take(3).collect();
+                if let Some(RedisValue::ServerError(error)) = queued
+                    .into_iter()
+                    .find(|reply| matches!(reply, RedisValue::ServerError(_)))
+                {
+                    return Err(backend_error(&key, &error));
+                }
+                match reply_or_error(&key, replies.next())? {
                     RedisValue::Array(replies) => match <[RedisValue; 2]>::try_from(replies) {
                         Ok([RedisValue::ServerError(error), _]) => {
                             Err(wrong_type(&key, "a list", &error))
@@ -199,8 +210,10 @@ pub(crate) fn plan(command: Command, pipe: &mut Pipeline, scripts: &Scripts, str
                 },
             })
         }
-        // With `.wait(..)` too: this executor does not wait on an empty list (yet); the call
-        // answers at once, as a plain `list_pop_front` does.
+        // With `.wait(..)`: run alone, by the change feed (`feed.rs`).
+        Command::ListPopFront(call) if call.args.wait.is_some() => {
+            Step::Alone(Alone::BlockingPop(call))
+        }
         Command::ListPopFront(Call { args, reply }) => {
             let ListPopFront { key, count, .. } = args;
             let mut call = write_script(&scripts.list_pop_front, stream, &key);
@@ -375,18 +388,22 @@ pub(crate) fn plan(command: Command, pipe: &mut Pipeline, scripts: &Scripts, str
 /// add to it: about this many of the newest changes are kept for watchers to read.
 pub(crate) const STREAM_MAXLEN: usize = 10_000;
 
-/// The store's change stream: `ekv:changes:` and the builder's prefix (see `docs/redis.md`).
+/// The store's change stream: the builder's prefix followed by `ekv:changes` (see
+/// `docs/redis.md`). Under the prefix, so that an ACL user confined to it (`~app:*`) may use it,
+/// and in the prefix's hash slot when the prefix has a hash tag (`{tenant}:`).
 pub(crate) fn stream_name(prefix: &str) -> String {
-    format!("ekv:changes:{prefix}")
+    format!("{prefix}ekv:changes")
 }
 
-/// The id index (a hash) beside the list at `key`, named so that it shares the key's hash slot:
-/// `key:ekv:ids` if the key has a hash tag, else `{key}:ekv:ids:w` (see `docs/redis.md`).
+/// The id index (a hash) beside the list at `key`, named so that it starts with the key (so it
+/// is under the key's prefix, for ACL users confined to it) and shares the key's hash slot:
+/// `key:ekv:ids` if the key has a hash tag, else `key{key}:ekv:ids:w` (the first `{` is then the
+/// one added, so the tag is the whole key; see `docs/redis.md`).
 pub(crate) fn companion(key: &str) -> String {
     if has_hash_tag(key) {
         format!("{key}:ekv:ids")
     } else {
-        format!("{{{key}}}:ekv:ids:w")
+        format!("{key}{{{key}}}:ekv:ids:w")
     }
 }
 
@@ -400,8 +417,8 @@ fn has_hash_tag(key: &str) -> bool {
 
 /// Whether `key` is a name the layout reserves (an id index or a change stream), which
 /// `scan_prefix` and `stats` do not count as the store's keys.
-pub(crate) fn is_reserved(key: &str) -> bool {
-    key.ends_with(":ekv:ids") || key.ends_with(":ekv:ids:w") || key.starts_with("ekv:changes:")
+pub(crate) fn is_reserved(key: &str, stream: &str) -> bool {
+    key == stream || key.ends_with(":ekv:ids") || key.ends_with("}:ekv:ids:w")
 }
 
 /// `EVALSHA` of a writing script on one key: KEYS the key, its companion and the change stream,

@@ -23,23 +23,21 @@
 
 pub(crate) mod client;
 mod exec;
+mod feed;
 mod optimistic;
 mod scripts;
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use futures::stream::{FuturesUnordered, StreamExt};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{Pipeline, Value as RedisValue};
-use serde_json::Value;
 use tokio::sync::mpsc;
-use tokio::time::MissedTickBehavior;
 use tracing::Instrument;
 
 use crate::closure::StoreId;
-use crate::command::{self, Call, Message, Reply, ScanPrefix, Transaction, Update, WaitFor};
+use crate::command::{Call, Message, Reply, ScanPrefix, Transaction, Update};
 use crate::error::{BackendErrorKind, KvError};
 use crate::stats::Stats;
 use exec::{connection_error, plan, Alone, Pipelined, Step};
@@ -61,14 +59,6 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 /// server that went away without closing the connection.
 const RESPONSE_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// The name calls give in [`KvError::Unsupported`].
-const BACKEND: &str = "redis";
-
-/// How often the keys that `wait_for` calls wait on are read again. Redis has no change feed this
-/// executor uses (keyspace notifications are off by default and lossy), so a `wait_for` resolves
-/// within about this long of the write.
-const WAIT_FOR_POLL: Duration = Duration::from_millis(20);
-
 /// How many keys one `SCAN` step asks for.
 const SCAN_COUNT: usize = 1000;
 
@@ -82,6 +72,7 @@ pub(crate) async fn connect(
     store: StoreId,
 ) -> Result<mpsc::Sender<Message>, KvError> {
     let client = client::open(url).await?;
+    let feed = feed::Feed::new(client.clone(), &prefix);
     let settings = client.get_connection_info().redis_settings();
     if settings.protocol() == redis::ProtocolVersion::RESP3 {
         // Under RESP3 the connection manager reconnects a dropped connection silently, so an
@@ -116,7 +107,7 @@ pub(crate) async fn connect(
         prefix,
         store,
         commands: 0,
-        waiters: HashMap::new(),
+        feed,
     };
     tokio::spawn(owner.run(mailbox));
     Ok(sender)
@@ -131,15 +122,15 @@ struct Owner {
     scripts: Arc<Scripts>,
     /// The builder's prefix: the namespace that `stats` counts.
     prefix: String,
-    /// The store's change stream (`ekv:changes:` and the prefix), which writes add to while it
+    /// The store's change stream (the prefix and `ekv:changes`), which writes add to while it
     /// exists.
     stream: String,
     /// The store's id, which closures run under (see [`closure`](crate::closure)).
     store: StoreId,
     /// Commands handled, for [`Stats::commands`].
     commands: u64,
-    /// Pending `wait_for` calls by full key, answered by polling (see [`WAIT_FOR_POLL`]).
-    waiters: HashMap<String, Vec<Reply<Arc<Value>>>>,
+    /// Watchers, `wait_for` calls and blocking pops: the change feed (see [`feed`]).
+    feed: feed::Feed,
 }
 
 /// The simple commands of one batch: their entries in one pipeline, and their callers.
@@ -168,22 +159,20 @@ impl Owner {
         let mut commands = Vec::with_capacity(BATCH);
         let mut in_flight = FuturesUnordered::new();
         let mut shutdown: Option<Reply<()>> = None;
-        // One interval for the whole run (not a sleep per turn), so that polling keeps its pace
-        // while commands keep arriving.
-        let mut poll = tokio::time::interval(WAIT_FOR_POLL);
-        poll.set_missed_tick_behavior(MissedTickBehavior::Delay);
         loop {
             tokio::select! {
                 biased;
                 Some(_) = in_flight.next(), if !in_flight.is_empty() => continue,
+                // A blocking pop to try again, or a wait to read again: run alone, as a command.
+                Some(wake) = self.feed.wakes.recv() => {
+                    while in_flight.next().await.is_some() {}
+                    self.woken(wake).await;
+                    continue;
+                }
                 received = mailbox.recv_many(&mut commands, BATCH), if in_flight.len() < IN_FLIGHT => {
                     if received == 0 {
                         break; // every handle is gone
                     }
-                }
-                _ = poll.tick(), if !self.waiters.is_empty() => {
-                    self.poll_waiters().await;
-                    continue;
                 }
             }
             let mut batch = Batch::new();
@@ -248,6 +237,8 @@ impl Owner {
             }
         }
         while in_flight.next().await.is_some() {}
+        // Watchers get the changes made up to now, then their streams end.
+        self.feed.close(self.connection.clone());
         drop(mailbox);
         tracing::info!("ephemeral-kv redis owner task stopped");
         if let Some(reply) = shutdown {
@@ -268,7 +259,7 @@ impl Owner {
                 // calls behind this one.
                 let counters = Stats {
                     commands: self.commands,
-                    watchers: self.waiters.values().map(Vec::len).sum(),
+                    watchers: self.feed.count().await,
                     ..Stats::default()
                 };
                 let mut connection = self.connection.clone();
@@ -283,7 +274,8 @@ impl Owner {
             }
             Alone::ScanPrefix(call) => {
                 let ScanPrefix { prefix, limit } = &call.args;
-                let keys = scan(&mut self.connection, prefix).await.map(|mut keys| {
+                let keys = scan(&mut self.connection, prefix, &self.stream).await;
+                let keys = keys.map(|mut keys| {
                     keys.sort_unstable();
                     keys.dedup(); // SCAN may return a key twice
                     keys.truncate(*limit);
@@ -312,58 +304,13 @@ impl Owner {
                     optimistic::transaction(&mut self.connection, &env, &prefix, &mut f).await;
                 let _ = reply.send(result);
             }
-            Alone::Watch(call) => {
-                call.answer(Err(unsupported("watch")));
-            }
-            Alone::WaitFor(Call { args, reply }) => {
-                let WaitFor { key } = args;
-                let get = exec::get(&self.scripts, &key);
-                let found = match get.query_async(&mut self.connection).await {
-                    Ok(reply) => exec::json(&key, reply),
-                    Err(error) => Err(connection_error("redis GET failed", &error)),
-                };
-                match found {
-                    Ok(None) => self.waiters.entry(key).or_default().push(reply),
-                    Ok(Some(value)) => {
-                        let _ = reply.send(Ok(value));
-                    }
-                    Err(error) => {
-                        let _ = reply.send(Err(error));
-                    }
-                }
-            }
+            Alone::Watch(call) => self.watch(call).await,
+            Alone::WaitFor(call) => self.wait_for(call).await,
+            Alone::BlockingPop(call) => self.blocking_pop(call).await,
             // The loop takes the shutdown itself, before it gets here; answering it here too would
             // be harmless.
             Alone::Shutdown(call) => {
                 call.answer(Ok(()));
-            }
-        }
-    }
-
-    /// Reads every key a `wait_for` waits on (one `MGET`) and answers the waiters of the keys
-    /// that now hold a value. Waiters whose caller gave up are forgotten first. A failed read is
-    /// not an error for the waiters: they keep waiting, and the next poll tries again.
-    async fn poll_waiters(&mut self) {
-        command::drop_abandoned(&mut self.waiters);
-        if self.waiters.is_empty() {
-            return;
-        }
-        let keys: Vec<String> = self.waiters.keys().cloned().collect();
-        let values: Vec<RedisValue> = match exec::mget(&self.scripts, &keys)
-            .query_async(&mut self.connection)
-            .await
-        {
-            Ok(values) => values,
-            Err(error) => {
-                tracing::debug!(%error, "wait_for poll failed; retrying on the next tick");
-                return;
-            }
-        };
-        for (key, value) in keys.into_iter().zip(values) {
-            if let Ok(Some(value)) = exec::json(&key, value) {
-                for waiter in self.waiters.remove(&key).unwrap_or_default() {
-                    let _ = waiter.send(Ok(Arc::clone(&value)));
-                }
             }
         }
     }
@@ -380,7 +327,7 @@ async fn count(connection: &mut ConnectionManager, prefix: &str) -> Result<usize
             .await
             .map_err(|error| connection_error("redis DBSIZE failed", &error));
     }
-    let mut keys = scan(connection, prefix).await?;
+    let mut keys = scan(connection, prefix, &exec::stream_name(prefix)).await?;
     keys.sort_unstable();
     keys.dedup(); // SCAN may return a key twice
     Ok(keys.len())
@@ -389,7 +336,11 @@ async fn count(connection: &mut ConnectionManager, prefix: &str) -> Result<usize
 /// Every key that starts with `prefix`, unsorted, possibly with duplicates (as `SCAN` gives
 /// them), without the layout's reserved names (id indexes, change streams). Keys that are not
 /// UTF-8, written by another client, are skipped.
-async fn scan(connection: &mut ConnectionManager, prefix: &str) -> Result<Vec<String>, KvError> {
+async fn scan(
+    connection: &mut ConnectionManager,
+    prefix: &str,
+    stream: &str,
+) -> Result<Vec<String>, KvError> {
     let pattern = format!("{}*", glob_escape(prefix));
     let mut cursor = 0u64;
     let mut keys = Vec::new();
@@ -406,7 +357,7 @@ async fn scan(connection: &mut ConnectionManager, prefix: &str) -> Result<Vec<St
         keys.extend(
             page.into_iter()
                 .filter_map(|key| String::from_utf8(key).ok())
-                .filter(|key| !exec::is_reserved(key)),
+                .filter(|key| !exec::is_reserved(key, stream)),
         );
         if next == 0 {
             return Ok(keys);
@@ -557,13 +508,6 @@ fn glob_escape(prefix: &str) -> String {
         escaped.push(c);
     }
     escaped
-}
-
-fn unsupported(op: &'static str) -> KvError {
-    KvError::Unsupported {
-        op,
-        backend: BACKEND,
-    }
 }
 
 #[cfg(test)]

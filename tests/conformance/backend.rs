@@ -24,8 +24,17 @@ pub trait Backend {
     /// in error messages.
     fn prefix(&self) -> &str;
 
-    /// Whether the backend has change feeds (`watch`).
+    /// Whether the backend has change feeds (`watch`): both have.
     fn has_watch(&self) -> bool;
+
+    /// Whether an expiry is a change event (`WatchEvent::Expired`): in-process only; Redis
+    /// expires keys out of the scripts' sight (`docs/redis-feed.md`).
+    fn reports_expirations(&self) -> bool;
+
+    /// Another handle on the same store as `first`, built separately: on Redis a handle of its
+    /// own (its own owner task, connection and change feed, as another process would have) with
+    /// the same builder prefix; in-process, where a store lives in one process, a clone.
+    async fn second(&self, first: &KvHandle) -> KvHandle;
 
     /// What `purge_expired` returns after `expired` entries ran out.
     fn purged(&self, expired: usize) -> usize;
@@ -72,6 +81,14 @@ impl Backend for Local {
 
     fn has_watch(&self) -> bool {
         true
+    }
+
+    fn reports_expirations(&self) -> bool {
+        true
+    }
+
+    async fn second(&self, first: &KvHandle) -> KvHandle {
+        first.clone()
     }
 
     fn purged(&self, expired: usize) -> usize {
@@ -136,7 +153,19 @@ impl Backend for Redis {
     }
 
     fn has_watch(&self) -> bool {
+        true
+    }
+
+    fn reports_expirations(&self) -> bool {
         false
+    }
+
+    async fn second(&self, first: &KvHandle) -> KvHandle {
+        KvHandle::builder()
+            .prefix(first.prefix())
+            .redis(self.server.url())
+            .await
+            .expect("connect to the test's redis-server")
     }
 
     fn purged(&self, _expired: usize) -> usize {

@@ -219,10 +219,6 @@ async fn until_waiting(b: &impl Backend, kv: &ephemeral_kv::KvHandle, n: usize) 
 }
 
 async fn rule_27_a_waiting_pop_takes_what_is_pushed_or_nothing_after_its_timeout(b: &impl Backend) {
-    // The blocking pop exists on every backend the suite runs the feeds on.
-    if !b.has_watch() {
-        return;
-    }
     let kv = b.kv().await;
     // Items already there: taken at once, as without `.wait`.
     kv.list_push("inbox", [json!(1), json!(2)]).await.unwrap();
@@ -246,9 +242,6 @@ async fn rule_27_a_waiting_pop_takes_what_is_pushed_or_nothing_after_its_timeout
 }
 
 async fn rule_27_one_push_wakes_one_waiting_worker(b: &impl Backend) {
-    if !b.has_watch() {
-        return;
-    }
     let kv = b.kv().await;
     let (done, mut results) = tokio::sync::mpsc::unbounded_channel();
     for _ in 0..4 {
@@ -282,9 +275,6 @@ async fn rule_27_one_push_wakes_one_waiting_worker(b: &impl Backend) {
 }
 
 async fn rule_27_a_dropped_waiting_pop_takes_nothing(b: &impl Backend) {
-    if !b.has_watch() {
-        return;
-    }
     let kv = b.kv().await;
     // A wait given up by its caller (here by a shorter timeout around it) takes nothing.
     let gave_up =

@@ -1,13 +1,15 @@
 //! The rules of `docs/rules.md` that hold on both backends, written once and run on each: the
 //! in-process store (`local::<test>`, on tokio's paused clock) and, with `--features redis`, a
 //! Redis server of the test's own (`redis::<test>`, on real time). Where the backends differ (what
-//! `purge_expired` counts, whether `watch` exists, how exactly a TTL can be read back), the test
+//! `purge_expired` counts, whether an expiry is a change event, how exactly a TTL can be read back), the test
 //! asks its [`Backend`](backend::Backend); `docs/redis.md` lists those differences.
 //!
 //! - [`core`]: rules 1–9 and 11–13 (rule 10, active expiry, and rule 14, logging, are about the
 //!   in-process owner task: `tests/local/core.rs` and `tests/tracing.rs`);
 //! - [`coordination`]: rules 15–25;
 //! - [`lists`]: rules 26 (`list_push`) and 27 (`list_pop_front`);
+//! - [`feeds`]: rules 23, 24, 25 (`watchers`), 27 (blocking pops) and 30 through the change feeds,
+//!   with handles built separately; its `on_redis` part, the Redis change stream itself;
 //! - [`hostile`]: rules 28 (values nested past `MAX_DEPTH`) and 29 (calls on a store from inside
 //!   its own closures), and rules 18 and 19 for closures that panic with (or capture) values whose
 //!   `Drop` panics;
@@ -16,7 +18,7 @@
 //!   separately sharing one store, a server that dies and comes back, contention, foreign data).
 //!
 //! What only the in-process store does (its owner task, `stats` counters, exact paused-clock
-//! timing, shared `Arc` values, `watch`) is in `tests/local/`.
+//! timing, shared `Arc` values, expiry and eviction events) is in `tests/local/`.
 //!
 //! Each conformance test is an `async fn(&impl Backend)`; `conformance!` turns a list of them into
 //! one `#[tokio::test]` per backend.
@@ -63,6 +65,7 @@ mod arbitrary_json;
 mod backend;
 mod coordination;
 mod core;
+mod feeds;
 mod hostile;
 mod lists;
 #[cfg(feature = "redis")]

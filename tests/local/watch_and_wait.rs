@@ -1,6 +1,5 @@
-//! Rules 23 (`watch`) and 24 (`wait_for`) of `docs/rules.md` on the in-process store. `watch` is
-//! in-process only (on Redis it gives `Unsupported`, see `tests/conformance/coordination.rs`):
-//! change events in apply order, only under the prefix, expirations included, a lagging subscriber
+//! Rules 23 (`watch`) and 24 (`wait_for`) of `docs/rules.md` on the in-process store (what holds
+//! on both backends is in `tests/conformance/feeds.rs`): change events in apply order, only under the prefix, expirations included, a lagging subscriber
 //! told what it missed without slowing the store, unsubscribe on drop. What `wait_for` does on both
 //! backends is in the conformance suite; here, what the owner task adds: the write itself wakes
 //! every waiter (no polling), and an abandoned wait is forgotten.
