@@ -70,7 +70,7 @@ async fn child_writer() {
                             kv.transaction(move |txn| {
                                 txn.set(format!("t:{w}:{j}:a"), j);
                                 txn.set(format!("t:{w}:{j}:b"), j);
-                                txn.delete(&format!("s:{w}:{}", j - 2));
+                                txn.delete(format!("s:{w}:{}", j - 2));
                             })
                             .await
                             .unwrap();
