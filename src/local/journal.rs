@@ -468,3 +468,63 @@ impl Thread {
         tx.commit()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn temp_file(test: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("ekv-journal-{}-{test}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        dir.join("kv.db")
+    }
+
+    /// Makes a file of this crate's format holding one row, written by hand.
+    fn file_with_row(path: &Path, value: &str) {
+        let conn = Connection::open(path).unwrap();
+        conn.execute_batch(&format!(
+            "CREATE TABLE kv (key TEXT PRIMARY KEY NOT NULL, value TEXT NOT NULL, \
+             expires_at_ms INTEGER) WITHOUT ROWID;
+             PRAGMA application_id = {APPLICATION_ID};
+             PRAGMA user_version = {FORMAT};"
+        ))
+        .unwrap();
+        conn.execute("INSERT INTO kv VALUES ('k', ?1, NULL)", [value])
+            .unwrap();
+    }
+
+    #[test]
+    fn a_value_that_is_not_json_is_refused_as_corrupt_and_the_row_is_kept() {
+        let path = temp_file("not-json");
+        file_with_row(&path, "{not json");
+        let Err(error) = open(&path, Durability::EveryBatch, None) else {
+            panic!("opened a corrupt file");
+        };
+        assert!(matches!(
+            error,
+            KvError::Durable {
+                kind: DurableErrorKind::Corrupt,
+                ..
+            }
+        ));
+        assert!(error.to_string().contains("key `k`"), "{error}");
+        let conn = Connection::open(&path).unwrap();
+        let kept: String = conn
+            .query_row("SELECT value FROM kv WHERE key = 'k'", [], |row| row.get(0))
+            .unwrap();
+        assert_eq!(kept, "{not json");
+    }
+
+    #[test]
+    fn a_hand_written_row_of_json_is_loaded() {
+        let path = temp_file("by-hand");
+        file_with_row(&path, r#"{"a":[1,2.5,null]}"#);
+        let (journal, loaded) = open(&path, Durability::EveryBatch, None).unwrap();
+        assert_eq!(loaded.len(), 1);
+        assert_eq!(loaded[0].0, "k");
+        assert_eq!(loaded[0].1, serde_json::json!({"a": [1, 2.5, null]}));
+        assert_eq!(loaded[0].2, None);
+        drop(journal);
+    }
+}
