@@ -5,6 +5,7 @@
 //!   tasks under `EveryBatch`, printing each answered write; the parent kills it with SIGKILL
 //!   after some number of answers (several kill points), reopens the file and finds every
 //!   answered write, and every `mset` and `transaction` whole or not at all.
+//!   Round 0 also checks that a second process is refused the file while the child has it.
 //! - `a_full_disk_fails_the_write_and_refuses_calls_after_it`: the child runs under a file-size
 //!   limit (`ulimit -f`, with `SIGXFSZ` ignored, so a write past it fails as on a full disk).
 #![cfg(all(feature = "durable", unix))]
@@ -105,6 +106,20 @@ async fn sigkill_mid_load_loses_no_answered_write_and_half_applies_nothing() {
             .map_while(Result::ok)
             .any(|line| line == "open");
         assert!(opened, "the writer did not start");
+        if round == 0 {
+            // One store per file across processes too.
+            let refused = KvHandle::builder().durable(&path).await.unwrap_err();
+            assert!(
+                matches!(
+                    refused,
+                    KvError::Durable {
+                        kind: DurableErrorKind::Locked,
+                        ..
+                    }
+                ),
+                "{refused:?}"
+            );
+        }
         let mut answered = Vec::new();
         while answered.len() < kill_after {
             match lines.next() {
