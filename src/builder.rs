@@ -7,7 +7,7 @@
 
 use crate::closure::StoreId;
 use crate::command::MAX_CAPACITY;
-#[cfg(feature = "redis")]
+#[cfg(any(feature = "redis", feature = "durable"))]
 use crate::error::KvError;
 use crate::eviction::Eviction;
 use crate::handle::KvHandle;
@@ -81,6 +81,8 @@ pub struct KvBuilder {
     /// TLS settings for [`redis`](KvBuilder::redis) (its `Debug` prints no certificate or key).
     #[cfg(feature = "redis")]
     redis_client: redis::client::ClientSettings,
+    #[cfg(feature = "durable")]
+    durability: crate::durability::Durability,
 }
 
 impl Default for KvBuilder {
@@ -107,6 +109,8 @@ impl KvBuilder {
             capacity: 0,
             #[cfg(feature = "redis")]
             redis_client: redis::client::ClientSettings::default(),
+            #[cfg(feature = "durable")]
+            durability: crate::durability::Durability::EveryBatch,
         }
     }
 
@@ -276,7 +280,13 @@ impl KvBuilder {
     #[track_caller]
     pub fn spawn(self) -> KvHandle {
         let store = StoreId::new();
-        let sender = local::spawn(local::Config {
+        let sender = local::spawn(self.local_config(store));
+        KvHandle::new(Mailbox::new(sender, self.prefix, store))
+    }
+
+    /// The in-process store's settings.
+    fn local_config(&self, store: StoreId) -> local::Config {
+        local::Config {
             active_expiry: self.active_expiry,
             mailbox_capacity: self.mailbox_capacity,
             store,
@@ -285,8 +295,103 @@ impl KvBuilder {
                 max_entries,
                 eviction: self.eviction,
             }),
-        });
-        KvHandle::new(Mailbox::new(sender, self.prefix, store))
+        }
+    }
+
+    /// When a [`durable`](KvBuilder::durable) store answers a write (default
+    /// [`Durability::EveryBatch`](crate::Durability::EveryBatch): once it is on disk). No effect
+    /// on [`spawn`](KvBuilder::spawn) or `redis(url)`. Only with the `durable` cargo feature.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use ephemeral_kv::{Durability, KvHandle};
+    /// let builder = KvHandle::builder().durability(Durability::Interval(Duration::from_millis(100)));
+    /// # let _ = builder;
+    /// ```
+    #[cfg(feature = "durable")]
+    pub fn durability(mut self, durability: crate::durability::Durability) -> KvBuilder {
+        self.durability = durability;
+        self
+    }
+
+    /// Starts the in-process store, as [`spawn`](KvBuilder::spawn) does, journaled to the SQLite
+    /// file at `path` (created if missing): the next `durable` on that file starts with every
+    /// live key as it was, values, lists and TTLs. Only with the `durable` cargo feature
+    /// (`ephemeral-kv = { version = "0.1", features = ["durable"] }`).
+    ///
+    /// Every call is served from memory by the same owner task, under the same rules; each batch
+    /// of changes is committed to the file by a journal thread, off the owner task, and
+    /// [`durability`](KvBuilder::durability) says whether a write is answered before or after
+    /// its commit. A read may see a write whose commit is still in flight: such a write is lost
+    /// only by a crash, and then its caller never got an OK (under `EveryBatch`). A TTL is kept
+    /// as a wall-clock deadline: a key that expired while no store had the file is not loaded.
+    /// `docs/durability.md` in the repository has the schema and the details.
+    ///
+    /// One store has the file at a time; shut the store down
+    /// ([`KvHandle::shutdown`](crate::KvHandle::shutdown)) to close the file before opening it
+    /// again: dropping the last handle closes it too, but without waiting. Reading the file
+    /// takes about a second per million keys, on a blocking thread.
+    ///
+    /// # Errors
+    /// [`KvError::Durable`], with its [`kind`](crate::DurableErrorKind):
+    /// `Locked` (another store, in this process or another, has the file), `NotOurs` (not a
+    /// SQLite file, or another program's), `NewerFormat`, `Corrupt`, `Open` (cannot be
+    /// opened or created), `TooManyKeys` (more live keys than
+    /// [`max_entries`](KvBuilder::max_entries)). The file is never changed by a refused open.
+    ///
+    /// # Panics
+    /// Like [`tokio::spawn`], panics when called outside a tokio runtime.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use serde_json::json;
+    /// use ephemeral_kv::{KvHandle, Ttl};
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), ephemeral_kv::KvError> {
+    /// # let dir = std::env::temp_dir().join(format!("ekv-doc-{}", std::process::id()));
+    /// # std::fs::create_dir_all(&dir).unwrap();
+    /// let path = dir.join("kv.db");
+    /// # let _ = std::fs::remove_file(&path);
+    /// let kv = KvHandle::builder().durable(&path).await?;
+    /// kv.set("user_id", 42).ttl(Duration::from_secs(600)).await?;
+    /// kv.list_push("jobs", [json!("a"), json!("b")]).await?;
+    /// kv.shutdown().await; // closes the file
+    ///
+    /// let kv = KvHandle::builder().durable(&path).await?; // as it was
+    /// assert_eq!(kv.get("user_id").await?.as_deref(), Some(&json!(42)));
+    /// assert!(matches!(kv.ttl("user_id").await?, Ttl::Expires(left) if left <= Duration::from_secs(600)));
+    /// assert_eq!(kv.list_pop_all("jobs").await?, vec![json!("a"), json!("b")]);
+    /// # kv.shutdown().await;
+    /// # std::fs::remove_dir_all(&dir).unwrap();
+    /// # Ok(())
+    /// # }
+    /// ```
+    #[cfg(feature = "durable")]
+    pub async fn durable(self, path: impl AsRef<std::path::Path>) -> Result<KvHandle, KvError> {
+        use crate::error::DurableErrorKind;
+        let path = path.as_ref().to_path_buf();
+        let durability = self.durability;
+        let opening = path.clone();
+        let max_entries = self.max_entries;
+        let (journal, loaded) = tokio::task::spawn_blocking(move || {
+            local::journal::open(&opening, durability, max_entries)
+        })
+        .await
+        .map_err(|error| KvError::Durable {
+            path: path.clone(),
+            kind: DurableErrorKind::Open,
+            message: "the thread reading the file failed".into(),
+            source: Some(std::sync::Arc::new(error)),
+        })??;
+        // TTLs become deadlines on tokio's clock here, on the runtime (paused in tests).
+        let now = tokio::time::Instant::now();
+        let loaded = loaded
+            .into_iter()
+            .map(|(key, value, left)| (key, value, left.and_then(|left| now.checked_add(left))))
+            .collect();
+        let store = StoreId::new();
+        let sender = local::spawn_durable(self.local_config(store), journal, loaded);
+        Ok(KvHandle::new(Mailbox::new(sender, self.prefix, store)))
     }
 
     /// Connects to the Redis server at `url` (such as `"redis://127.0.0.1:6379"`) and returns a

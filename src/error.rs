@@ -297,6 +297,71 @@ pub enum KvError {
         /// How many attempts were made.
         attempts: u32,
     },
+
+    /// The SQLite file of a durable store ([`KvBuilder::durable`](crate::KvBuilder::durable),
+    /// feature `durable`) could not be used: refused at open (another store holds it, it is not
+    /// this crate's, it is from a newer version, it is corrupt), or a commit to it failed (a full
+    /// or failing disk). Branch on [`kind`](DurableErrorKind); the SQLite or JSON error, when
+    /// there is one, is the [`source`](std::error::Error::source).
+    ///
+    /// After a failed commit ([`DurableErrorKind::Commit`]) the store answers every later call
+    /// with this error: its memory may hold changes the file does not. Open the file again (after
+    /// [`KvHandle::shutdown`](crate::KvHandle::shutdown)) to go on from what was committed.
+    ///
+    /// ```
+    /// use ephemeral_kv::{DurableErrorKind, KvError};
+    /// let error = KvError::Durable {
+    ///     path: "kv.db".into(),
+    ///     kind: DurableErrorKind::Locked,
+    ///     message: "another store has it open".into(),
+    ///     source: None,
+    /// };
+    /// assert_eq!(error.to_string(), "durable store `kv.db`: another store has it open");
+    /// ```
+    #[cfg(feature = "durable")]
+    #[error("durable store `{}`: {message}", path.display())]
+    Durable {
+        /// The file, as given to `durable`.
+        path: std::path::PathBuf,
+        /// What went wrong.
+        kind: DurableErrorKind,
+        /// What failed, in words.
+        message: String,
+        /// The underlying error, shared (one failed commit answers every write in it).
+        #[source]
+        source: Option<Arc<dyn std::error::Error + Send + Sync>>,
+    },
+}
+
+/// What kind of failure a [`KvError::Durable`] is. `#[non_exhaustive]`: keep a `_` arm.
+///
+/// ```
+/// use ephemeral_kv::DurableErrorKind;
+/// assert_ne!(DurableErrorKind::Locked, DurableErrorKind::Corrupt);
+/// ```
+#[cfg(feature = "durable")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum DurableErrorKind {
+    /// Another store, in this process or another, has the file open. Nothing was read.
+    Locked,
+    /// The file is not this crate's: not a SQLite database, or another program's one. It was
+    /// left as it was.
+    NotOurs,
+    /// The file was written by a newer version of this crate (its `user_version` is higher than
+    /// this one reads). It was left as it was.
+    NewerFormat,
+    /// The file is this crate's but cannot be read whole (SQLite reports corruption, or a value
+    /// is not JSON). It was left as it was, not emptied.
+    Corrupt,
+    /// The file could not be opened or created (a missing directory, permissions).
+    Open,
+    /// The file holds more live keys than the builder's
+    /// [`max_entries`](crate::KvBuilder::max_entries).
+    TooManyKeys,
+    /// A commit failed (a full or failing disk). The writes of that commit were answered with
+    /// this error, and so is every later call.
+    Commit,
 }
 
 /// What kind of failure a [`KvError::Backend`] is. `#[non_exhaustive]`: keep a `_` arm.
@@ -388,6 +453,8 @@ impl KvError {
             KvError::Backend { .. } => "backend",
             KvError::Unsupported { .. } => "unsupported",
             KvError::Contended { .. } => "contended",
+            #[cfg(feature = "durable")]
+            KvError::Durable { .. } => "durable",
         }
     }
 }

@@ -127,6 +127,8 @@ mod local;
 mod redis;
 
 // Shared by all of it.
+#[cfg(feature = "durable")]
+mod durability;
 mod error;
 mod eviction;
 mod stats;
@@ -139,6 +141,10 @@ pub use calls::{
     PurgeExpired, ScanPrefix, Set, SetIfAbsent, Watch, WatchEvent, WatchStream, DEFAULT_ID_KEY,
     DEFAULT_PURGE_LIMIT, DEFAULT_WATCH_CAPACITY, MAX_WATCH_CAPACITY,
 };
+#[cfg(feature = "durable")]
+pub use durability::Durability;
+#[cfg(feature = "durable")]
+pub use error::DurableErrorKind;
 pub use error::{BackendErrorKind, KvError};
 pub use eviction::Eviction;
 pub use handle::KvHandle;

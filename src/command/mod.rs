@@ -112,6 +112,29 @@ macro_rules! commands {
             }
         }
 
+        #[cfg(feature = "durable")]
+        impl Command {
+            /// Answers the command with `error`, applying nothing.
+            pub(crate) fn fail(self, error: KvError) {
+                match self {
+                    $(Command::$name(call) => call.answer(Err(error)),)*
+                }
+            }
+
+            /// The command with a reply of the executor's own in place of the caller's, and what
+            /// relays the answer to the caller once the command is handled: how a durable store
+            /// holds a write's answer until its commit.
+            pub(crate) fn detach_reply(self) -> (Command, Detached) {
+                match self {
+                    $(Command::$name(Call { args, reply }) => {
+                        let (inner, answer) = oneshot::channel();
+                        let relay: Detached = Box::new(move || relay(answer, reply));
+                        (Command::$name(Call { args, reply: inner }), relay)
+                    })*
+                }
+            }
+        }
+
         $(
             impl From<Call<$name>> for Command {
                 fn from(call: Call<$name>) -> Command {
@@ -160,6 +183,47 @@ impl std::fmt::Debug for Command {
 }
 
 /// A command as its debug line names it: see `Command::described`.
+/// Called once a detached command was handled: what to do with its answer.
+#[cfg(feature = "durable")]
+pub(crate) type Detached = Box<dyn FnOnce() -> Relay + Send>;
+
+/// What became of a detached command's answer.
+#[cfg(feature = "durable")]
+pub(crate) enum Relay {
+    /// The command answered: this sends the answer to the caller, or, given the error of a
+    /// failed commit, that error in place of a success.
+    Answered(Box<dyn FnOnce(Option<KvError>) + Send>),
+    /// The command parked its reply (a waiting pop, a `wait_for`), or dropped it: a task relays
+    /// whatever comes, when it comes.
+    Parked,
+}
+
+#[cfg(feature = "durable")]
+fn relay<T: Send + 'static>(
+    mut answer: oneshot::Receiver<Result<T, KvError>>,
+    reply: Reply<T>,
+) -> Relay {
+    match answer.try_recv() {
+        Ok(result) => Relay::Answered(Box::new(move |failed| {
+            let result = match (failed, result) {
+                (Some(error), Ok(_)) => Err(error),
+                (_, result) => result,
+            };
+            let _ = reply.send(result);
+        })),
+        Err(oneshot::error::TryRecvError::Empty) => {
+            tokio::spawn(async move {
+                if let Ok(result) = answer.await {
+                    let _ = reply.send(result);
+                }
+            });
+            Relay::Parked
+        }
+        // Dropped unanswered: dropping `reply` tells the caller the same.
+        Err(oneshot::error::TryRecvError::Closed) => Relay::Parked,
+    }
+}
+
 #[derive(Debug)]
 pub(crate) struct Described {
     op: &'static str,

@@ -37,6 +37,9 @@ pub(crate) struct Owner {
     feeds: Feeds,
     /// Set by a `Shutdown` command: answered once the task has stopped.
     shutdown: Option<Reply<()>>,
+    /// A durable store's journal: where each batch's changes go.
+    #[cfg(feature = "durable")]
+    journal: Option<super::journal::Journal>,
 }
 
 impl Owner {
@@ -46,6 +49,32 @@ impl Owner {
             store: Store::new(config.store, config.bound, config.capacity),
             feeds: Feeds::default(),
             shutdown: None,
+            #[cfg(feature = "durable")]
+            journal: None,
+        }
+    }
+
+    /// A durable store's owner: the store starts with `loaded` and journals its changes.
+    #[cfg(feature = "durable")]
+    pub(crate) fn durable(
+        config: Config,
+        journal: super::journal::Journal,
+        loaded: Vec<(String, serde_json::Value, Option<Instant>)>,
+    ) -> Owner {
+        let mut owner = Owner::new(config);
+        for (key, value, deadline) in loaded {
+            owner.store.load(key, value, deadline);
+        }
+        owner.store.start_journal();
+        owner.journal = Some(journal);
+        owner
+    }
+
+    /// Sends the journal the changes of the batch just handled, with the answers it held.
+    #[cfg(feature = "durable")]
+    fn journal_batch(&mut self, now: Instant) {
+        if let Some(journal) = &mut self.journal {
+            journal.send(self.store.take_journal(now), now);
         }
     }
 
@@ -117,9 +146,20 @@ impl Owner {
                 }
             }
             self.feeds.publish(&mut self.store, now);
+            #[cfg(feature = "durable")]
+            self.journal_batch(now);
         }
 
         drop(mailbox);
+        #[cfg(feature = "durable")]
+        {
+            // The last batch (the one with the shutdown) is committed and the file closed before
+            // the shutdown is answered, so that it can be opened again at once.
+            self.journal_batch(Instant::now());
+            if let Some(journal) = self.journal.take() {
+                journal.close().await;
+            }
+        }
         let Owner {
             store, shutdown, ..
         } = self;
@@ -135,6 +175,47 @@ impl Owner {
     fn receive(&mut self, Message { command, span }: Message) {
         let _in_callers_span = span.enter();
         let now = Instant::now();
+        #[cfg(feature = "durable")]
+        let command = match self.journaled(command, now) {
+            Some(command) => command,
+            None => return,
+        };
+        self.logged(command, now);
+    }
+
+    /// A durable store's part of receiving a command: refuses it after a failed commit; under
+    /// `EveryBatch`, handles it with its answer held until the batch is committed if it changed
+    /// anything. Returns the command if it is still to be handled as in any store.
+    #[cfg(feature = "durable")]
+    fn journaled(&mut self, command: Command, now: Instant) -> Option<Command> {
+        let Some(journal) = &self.journal else {
+            return Some(command);
+        };
+        if matches!(command, Command::Shutdown(_)) {
+            return Some(command);
+        }
+        if let Some(error) = journal.failed() {
+            command.fail(error);
+            return None;
+        }
+        if !journal.every_batch() {
+            return Some(command);
+        }
+        let (command, detached) = command.detach_reply();
+        let before = self.store.marks();
+        self.logged(command, now);
+        let changed = self.store.marks() != before;
+        if let crate::command::Relay::Answered(answer) = detached() {
+            match &mut self.journal {
+                Some(journal) if changed => journal.hold(answer),
+                _ => answer(None),
+            }
+        }
+        None
+    }
+
+    /// Handles one command, logging what came of it at debug level.
+    fn logged(&mut self, command: Command, now: Instant) {
         if !tracing::enabled!(tracing::Level::DEBUG) {
             self.handle(command, now);
             return;

@@ -5,6 +5,11 @@
 //! [`Feeds`](super::feeds::Feeds) drains the log after every command and fans the changes
 //! out. While nobody listens the log is off and recording costs one branch per change, so a store
 //! without watchers pays nothing for this.
+//!
+//! With the `durable` feature the log also keeps, while the store is journaled, the set of keys
+//! any command changed (value or TTL) since the owner last sent the journal a batch: every change
+//! the store makes comes through here (or [`ChangeLog::retimed`] for a TTL), so this is the one
+//! place that sees them all.
 
 use std::sync::Arc;
 
@@ -19,6 +24,18 @@ pub(crate) struct ChangeLog {
     /// How many watch streams and `wait_for` calls want changes; the log records while it is > 0.
     listeners: usize,
     pending: Vec<Recorded>,
+    /// The keys changed since the last [`ChangeLog::take_dirty`], while the store is journaled.
+    #[cfg(feature = "durable")]
+    dirty: Option<Dirty>,
+}
+
+/// The keys a journaled store changed since its last batch, and how many changes it made in all
+/// (so that the owner can tell whether one command changed anything).
+#[cfg(feature = "durable")]
+#[derive(Debug, Default)]
+struct Dirty {
+    keys: foldhash::HashSet<String>,
+    marks: u64,
 }
 
 /// One recorded change, and whether it brought the key into being: a key a command creates and
@@ -129,7 +146,42 @@ impl ChangeLog {
             .collect()
     }
 
+    /// Starts keeping the set of changed keys, for the journal.
+    #[cfg(feature = "durable")]
+    pub(crate) fn journal(&mut self) {
+        self.dirty = Some(Dirty::default());
+    }
+
+    /// Records that `key`'s deadline changed (its value may not have).
+    #[cfg(feature = "durable")]
+    pub(crate) fn retimed(&mut self, key: &str) {
+        if let Some(dirty) = &mut self.dirty {
+            dirty.marks += 1;
+            if !dirty.keys.contains(key) {
+                dirty.keys.insert(key.to_owned());
+            }
+        }
+    }
+
+    /// How many changes the store has made since it began journaling: equal before and after a
+    /// command that changed nothing.
+    #[cfg(feature = "durable")]
+    pub(crate) fn marks(&self) -> u64 {
+        self.dirty.as_ref().map_or(0, |dirty| dirty.marks)
+    }
+
+    /// Takes the keys changed since the last call.
+    #[cfg(feature = "durable")]
+    pub(crate) fn take_dirty(&mut self) -> foldhash::HashSet<String> {
+        self.dirty
+            .as_mut()
+            .map(|dirty| std::mem::take(&mut dirty.keys))
+            .unwrap_or_default()
+    }
+
     fn record(&mut self, key: &str, created: bool, kind: impl FnOnce() -> ChangeKind) {
+        #[cfg(feature = "durable")]
+        self.retimed(key);
         if self.listeners > 0 {
             self.pending.push(Recorded {
                 change: Change {

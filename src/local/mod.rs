@@ -15,6 +15,8 @@ mod actor;
 mod changes;
 mod expiry;
 mod feeds;
+#[cfg(feature = "durable")]
+pub(crate) mod journal;
 mod store;
 
 use tokio::sync::mpsc;
@@ -58,5 +60,19 @@ pub(crate) struct Bound {
 pub(crate) fn spawn(config: Config) -> mpsc::Sender<Message> {
     let (sender, mailbox) = mpsc::channel(config.mailbox_capacity);
     tokio::spawn(actor::Owner::new(config).run(mailbox));
+    sender
+}
+
+/// Starts a durable store's owner task: the store starts with `loaded` (TTLs as deadlines on
+/// tokio's clock) and journals every change to `journal`.
+#[cfg(feature = "durable")]
+#[track_caller]
+pub(crate) fn spawn_durable(
+    config: Config,
+    journal: journal::Journal,
+    loaded: Vec<(String, serde_json::Value, Option<tokio::time::Instant>)>,
+) -> mpsc::Sender<Message> {
+    let (sender, mailbox) = mpsc::channel(config.mailbox_capacity);
+    tokio::spawn(actor::Owner::durable(config, journal, loaded).run(mailbox));
     sender
 }

@@ -100,6 +100,87 @@ impl Backend for Local {
     }
 }
 
+/// The in-process store journaled to a SQLite file of the test's own (one per handle built), on
+/// tokio's paused clock like [`Local`]. `Interval` durability: under `EveryBatch` a caller waits
+/// for a commit on the journal thread, and meanwhile the paused clock would jump to the next timer.
+#[cfg(feature = "durable")]
+pub struct Durable {
+    dir: std::path::PathBuf,
+    files: AtomicUsize,
+}
+
+#[cfg(feature = "durable")]
+impl Durable {
+    /// A fresh directory for one test's files, removed when the backend is dropped.
+    pub fn new() -> Durable {
+        static TESTS: AtomicUsize = AtomicUsize::new(0);
+        let n = TESTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let dir = std::env::temp_dir().join(format!("ekv-conformance-{}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("create the test's directory");
+        Durable {
+            dir,
+            files: AtomicUsize::new(0),
+        }
+    }
+}
+
+#[cfg(feature = "durable")]
+impl Drop for Durable {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+#[cfg(feature = "durable")]
+impl Backend for Durable {
+    async fn build(&self, builder: KvBuilder) -> KvHandle {
+        let n = self
+            .files
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        builder
+            .durability(ephemeral_kv::Durability::Interval(Duration::from_millis(
+                10,
+            )))
+            .durable(self.dir.join(format!("{n}.db")))
+            .await
+            .expect("open the test's durable store")
+    }
+
+    fn unit(&self) -> Duration {
+        Local.unit()
+    }
+
+    async fn pass(&self, units: u32) {
+        Local.pass(units).await;
+    }
+
+    fn prefix(&self) -> &str {
+        ""
+    }
+
+    fn has_watch(&self) -> bool {
+        true
+    }
+
+    fn reports_expirations(&self) -> bool {
+        true
+    }
+
+    async fn second(&self, first: &KvHandle) -> KvHandle {
+        // One process owns a durable file: the second handle is a clone, as in-process.
+        first.clone()
+    }
+
+    fn purged(&self, expired: usize) -> usize {
+        expired
+    }
+
+    fn assert_ttl(&self, ttl: Ttl, units: u32, after: u32) {
+        Local.assert_ttl(ttl, units, after);
+    }
+}
+
 /// A Redis server of the test's own. Redis expires keys on its own clock, so these tests wait in
 /// real time: this is the one place the crate's tests do, and units are short (100 ms) to keep
 /// the whole Redis half to a few seconds.

@@ -4,6 +4,11 @@
 //! `purge_expired` counts, whether an expiry is a change event, how exactly a TTL can be read back), the test
 //! asks its [`Backend`](backend::Backend); `docs/redis.md` lists those differences.
 //!
+//! With `--features durable` every rule also runs on a durable store (`durable::<test>`: the
+//! in-process store journaled to a SQLite file of the test's own, on the paused clock, under
+//! `Durability::Interval`: under `EveryBatch` a write waits for a commit on another thread, and
+//! the paused clock would jump meanwhile).
+//!
 //! - [`core`]: rules 1–9 and 11–13 (rule 10, active expiry, and rule 14, logging, are about the
 //!   in-process owner task: `tests/local/core.rs` and `tests/tracing.rs`);
 //! - [`coordination`]: rules 15–25;
@@ -30,8 +35,8 @@
 #[macro_use]
 mod support;
 
-/// Generates, for each named test function, `local::<name>` and (with the `redis` feature)
-/// `redis::<name>`. Attributes written before a name (such as `#[ignore = "bug: ..."]`) go on
+/// Generates, for each named test function, `local::<name>`, (with the `durable` feature)
+/// `durable::<name>` and (with the `redis` feature) `redis::<name>`. Attributes written before a name (such as `#[ignore = "bug: ..."]`) go on
 /// both.
 macro_rules! conformance {
     ($($(#[$attr:meta])* $name:ident),* $(,)?) => {
@@ -41,6 +46,18 @@ macro_rules! conformance {
                 $(#[$attr])*
                 async fn $name() {
                     super::$name(&crate::backend::Local).await;
+                }
+            )*
+        }
+
+        #[cfg(feature = "durable")]
+        mod durable {
+            $(
+                #[tokio::test(start_paused = true)]
+                $(#[$attr])*
+                async fn $name() {
+                    let backend = crate::backend::Durable::new();
+                    super::$name(&backend).await;
                 }
             )*
         }

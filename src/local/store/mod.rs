@@ -475,6 +475,8 @@ impl Store {
         };
         self.expiry.reschedule(key, entry.deadline, deadline);
         entry.deadline = deadline;
+        #[cfg(feature = "durable")]
+        self.changes.retimed(key);
     }
 
     /// Removes an entry and its place in the expiry index, as a deletion.
@@ -506,6 +508,46 @@ impl Store {
         }
     }
 }
+
+/// What the journal needs of the store (feature `durable`).
+#[cfg(feature = "durable")]
+impl Store {
+    /// Puts an entry loaded from the journal's file, before the store starts journaling.
+    pub(crate) fn load(&mut self, key: String, value: Value, deadline: Option<Instant>) {
+        self.put(key, Arc::new(value), deadline);
+    }
+
+    /// Starts recording which keys change, for [`Store::take_journal`].
+    pub(crate) fn start_journal(&mut self) {
+        self.changes.journal();
+    }
+
+    /// How many changes the store has made (see `ChangeLog::marks`).
+    pub(crate) fn marks(&self) -> u64 {
+        self.changes.marks()
+    }
+
+    /// The state, at `now`, of every key changed since the last call: its value and deadline, or
+    /// `None` for a key that is gone (or expired, which calls cannot tell from gone).
+    pub(crate) fn take_journal(&mut self, now: Instant) -> Vec<Journaled> {
+        self.changes
+            .take_dirty()
+            .into_iter()
+            .map(|key| {
+                let state = self
+                    .map
+                    .get(&key)
+                    .filter(|entry| !entry.is_expired(now))
+                    .map(|entry| (Arc::clone(&entry.value), entry.deadline));
+                (key, state)
+            })
+            .collect()
+    }
+}
+
+/// One key's state for the journal: its value and deadline, or `None`: gone.
+#[cfg(feature = "durable")]
+pub(crate) type Journaled = (String, Option<(Arc<Value>, Option<Instant>)>);
 
 /// The store's own end (its owner task ending) frees the whole map, and the expiry index, off the
 /// owner task: a million entries take as long to free as to fill.
