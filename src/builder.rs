@@ -402,7 +402,8 @@ impl KvBuilder {
     /// The prefix namespaces the Redis keys: key `k` of a handle with prefix `app:` is the Redis
     /// key `app:k`. Values are stored as compact JSON text, TTLs in milliseconds.
     ///
-    /// One server (or a Redis-compatible one, 6.2 or newer); Redis Cluster is not supported.
+    /// One server (or a Redis-compatible one, 6.2 or newer); for a Redis Cluster, use
+    /// [`redis_cluster`](KvBuilder::redis_cluster).
     ///
     /// # URLs, credentials and TLS
     /// `redis://[user:password@]host:port[/db]`; an ACL user may be confined to the prefix's keys
@@ -450,6 +451,71 @@ impl KvBuilder {
             self.mailbox_capacity,
             store,
         );
+        let sender = redis::client::with_settings(self.redis_client.clone(), connect).await?;
+        Ok(KvHandle::new(Mailbox::new(sender, self.prefix, store)))
+    }
+
+    /// Connects to the Redis Cluster that the seed node URLs `urls` belong to (any of its
+    /// nodes; the others are found from them) and returns a handle whose calls run there: the
+    /// same [`KvHandle`] as [`redis`](KvBuilder::redis) gives, with the same URLs, credentials,
+    /// ACL users and TLS settings. Only with the `redis` cargo feature.
+    ///
+    /// # Hash tags: the way to use a cluster
+    /// A cluster spreads keys over 16384 hash slots, and a Redis command or script may only
+    /// touch keys of one slot. Give the handle a prefix with a **hash tag**, such as
+    /// `{tenant-7}:`: Redis then hashes only the tag, every key of the handle is in one slot, and
+    /// every call keeps the guarantees it has on one server (`mset` and `transaction` atomic,
+    /// `mget` one snapshot, `watch`, `wait_for` and the blocking pop pushed by the change
+    /// stream). Spread the load over the cluster with many such prefixes (one per tenant, say).
+    ///
+    /// Without a tag, keys spread over the slots. Every call that names one key works;
+    /// `mget` and `scan_prefix` work across slots, reading each key atomically but not all in
+    /// one snapshot; `mset` and `transaction` over keys of two slots are refused with
+    /// [`KvError::InvalidArgument`] naming two of them, before anything is written; `watch`,
+    /// `wait_for` and `list_pop_front(..).wait(..)` are refused with
+    /// [`KvError::InvalidArgument`] saying to use a tag.
+    ///
+    /// # Failover
+    /// A call in flight when a primary fails ends with a value or a [`KvError::Backend`] (which
+    /// may or may not have been applied), and none is sent twice, so an `incr` answered once
+    /// added once; once a replica has taken over, the calls succeed again. Replication is
+    /// asynchronous: a write answered just before a primary fails can be lost
+    /// (`docs/redis-deploy.md` in the repository).
+    ///
+    /// # Errors
+    /// [`KvError::Backend`] as for [`redis`](KvBuilder::redis), and of kind
+    /// [`Config`](crate::BackendErrorKind::Config) for no URL, or URLs that mix `redis://` and
+    /// `rediss://`.
+    ///
+    /// # Panics
+    /// Like [`tokio::spawn`], panics when called outside a tokio runtime.
+    ///
+    /// ```no_run
+    /// use serde_json::json;
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), ephemeral_kv::KvError> {
+    /// let kv = ephemeral_kv::KvHandle::builder()
+    ///     .prefix("{tenant-7}:")
+    ///     .redis_cluster(["redis://10.0.0.1:7000", "redis://10.0.0.2:7000"])
+    ///     .await?;
+    /// kv.mset([("a", 1), ("b", 2)]).await?; // one slot: atomic, as on one server
+    /// assert_eq!(kv.get("a").await?.as_deref(), Some(&json!(1)));
+    /// # Ok(())
+    /// # }
+    /// ```
+    #[cfg(feature = "redis")]
+    pub async fn redis_cluster<I>(self, urls: I) -> Result<KvHandle, KvError>
+    where
+        I: IntoIterator,
+        I::Item: AsRef<str>,
+    {
+        let store = StoreId::new();
+        let urls = urls
+            .into_iter()
+            .map(|url| url.as_ref().to_owned())
+            .collect();
+        let connect =
+            redis::connect_cluster(urls, self.prefix.clone(), self.mailbox_capacity, store);
         let sender = redis::client::with_settings(self.redis_client.clone(), connect).await?;
         Ok(KvHandle::new(Mailbox::new(sender, self.prefix, store)))
     }

@@ -96,18 +96,124 @@ pub(crate) async fn open(url: &str) -> Result<redis::Client, KvError> {
     }
     let redis = info.redis_settings();
     let credentials = redis.username().is_some() || redis.password().is_some();
-    #[cfg(feature = "redis-tls")]
-    let client = if tls {
-        tls_client(info, &settings)?
-    } else {
-        redis::Client::open(info).map_err(invalid_url)?
-    };
-    #[cfg(not(feature = "redis-tls"))]
-    let client = redis::Client::open(info).map_err(invalid_url)?;
+    let client = build(info, &settings, tls)?;
     if tls || credentials {
         probe(&client, tls).await?;
     }
     Ok(client)
+}
+
+/// The client for `info`: with the builder's TLS settings when `tls`.
+fn build(
+    info: redis::ConnectionInfo,
+    settings: &ClientSettings,
+    tls: bool,
+) -> Result<redis::Client, KvError> {
+    #[cfg(feature = "redis-tls")]
+    if tls {
+        return tls_client(info, settings);
+    }
+    let _ = (settings, tls);
+    redis::Client::open(info).map_err(invalid_url)
+}
+
+/// Opens clients to single nodes of a cluster with the seed URL's credentials and TLS, and the
+/// builder's TLS settings: for the connections the executor makes to one node itself (the
+/// optimistic calls' `WATCH`, a `SCAN` of each primary).
+#[derive(Clone)]
+pub(crate) struct NodeOpener {
+    info: redis::ConnectionInfo,
+    settings: ClientSettings,
+}
+
+impl NodeOpener {
+    /// A client for the node at `host:port`.
+    pub(crate) fn client(&self, host: &str, port: u16) -> Result<redis::Client, KvError> {
+        let tls = matches!(self.info.addr(), redis::ConnectionAddr::TcpTls { .. });
+        let addr = if tls {
+            redis::ConnectionAddr::TcpTls {
+                host: host.to_owned(),
+                port,
+                insecure: false,
+                tls_params: None,
+            }
+        } else {
+            redis::ConnectionAddr::Tcp(host.to_owned(), port)
+        };
+        build(self.info.clone().set_addr(addr), &self.settings, tls)
+    }
+}
+
+/// The cluster client for the seed node URLs `urls`, with the settings of the surrounding
+/// [`with_settings`], built by `configure` (timeouts, retries), and an opener for single nodes.
+/// The first seed is probed as [`open`] probes a server (TLS or credentials), for the same clear
+/// errors.
+///
+/// # Errors
+/// As [`open`]; also [`Config`](BackendErrorKind::Config) for no URL, or seeds that differ in
+/// their credentials.
+pub(crate) async fn open_cluster(
+    urls: Vec<String>,
+    configure: impl FnOnce(redis::cluster::ClusterClientBuilder) -> redis::cluster::ClusterClientBuilder,
+) -> Result<(redis::cluster::ClusterClient, NodeOpener), KvError> {
+    let settings = SETTINGS.try_with(Clone::clone).unwrap_or_default();
+    let infos = urls
+        .iter()
+        .map(|url| redis::IntoConnectionInfo::into_connection_info(url.as_str()))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(invalid_url)?;
+    let Some(first) = infos.first().cloned() else {
+        return Err(config(
+            "redis_cluster needs at least one seed node URL (`redis://host:port`)".to_owned(),
+        ));
+    };
+    let tls = matches!(first.addr(), redis::ConnectionAddr::TcpTls { .. });
+    if infos
+        .iter()
+        .any(|info| matches!(info.addr(), redis::ConnectionAddr::TcpTls { .. }) != tls)
+    {
+        return Err(config(
+            "the seed node URLs of a cluster must all be `rediss://` or all `redis://`".to_owned(),
+        ));
+    }
+    if settings.has_tls() && !tls {
+        return Err(config(format!(
+            "TLS settings (`redis_ca_certificate`, `redis_client_certificate`) need `rediss://` \
+             URLs, but `{}` is not one",
+            first.addr()
+        )));
+    }
+    let redis = first.redis_settings();
+    if redis.protocol() == redis::ProtocolVersion::RESP3 {
+        return Err(config(
+            "RESP3 connections are not supported (a reconnection between WATCH and EXEC would go \
+             unnoticed); use RESP2 URLs, without `protocol=resp3`"
+                .to_owned(),
+        ));
+    }
+    let credentials = redis.username().is_some() || redis.password().is_some();
+    let seed = build(first.clone(), &settings, tls)?;
+    if tls || credentials {
+        probe(&seed, tls).await?;
+    }
+    #[allow(unused_mut)]
+    let mut builder = configure(redis::cluster::ClusterClientBuilder::new(infos));
+    #[cfg(feature = "redis-tls")]
+    if tls {
+        builder = builder.certs(tls_certificates(&settings)?);
+    }
+    let client = builder.build().map_err(|error| KvError::Backend {
+        kind: BackendErrorKind::Config,
+        message: format!("invalid Redis Cluster seed URLs: {error}"),
+        source: Some(Arc::new(error)),
+    })?;
+    Ok((
+        client,
+        NodeOpener {
+            info: first,
+            settings,
+        },
+    ))
 }
 
 /// An error in the URL, or a `rediss://` URL without the `redis-tls` feature.
@@ -139,6 +245,18 @@ fn tls_client(
     info: redis::ConnectionInfo,
     settings: &ClientSettings,
 ) -> Result<redis::Client, KvError> {
+    redis::Client::build_with_tls(info, tls_certificates(settings)?).map_err(|error| {
+        KvError::Backend {
+            kind: BackendErrorKind::Config,
+            message: format!("invalid TLS settings: {error}"),
+            source: Some(Arc::new(error)),
+        }
+    })
+}
+
+/// The roots and client certificate the builder's TLS settings give.
+#[cfg(feature = "redis-tls")]
+fn tls_certificates(settings: &ClientSettings) -> Result<redis::TlsCertificates, KvError> {
     use rustls::pki_types::pem::PemObject;
     use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
@@ -188,17 +306,9 @@ fn tls_client(
             })
         }
     };
-    redis::Client::build_with_tls(
-        info,
-        redis::TlsCertificates {
-            client_tls,
-            root_cert,
-        },
-    )
-    .map_err(|error| KvError::Backend {
-        kind: BackendErrorKind::Config,
-        message: format!("invalid TLS settings: {error}"),
-        source: Some(Arc::new(error)),
+    Ok(redis::TlsCertificates {
+        client_tls,
+        root_cert,
     })
 }
 

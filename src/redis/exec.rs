@@ -251,8 +251,13 @@ pub(crate) fn plan(command: Command, pipe: &mut Pipeline, scripts: &Scripts, str
             for (key, _) in &entries {
                 call.arg(companion(key));
             }
-            for _ in &entries {
-                call.arg(stream);
+            for (key, _) in &entries {
+                // No stream (`write_script`): a name in the key's slot that is never a stream,
+                // its companion, so that the script records nothing.
+                match stream {
+                    "" => call.arg(companion(key)),
+                    stream => call.arg(stream),
+                };
             }
             call.arg(STREAM_MAXLEN).arg(ttl_arg(ttl));
             for (_, value) in &entries {
@@ -422,15 +427,18 @@ pub(crate) fn is_reserved(key: &str, stream: &str) -> bool {
 }
 
 /// `EVALSHA` of a writing script on one key: KEYS the key, its companion and the change stream,
-/// ARGV[1] the stream's MAXLEN; the caller adds the rest of the arguments.
+/// ARGV[1] the stream's MAXLEN; the caller adds the rest of the arguments. An empty `stream` (a
+/// Redis Cluster handle without a hash tag, `slots.rs`) is not named: KEYS[3] is then nil, which
+/// the scripts take as no stream.
 fn write_script(script: &Script, stream: &str, key: &str) -> Cmd {
     let mut call = redis::cmd("EVALSHA");
-    call.arg(script.get_hash())
-        .arg(3)
-        .arg(key)
-        .arg(companion(key))
-        .arg(stream)
-        .arg(STREAM_MAXLEN);
+    call.arg(script.get_hash());
+    if stream.is_empty() {
+        call.arg(2).arg(key).arg(companion(key));
+    } else {
+        call.arg(3).arg(key).arg(companion(key)).arg(stream);
+    }
+    call.arg(STREAM_MAXLEN);
     call
 }
 

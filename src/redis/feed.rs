@@ -56,11 +56,20 @@ const READ: &str = concat!(
 );
 const PUSH_FRONT: &str = include_str!("feed/push_front.lua");
 
+/// What the feed task connects with: a client of one server, or of a cluster (whose
+/// connection the feed task then has to itself, as its `XREAD BLOCK` holds the stream's node's
+/// connection while it waits).
+#[derive(Clone)]
+pub(crate) enum FeedClient {
+    Server(redis::Client),
+    Cluster(redis::cluster::ClusterClient),
+}
+
 /// An owner task's side of its feed: the channel to its feed task (while it runs) and the one
 /// back.
 pub(crate) struct Feed {
     stream: String,
-    client: redis::Client,
+    client: FeedClient,
     control: Option<mpsc::UnboundedSender<(u64, Control)>>,
     /// How many messages were sent to the feed task (each is numbered).
     sent: u64,
@@ -72,7 +81,7 @@ pub(crate) struct Feed {
 }
 
 impl Feed {
-    pub(crate) fn new(client: redis::Client, prefix: &str) -> Feed {
+    pub(crate) fn new(client: FeedClient, prefix: &str) -> Feed {
         let (wakes_sender, wakes) = mpsc::unbounded_channel();
         Feed {
             stream: stream_name(prefix),
@@ -128,7 +137,7 @@ impl Feed {
 
     /// The owner task stops: the feed hands out what the stream holds up to now, then ends every
     /// stream and drops every waiter (they get `Closed`).
-    pub(crate) fn close(&mut self, connection: redis::aio::ConnectionManager) {
+    pub(crate) fn close(&mut self, connection: super::connection::Connection) {
         if self.control.is_some() {
             self.send(Control::Close { connection });
             self.control = None;

@@ -22,11 +22,14 @@
 //! keys on a task of its own, beside the other calls (a `SCAN` cannot disturb a `WATCH`).
 
 pub(crate) mod client;
+mod connection;
 mod exec;
 mod feed;
 mod optimistic;
 mod scripts;
+mod slots;
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -37,9 +40,10 @@ use tokio::sync::mpsc;
 use tracing::Instrument;
 
 use crate::closure::StoreId;
-use crate::command::{Call, Message, Reply, ScanPrefix, Transaction, Update};
+use crate::command::{Call, Command, Message, Reply, ScanPrefix, Transaction, Update};
 use crate::error::{BackendErrorKind, KvError};
 use crate::stats::Stats;
+use connection::Connection;
 use exec::{connection_error, plan, Alone, Pipelined, Step};
 use scripts::Scripts;
 
@@ -72,7 +76,7 @@ pub(crate) async fn connect(
     store: StoreId,
 ) -> Result<mpsc::Sender<Message>, KvError> {
     let client = client::open(url).await?;
-    let feed = feed::Feed::new(client.clone(), &prefix);
+    let feed = feed::Feed::new(feed::FeedClient::Server(client.clone()), &prefix);
     let settings = client.get_connection_info().redis_settings();
     if settings.protocol() == redis::ProtocolVersion::RESP3 {
         // Under RESP3 the connection manager reconnects a dropped connection silently, so an
@@ -94,16 +98,84 @@ pub(crate) async fn connect(
         .set_number_of_retries(1)
         .set_min_delay(Duration::from_millis(50))
         .set_max_delay(Duration::from_millis(200));
-    let mut connection = ConnectionManager::new_with_config(client, config)
+    let connection = ConnectionManager::new_with_config(client, config)
         .await
         .map_err(|error| connection_error("cannot connect to Redis", &error))?;
+    start(
+        Connection::Server(connection),
+        None,
+        feed,
+        prefix,
+        mailbox_capacity,
+        store,
+    )
+    .await
+}
+
+/// Connects to the Redis Cluster that the seed node URLs `urls` belong to and starts an owner
+/// task running commands there; returns the sender of its mailbox.
+/// [`KvBuilder::redis_cluster`](crate::KvBuilder::redis_cluster) is the public face of this.
+///
+/// The cluster connection is built with **no retries**: the `redis` crate resends a request on
+/// its own after a `MOVED` or `ASK`, after `TRYAGAIN`/`CLUSTERDOWN`/`LOADING`, a timeout or a lost
+/// connection, and a pipeline whole when any one of its replies asks for that: a script that had
+/// run (an `incr`) would run twice. So a call refused that way fails with
+/// [`KvError::Backend`] (the `redis` crate reads the slot map again on a redirection, and the
+/// next calls go to the right node); `update` and `transaction`, which can tell, start over
+/// (`optimistic.rs`).
+pub(crate) async fn connect_cluster(
+    urls: Vec<String>,
+    prefix: String,
+    mailbox_capacity: usize,
+    store: StoreId,
+) -> Result<mpsc::Sender<Message>, KvError> {
+    let configure = |builder: redis::cluster::ClusterClientBuilder| {
+        builder
+            .retries(0)
+            .connection_timeout(CONNECT_TIMEOUT)
+            .response_timeout(RESPONSE_TIMEOUT)
+    };
+    let (client, opener) = client::open_cluster(urls, configure).await?;
+    let connection = client
+        .get_async_connection()
+        .await
+        .map_err(|error| connection_error("cannot connect to the Redis Cluster", &error))?;
+    let cluster = slots::Cluster::new(&prefix, opener, CONNECT_TIMEOUT, RESPONSE_TIMEOUT);
+    let feed = feed::Feed::new(feed::FeedClient::Cluster(client), &prefix);
+    start(
+        Connection::Cluster(connection),
+        Some(cluster),
+        feed,
+        prefix,
+        mailbox_capacity,
+        store,
+    )
+    .await
+}
+
+/// Loads the scripts over `connection` and starts the owner task.
+async fn start(
+    mut connection: Connection,
+    cluster: Option<slots::Cluster>,
+    feed: feed::Feed,
+    prefix: String,
+    mailbox_capacity: usize,
+    store: StoreId,
+) -> Result<mpsc::Sender<Message>, KvError> {
     let scripts = Arc::new(Scripts::new());
     load_scripts(&mut connection, &scripts).await?;
     let (sender, mailbox) = mpsc::channel(mailbox_capacity);
+    // On a cluster without a hash tag the stream cannot share the keys' slots: writes never
+    // name it (`slots.rs`).
+    let stream = match &cluster {
+        Some(cluster) if !cluster.tagged => String::new(),
+        _ => exec::stream_name(&prefix),
+    };
     let owner = Owner {
         connection,
+        cluster,
         scripts,
-        stream: exec::stream_name(&prefix),
+        stream,
         prefix,
         store,
         commands: 0,
@@ -117,13 +189,15 @@ pub(crate) async fn connect(
 struct Owner {
     /// The owner task's connection. Pipelines in flight (each answered by a task of its own) use
     /// clones of it, which share the one connection; `WATCH` sequences run only when none is in
-    /// flight (see the module docs).
-    connection: ConnectionManager,
+    /// flight (see the module docs), on this connection or, on a cluster, on one of `cluster`'s.
+    connection: Connection,
+    /// On a Redis Cluster: its rules and node connections (`slots.rs`).
+    cluster: Option<slots::Cluster>,
     scripts: Arc<Scripts>,
     /// The builder's prefix: the namespace that `stats` counts.
     prefix: String,
     /// The store's change stream (the prefix and `ekv:changes`), which writes add to while it
-    /// exists.
+    /// exists; empty on a cluster handle without a hash tag, whose writes name no stream.
     stream: String,
     /// The store's id, which closures run under (see [`closure`](crate::closure)).
     store: StoreId,
@@ -133,10 +207,13 @@ struct Owner {
     feed: feed::Feed,
 }
 
-/// The simple commands of one batch: their entries in one pipeline, and their callers.
+/// The simple commands of one batch: their entries in one pipeline, and their callers. On a
+/// cluster, one such batch per hash slot in `slots` (a pipeline goes to one node: the cluster
+/// connection routes it by its first key), sent side by side.
 struct Batch {
     pipe: Pipeline,
     queued: Vec<Pipelined>,
+    slots: HashMap<u16, Batch>,
 }
 
 impl Batch {
@@ -148,7 +225,22 @@ impl Batch {
         Batch {
             pipe,
             queued: Vec::new(),
+            slots: HashMap::new(),
         }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.queued.is_empty() && self.slots.is_empty()
+    }
+
+    /// Queues a command planned into `pipe` (its own) in the batch of its slot.
+    fn queue_in_slot(&mut self, pipe: Pipeline, pipelined: Pipelined) {
+        let slot = slots::slot_of(pipe.cmd_iter()).unwrap_or(0);
+        let batch = self.slots.entry(slot).or_insert_with(Batch::new);
+        for command in pipe.cmd_iter() {
+            batch.pipe.add_command(command.clone());
+        }
+        batch.queued.push(pipelined);
     }
 }
 
@@ -180,22 +272,18 @@ impl Owner {
                 self.commands += 1;
                 // The caller's span is entered only around synchronous code; the awaited work
                 // below is instrumented with it instead (a guard must not be held across awaits).
-                let step = span.in_scope(|| {
+                let alone = span.in_scope(|| {
                     let described =
                         tracing::enabled!(tracing::Level::DEBUG).then(|| command.described());
-                    let step = plan(command, &mut batch.pipe, &self.scripts, &self.stream);
+                    let (outcome, alone) = self.place(command, &mut batch);
                     if let Some(described) = described {
-                        let outcome = match step {
-                            Step::Pipelined(_) => "pipelined",
-                            Step::Alone(_) => "run alone",
-                        };
                         described.log(outcome, Duration::ZERO);
                     }
-                    step
+                    alone
                 });
-                match step {
-                    Step::Pipelined(pipelined) => batch.queued.push(pipelined),
-                    Step::Alone(alone) => {
+                match alone {
+                    None => {}
+                    Some(alone) => {
                         let earlier = std::mem::replace(&mut batch, Batch::new());
                         let shutdown_reply = async {
                             // Everything received before it is answered first, so calls keep
@@ -220,7 +308,7 @@ impl Owner {
                     }
                 }
             }
-            if !batch.queued.is_empty() {
+            if !batch.is_empty() {
                 // A task of its own, so that decoding the replies (JSON parsing) runs beside the
                 // owner task, on another worker thread, while it forms the next batch.
                 in_flight.push(tokio::spawn(answer(
@@ -246,6 +334,38 @@ impl Owner {
         }
     }
 
+    /// Plans `command` into `batch` (on a cluster, into the batch of its slot, after the
+    /// cluster's rules: `slots.rs`), or hands it back to run alone. Also says which, for the
+    /// debug line.
+    fn place(&self, command: Command, batch: &mut Batch) -> (&'static str, Option<Alone>) {
+        let Some(cluster) = &self.cluster else {
+            return match plan(command, &mut batch.pipe, &self.scripts, &self.stream) {
+                Step::Pipelined(pipelined) => {
+                    batch.queued.push(pipelined);
+                    ("pipelined", None)
+                }
+                Step::Alone(alone) => ("run alone", Some(alone)),
+            };
+        };
+        let commands = match cluster.route(command) {
+            slots::Routed::Plan(command) => vec![command],
+            slots::Routed::Split(commands) => commands,
+            slots::Routed::Refused => return ("refused", None),
+        };
+        let mut alone = None;
+        for command in commands {
+            let mut pipe = redis::pipe();
+            match plan(command, &mut pipe, &self.scripts, &self.stream) {
+                Step::Pipelined(pipelined) => batch.queue_in_slot(pipe, pipelined),
+                Step::Alone(step) => alone = Some(step),
+            }
+        }
+        match alone {
+            Some(alone) => ("run alone", Some(alone)),
+            None => ("pipelined", None),
+        }
+    }
+
     /// Runs a command that needs round trips of its own, or none.
     async fn alone(&mut self, alone: Alone) {
         match alone {
@@ -262,10 +382,13 @@ impl Owner {
                     watchers: self.feed.count().await,
                     ..Stats::default()
                 };
-                let mut connection = self.connection.clone();
+                let nodes = match self.nodes().await {
+                    Ok(nodes) => nodes,
+                    Err(error) => return call.answer(Err(error)),
+                };
                 let prefix = self.prefix.clone();
                 tokio::spawn(async move {
-                    let entries = count(&mut connection, &prefix).await;
+                    let entries = count(nodes, &prefix).await;
                     call.answer(entries.map(|entries| Stats {
                         entries,
                         ..counters
@@ -274,7 +397,11 @@ impl Owner {
             }
             Alone::ScanPrefix(call) => {
                 let ScanPrefix { prefix, limit } = &call.args;
-                let keys = scan(&mut self.connection, prefix, &self.stream).await;
+                let stream = exec::stream_name(&self.prefix);
+                let keys = match self.nodes().await {
+                    Ok(nodes) => scan_all(nodes, prefix, &stream).await,
+                    Err(error) => Err(error),
+                };
                 let keys = keys.map(|mut keys| {
                     keys.sort_unstable();
                     keys.dedup(); // SCAN may return a key twice
@@ -290,7 +417,14 @@ impl Owner {
                     stream: &self.stream,
                     store: self.store,
                 };
-                let result = optimistic::update(&mut self.connection, &env, key, &mut f).await;
+                let mut target = match &mut self.cluster {
+                    None => optimistic::Target::Server(&mut self.connection),
+                    Some(cluster) => optimistic::Target::Cluster {
+                        cluster,
+                        connection: &mut self.connection,
+                    },
+                };
+                let result = optimistic::update(&mut target, &env, key, &mut f).await;
                 let _ = reply.send(result);
             }
             Alone::Transaction(Call { args, reply }) => {
@@ -300,8 +434,14 @@ impl Owner {
                     stream: &self.stream,
                     store: self.store,
                 };
-                let result =
-                    optimistic::transaction(&mut self.connection, &env, &prefix, &mut f).await;
+                let mut target = match &mut self.cluster {
+                    None => optimistic::Target::Server(&mut self.connection),
+                    Some(cluster) => optimistic::Target::Cluster {
+                        cluster,
+                        connection: &mut self.connection,
+                    },
+                };
+                let result = optimistic::transaction(&mut target, &env, &prefix, &mut f).await;
                 let _ = reply.send(result);
             }
             Alone::Watch(call) => self.watch(call).await,
@@ -316,28 +456,61 @@ impl Owner {
     }
 }
 
-/// The keys under `prefix` that [`Stats::entries`] counts: `DBSIZE` for the empty prefix (every
-/// key of the database, the layout's id indexes and change streams included), else a `SCAN` of
-/// the whole database matching the prefix (`O(keys in the database)` on the server, in steps of
-/// [`SCAN_COUNT`], beside other clients' commands), without the layout's reserved names.
-async fn count(connection: &mut ConnectionManager, prefix: &str) -> Result<usize, KvError> {
-    if prefix.is_empty() {
-        return redis::cmd("DBSIZE")
-            .query_async(connection)
-            .await
-            .map_err(|error| connection_error("redis DBSIZE failed", &error));
+impl Owner {
+    /// What a scan or count reads: the owner's connection, or on a cluster each primary's.
+    async fn nodes(&mut self) -> Result<Vec<Connection>, KvError> {
+        match &mut self.cluster {
+            None => Ok(vec![self.connection.clone()]),
+            Some(cluster) => {
+                let nodes = cluster.primaries(&mut self.connection).await;
+                if nodes.is_err() {
+                    cluster.forget();
+                }
+                nodes
+            }
+        }
     }
-    let mut keys = scan(connection, prefix, &exec::stream_name(prefix)).await?;
+}
+
+/// The keys under `prefix` that [`Stats::entries`] counts on `nodes` (one server, or each primary
+/// of a cluster): `DBSIZE` for the empty prefix (every key of the database, the layout's id
+/// indexes and change streams included), else a `SCAN` of the whole database matching the prefix
+/// (`O(keys in the database)` on the server, in steps of [`SCAN_COUNT`], beside other clients'
+/// commands), without the layout's reserved names.
+async fn count(nodes: Vec<Connection>, prefix: &str) -> Result<usize, KvError> {
+    if prefix.is_empty() {
+        let mut total = 0;
+        for mut node in nodes {
+            let size: usize =
+                slots::query(&mut node, &redis::cmd("DBSIZE"), "redis DBSIZE failed").await?;
+            total += size;
+        }
+        return Ok(total);
+    }
+    let mut keys = scan_all(nodes, prefix, &exec::stream_name(prefix)).await?;
     keys.sort_unstable();
     keys.dedup(); // SCAN may return a key twice
     Ok(keys.len())
+}
+
+/// [`scan`] of each of `nodes`, one after the other.
+async fn scan_all(
+    nodes: Vec<Connection>,
+    prefix: &str,
+    stream: &str,
+) -> Result<Vec<String>, KvError> {
+    let mut keys = Vec::new();
+    for mut node in nodes {
+        keys.extend(scan(&mut node, prefix, stream).await?);
+    }
+    Ok(keys)
 }
 
 /// Every key that starts with `prefix`, unsorted, possibly with duplicates (as `SCAN` gives
 /// them), without the layout's reserved names (id indexes, change streams). Keys that are not
 /// UTF-8, written by another client, are skipped.
 async fn scan(
-    connection: &mut ConnectionManager,
+    connection: &mut Connection,
     prefix: &str,
     stream: &str,
 ) -> Result<Vec<String>, KvError> {
@@ -345,15 +518,15 @@ async fn scan(
     let mut cursor = 0u64;
     let mut keys = Vec::new();
     loop {
-        let (next, page): (u64, Vec<Vec<u8>>) = redis::cmd("SCAN")
+        let mut command = redis::cmd("SCAN");
+        command
             .arg(cursor)
             .arg("MATCH")
             .arg(&pattern)
             .arg("COUNT")
-            .arg(SCAN_COUNT)
-            .query_async(connection)
-            .await
-            .map_err(|error| connection_error("redis SCAN failed", &error))?;
+            .arg(SCAN_COUNT);
+        let (next, page): (u64, Vec<Vec<u8>>) =
+            slots::query(connection, &command, "redis SCAN failed").await?;
         keys.extend(
             page.into_iter()
                 .filter_map(|key| String::from_utf8(key).ok())
@@ -366,9 +539,29 @@ async fn scan(
     }
 }
 
-/// Sends a batch's pipeline and answers every command queued in it.
-async fn answer(batch: Batch, mut connection: ConnectionManager, scripts: Arc<Scripts>) {
-    let Batch { pipe, queued } = batch;
+/// Sends a batch's pipeline (on a cluster, its slots' pipelines, side by side) and answers every
+/// command queued in it.
+async fn answer(batch: Batch, connection: Connection, scripts: Arc<Scripts>) {
+    let Batch {
+        pipe,
+        queued,
+        slots,
+    } = batch;
+    let parts = slots.into_values().map(|part| {
+        let Batch { pipe, queued, .. } = part;
+        answer_one(pipe, queued, connection.clone(), Arc::clone(&scripts))
+    });
+    let own = answer_one(pipe, queued, connection.clone(), Arc::clone(&scripts));
+    futures::future::join_all(parts.chain(std::iter::once(own))).await;
+}
+
+/// Sends one pipeline and answers every command queued in it.
+async fn answer_one(
+    pipe: Pipeline,
+    queued: Vec<Pipelined>,
+    mut connection: Connection,
+    scripts: Arc<Scripts>,
+) {
     if queued.is_empty() {
         return;
     }
@@ -444,7 +637,7 @@ fn fail_all(queued: Vec<Pipelined>, error: KvError) {
 /// at once (none of their callers had an answer yet), so running them after the rest of the batch
 /// is still a valid order.
 async fn send(
-    connection: &mut ConnectionManager,
+    connection: &mut Connection,
     scripts: &Scripts,
     pipe: &Pipeline,
 ) -> Result<Vec<RedisValue>, KvError> {
@@ -485,10 +678,7 @@ async fn send(
 }
 
 /// Loads every script into the server's script cache.
-async fn load_scripts(
-    connection: &mut ConnectionManager,
-    scripts: &Scripts,
-) -> Result<(), KvError> {
+async fn load_scripts(connection: &mut Connection, scripts: &Scripts) -> Result<(), KvError> {
     for script in scripts.all() {
         script
             .load_async(connection)

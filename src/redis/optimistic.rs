@@ -14,19 +14,27 @@
 //!
 //! A watch belongs to the connection: this relies on the owner task being the only user of its
 //! connection for `WATCH`/`MULTI` and running these one at a time (see the [module docs](super)).
+//! On a Redis Cluster ([`Target::Cluster`]) each attempt runs on a connection of the owner's own
+//! to the primary of the call's slot, which never reconnects or follows a redirection by itself:
+//! a `WATCH` can never be lost between it and the `EXEC` without the `EXEC` failing. A `MOVED`,
+//! `ASK`, `CLUSTERDOWN` or `TRYAGAIN` reply means nothing ran: the slot map is read again and the
+//! attempt starts over. A connection lost or timed out around an `EXEC` is the caller's error
+//! (`KvError::Backend`; the write may or may not have been applied) and is never sent again. A
+//! transaction whose keys fall in two slots is refused before anything is written.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use redis::aio::ConnectionManager;
 use redis::{Cmd, Pipeline, Value as RedisValue};
 use serde_json::Value;
 use tokio::time::Instant;
 
+use super::connection::Connection;
 use super::exec::{self, connection_error, is_noscript, json, ttl_arg};
 use super::scripts::Scripts;
+use super::slots::{self, Cluster};
 use crate::closure::{self, StoreId};
 use crate::command::{TxnFn, UpdateFn};
 use crate::error::KvError;
@@ -50,6 +58,46 @@ pub(crate) struct Env<'a> {
     pub(crate) store: StoreId,
 }
 
+/// Where an optimistic call runs (see the module docs).
+pub(crate) enum Target<'a> {
+    /// One server: the owner task's connection.
+    Server(&'a mut Connection),
+    /// A cluster: a connection to the primary of the call's slot, found with `connection`.
+    Cluster {
+        cluster: &'a mut Cluster,
+        connection: &'a mut Connection,
+    },
+}
+
+impl Target<'_> {
+    /// The connection an attempt on `key` runs on.
+    async fn connection(&mut self, key: &str) -> Result<Connection, KvError> {
+        match self {
+            Target::Server(connection) => Ok((**connection).clone()),
+            Target::Cluster {
+                cluster,
+                connection,
+            } => cluster.node(connection, key).await,
+        }
+    }
+
+    /// Two keys of different slots among `keys`, on a cluster.
+    fn two_slots<'k>(&self, keys: impl IntoIterator<Item = &'k str>) -> Option<(&'k str, &'k str)> {
+        match self {
+            Target::Server(_) => None,
+            Target::Cluster { .. } => slots::two_slots(keys),
+        }
+    }
+
+    /// After a redirection or a lost node connection: find the nodes again next time.
+    fn forget(&mut self) {
+        match self {
+            Target::Server(_) => {}
+            Target::Cluster { cluster, .. } => cluster.forget(),
+        }
+    }
+}
+
 /// [`KvError::Contended`], warned about once here: the caller may not look at the error.
 fn contended(op: &'static str, key: &str, attempts: u32, why: &'static str) -> KvError {
     let error = KvError::Contended {
@@ -65,20 +113,21 @@ fn contended(op: &'static str, key: &str, attempts: u32, why: &'static str) -> K
 /// `MULTI`/`EXEC` (`set.lua` with `keep`: an existing key keeps its TTL; or `delete.lua`); again
 /// on conflict. A panic or a value too deep ends the call with nothing written.
 pub(crate) async fn update(
-    connection: &mut ConnectionManager,
+    target: &mut Target<'_>,
     env: &Env<'_>,
     key: String,
     f: &mut UpdateFn,
 ) -> Result<Option<Arc<Value>>, KvError> {
     for _ in 0..MAX_ATTEMPTS {
+        let connection = &mut target.connection(&key).await?;
         let mut read = redis::pipe();
         read.ignore_errors()
             .cmd("WATCH")
             .arg(&key)
             .ignore()
             .add_command(exec::get(env.scripts, &key));
-        let Some(mut replies) = read_watched(connection, env.scripts, &read).await? else {
-            continue; // the scripts were reloaded: read again
+        let Some(mut replies) = read_watched(target, connection, env.scripts, &read).await? else {
+            continue; // the scripts were reloaded, or the slot moved: read again
         };
         let current = json(&key, replies.pop().unwrap_or(RedisValue::Nil));
         let decided = current.and_then(|current| {
@@ -115,7 +164,7 @@ pub(crate) async fn update(
             }
             None => {}
         }
-        if commit(connection, env.scripts, &write, &key, "redis write").await? {
+        if commit(target, connection, env.scripts, &write, &key, "redis write").await? {
             return Ok(new);
         }
     }
@@ -136,7 +185,7 @@ pub(crate) async fn update(
 /// A run that panics after reading a key not yet fetched is treated as incomplete, not as a
 /// panic: it may have panicked on a value that only looked missing.
 pub(crate) async fn transaction(
-    connection: &mut ConnectionManager,
+    target: &mut Target<'_>,
     env: &Env<'_>,
     prefix: &str,
     f: &mut TxnFn,
@@ -144,13 +193,15 @@ pub(crate) async fn transaction(
     let mut fetched: HashMap<String, Option<Arc<Value>>> = HashMap::new();
     'attempts: for _ in 0..MAX_ATTEMPTS {
         fetched.clear();
+        // The connection of this attempt, once it has a key: its first read's (or write's).
+        let mut pinned: Option<Connection> = None;
         let mut rounds = 0;
         let ops = loop {
             rounds += 1;
             if rounds > MAX_FETCH_ROUNDS {
                 // A closure that reads a key it has not read before on every run (say, a key
                 // named after a counter it keeps) would fetch forever, holding the connection.
-                unwatch(connection).await;
+                unwatch_pinned(&mut pinned).await;
                 return Err(contended(
                     "transaction",
                     prefix,
@@ -183,21 +234,30 @@ pub(crate) async fn transaction(
                 match outcome {
                     Ok(ops) => break ops,
                     Err(error) => {
-                        unwatch(connection).await;
+                        unwatch_pinned(&mut pinned).await;
                         return Err(error);
                     }
                 }
             }
             unfetched.sort_unstable();
             unfetched.dedup();
+            let keys = fetched.keys().chain(&unfetched).map(String::as_str);
+            if let Some((first, second)) = target.two_slots(keys) {
+                unwatch_pinned(&mut pinned).await;
+                return Err(slots::cross_slot("transaction", first, second));
+            }
+            let connection = match &mut pinned {
+                Some(connection) => connection,
+                None => pinned.insert(target.connection(&unfetched[0]).await?),
+            };
             let mut read = redis::pipe();
             read.ignore_errors()
                 .cmd("WATCH")
                 .arg(&unfetched)
                 .ignore()
                 .add_command(exec::mget(env.scripts, &unfetched));
-            let Some(replies) = read_watched(connection, env.scripts, &read).await? else {
-                continue 'attempts; // the scripts were reloaded: start over
+            let Some(replies) = read_watched(target, connection, env.scripts, &read).await? else {
+                continue 'attempts; // the scripts were reloaded, or the slot moved: start over
             };
             let values = match exec::mget_values(&unfetched, replies) {
                 Ok(values) => values,
@@ -208,12 +268,31 @@ pub(crate) async fn transaction(
             };
             fetched.extend(unfetched.into_iter().zip(values));
         };
+        let written: Vec<&str> = ops
+            .iter()
+            .map(|op| match op {
+                Op::Set { key, .. } | Op::Delete { key } | Op::Expire { key, .. } => key.as_str(),
+            })
+            .collect();
+        let keys = fetched.keys().map(String::as_str).chain(written);
+        if let Some((first, second)) = target.two_slots(keys) {
+            unwatch_pinned(&mut pinned).await;
+            return Err(slots::cross_slot("transaction", first, second));
+        }
+        let commands = writes(env, ops);
+        let first_key = fetched.keys().next().cloned();
         let mut write = redis::pipe();
         write.atomic().ignore_errors();
-        for command in writes(env, ops) {
+        for command in commands {
             write.add_command(command);
         }
+        let connection = match (&mut pinned, first_key.or_else(|| first_written(&write))) {
+            (Some(connection), _) => connection,
+            (None, Some(key)) => pinned.insert(target.connection(&key).await?),
+            (None, None) => return Ok(()), // nothing read, nothing written
+        };
         if commit(
+            target,
             connection,
             env.scripts,
             &write,
@@ -231,6 +310,17 @@ pub(crate) async fn transaction(
         MAX_ATTEMPTS,
         "optimistic retries exhausted",
     ))
+}
+
+/// The first key a `MULTI` pipeline of script calls writes, for the node it must go to.
+fn first_written(write: &Pipeline) -> Option<String> {
+    write.cmd_iter().find_map(|command| {
+        let arg = command.args_iter().nth(3)?;
+        match arg {
+            redis::Arg::Simple(key) => String::from_utf8(key.to_vec()).ok(),
+            _ => None, // a cursor
+        }
+    })
 }
 
 /// A transaction's staged writes as one script call per key, in the order the keys were first
@@ -314,14 +404,24 @@ impl Source for Fetched<'_> {
 }
 
 /// Sends a `WATCH` + read pipeline (built with `ignore_errors`, the `WATCH` ignored) and returns
-/// the read's replies; `None` if the server had lost the scripts (a restart): they are reloaded,
-/// the watches dropped, and the caller starts its attempt over. On error the watches are dropped.
+/// the read's replies; `None` if the server had lost the scripts (a restart: they are reloaded)
+/// or, on a cluster, the slot is served elsewhere now (the target forgets its nodes): the watches
+/// are dropped, and the caller starts its attempt over. On error the watches are dropped.
 async fn read_watched(
-    connection: &mut ConnectionManager,
+    target: &mut Target<'_>,
+    connection: &mut Connection,
     scripts: &Scripts,
     read: &Pipeline,
 ) -> Result<Option<Vec<RedisValue>>, KvError> {
-    let replies: Vec<RedisValue> = query(connection, read, "redis read").await?;
+    let Some(replies) = query::<Vec<RedisValue>>(target, connection, read, "redis read").await?
+    else {
+        return Ok(None);
+    };
+    if replies.iter().any(slots::redirected) {
+        unwatch(connection).await;
+        target.forget();
+        return Ok(None);
+    }
     if replies.iter().any(is_noscript) {
         unwatch(connection).await;
         super::load_scripts(connection, scripts).await?;
@@ -330,37 +430,59 @@ async fn read_watched(
     Ok(Some(replies))
 }
 
-/// Sends a pipeline and reads its replies as `T`. On error the connection's watches are dropped,
-/// so that a later attempt starts clean.
+/// Sends a pipeline and reads its replies as `T`; `None` if a cluster node refused it with a
+/// redirection (nothing ran; the target forgets its nodes). On error the connection's watches
+/// are dropped, so that a later attempt starts clean.
 async fn query<T: redis::FromRedisValue>(
-    connection: &mut ConnectionManager,
+    target: &mut Target<'_>,
+    connection: &mut Connection,
     pipe: &Pipeline,
     what: &str,
-) -> Result<T, KvError> {
+) -> Result<Option<T>, KvError> {
     match pipe.query_async(connection).await {
-        Ok(value) => Ok(value),
+        Ok(value) => Ok(Some(value)),
         Err(error) => {
             unwatch(connection).await;
+            if slots::redirected_error(&error) {
+                target.forget();
+                return Ok(None);
+            }
+            // A node connection that failed is not used again: the next call connects afresh.
+            target.forget();
             Err(connection_error(what, &error))
         }
     }
 }
 
 /// Sends a `MULTI`/`EXEC` pipeline. `false` if Redis refused the `EXEC` because a watched key
-/// changed (nothing was written), or if it had lost the scripts: they are reloaded, and the
-/// caller tries again (the server loses them all at once, so every script call of the `EXEC` was
-/// refused, and nothing was written). `EXEC` also ends the watches either way.
+/// changed (nothing was written), if a cluster node redirected it (nothing ran), or if the server
+/// had lost the scripts: they are reloaded, and the caller tries again (the server loses them all
+/// at once, so every script call of the `EXEC` was refused, and nothing was written). `EXEC` also
+/// ends the watches either way.
 async fn commit(
-    connection: &mut ConnectionManager,
+    target: &mut Target<'_>,
+    connection: &mut Connection,
     scripts: &Scripts,
     write: &Pipeline,
     key: &str,
     what: &str,
 ) -> Result<bool, KvError> {
-    let applied: Option<Vec<RedisValue>> = query(connection, write, what).await?;
+    let Some(applied) = query::<Option<Vec<RedisValue>>>(target, connection, write, what).await?
+    else {
+        return Ok(false);
+    };
     let Some(replies) = applied else {
         return Ok(false);
     };
+    if replies.iter().any(slots::redirected) {
+        // Inside an `EXEC` a redirection cannot come after a command that ran (a slot moves
+        // between commands, not within a transaction); still, only a refusal of every command
+        // is taken as "nothing ran".
+        if replies.iter().all(slots::redirected) {
+            target.forget();
+            return Ok(false);
+        }
+    }
     if replies.iter().any(is_noscript) {
         super::load_scripts(connection, scripts).await?;
         return Ok(false);
@@ -375,6 +497,13 @@ async fn commit(
 }
 
 /// Drops the connection's watches. Best effort: if the connection is gone, so are they.
-async fn unwatch(connection: &mut ConnectionManager) {
+async fn unwatch(connection: &mut Connection) {
     let _: Result<(), _> = redis::cmd("UNWATCH").query_async(connection).await;
+}
+
+/// [`unwatch`] on a transaction's connection, if it has one yet.
+async fn unwatch_pinned(pinned: &mut Option<Connection>) {
+    if let Some(connection) = pinned {
+        unwatch(connection).await;
+    }
 }

@@ -14,15 +14,15 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use redis::aio::{ConnectionManager, MultiplexedConnection};
 use redis::{AsyncConnectionConfig, RedisError, Value as RedisValue};
 use serde_json::Value;
 use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio::time::Instant;
 
 use super::entry::{self, Entry, Gen, Mark, StreamId};
-use super::{READ, STREAM_TTL};
+use super::{FeedClient, READ, STREAM_TTL};
 use crate::command::{Change, ChangeKind, Reply};
+use crate::redis::connection::Connection;
 
 /// How long one `XREAD BLOCK` waits on the server before the feed reads again anyway (refreshing
 /// the stream's TTL and noticing a stream that vanished).
@@ -83,7 +83,7 @@ pub(crate) enum Control {
     Count { reply: oneshot::Sender<usize> },
     /// The owner task stops: read the stream up to now (on the owner's connection, free now),
     /// hand out what it holds, and end every stream.
-    Close { connection: ConnectionManager },
+    Close { connection: Connection },
 }
 
 /// What the feed hands back to the owner task, which owns the connection that reads and pops.
@@ -129,7 +129,7 @@ enum Place {
 
 /// What the one operation on the server in progress gives.
 enum Io {
-    Connected(Result<MultiplexedConnection, RedisError>),
+    Connected(Result<Connection, RedisError>),
     Read(Result<RedisValue, RedisError>),
 }
 
@@ -137,7 +137,7 @@ type IoFuture = Pin<Box<dyn Future<Output = Io> + Send>>;
 
 pub(crate) struct Task {
     stream: String,
-    client: redis::Client,
+    client: FeedClient,
     control: mpsc::UnboundedReceiver<(u64, Control)>,
     wakes: mpsc::UnboundedSender<Wake>,
     /// The number of the last message handled.
@@ -158,7 +158,7 @@ pub(crate) struct Task {
 impl Task {
     pub(crate) fn new(
         stream: String,
-        client: redis::Client,
+        client: FeedClient,
         control: mpsc::UnboundedReceiver<(u64, Control)>,
         wakes: mpsc::UnboundedSender<Wake>,
     ) -> Task {
@@ -179,7 +179,7 @@ impl Task {
     }
 
     pub(crate) async fn run(mut self) {
-        let mut connection: Option<MultiplexedConnection> = None;
+        let mut connection: Option<Connection> = None;
         let mut delay = Duration::ZERO;
         loop {
             let mut io: Option<IoFuture> = match (&connection, self.at) {
@@ -606,7 +606,7 @@ impl Task {
 
     /// Reads what the stream holds up to now and hands it out; then everything held is dropped,
     /// which ends the watchers' streams and answers waiters with `Closed`.
-    async fn close(&mut self, mut connection: ConnectionManager) {
+    async fn close(&mut self, mut connection: Connection) {
         let Some(mut at) = self.at else { return };
         loop {
             let reply = query(&mut connection, &self.stream, at).await;
@@ -634,23 +634,35 @@ fn missed(count: u64) -> Change {
     }
 }
 
-async fn connect(client: redis::Client, delay: Duration) -> Io {
+async fn connect(client: FeedClient, delay: Duration) -> Io {
     tokio::time::sleep(delay).await;
-    let config = AsyncConnectionConfig::new()
-        .set_connection_timeout(Some(CONNECT_TIMEOUT))
-        // The read blocks on the server; `read` bounds it itself.
-        .set_response_timeout(None);
     let connected = async {
-        let mut connection = client
-            .get_multiplexed_async_connection_with_config(&config)
-            .await?;
-        // Named, so that `CLIENT LIST` tells it from the owner task's connection.
-        redis::cmd("CLIENT")
-            .arg("SETNAME")
-            .arg(CLIENT_NAME)
-            .query_async::<()>(&mut connection)
-            .await?;
-        Ok(connection)
+        match client {
+            FeedClient::Server(client) => {
+                let config = AsyncConnectionConfig::new()
+                    .set_connection_timeout(Some(CONNECT_TIMEOUT))
+                    // The read blocks on the server; `read` bounds it itself.
+                    .set_response_timeout(None);
+                let mut connection = client
+                    .get_multiplexed_async_connection_with_config(&config)
+                    .await?;
+                // Named, so that `CLIENT LIST` tells it from the owner task's connection.
+                redis::cmd("CLIENT")
+                    .arg("SETNAME")
+                    .arg(CLIENT_NAME)
+                    .query_async::<()>(&mut connection)
+                    .await?;
+                Ok(Connection::Node(connection))
+            }
+            FeedClient::Cluster(client) => {
+                // A cluster connection of the feed's own; `read` bounds each read itself.
+                let config = redis::cluster::ClusterConfig::new()
+                    .set_connection_timeout(CONNECT_TIMEOUT)
+                    .set_response_timeout(BLOCK + READ_MARGIN + READ_MARGIN);
+                let connection = client.get_async_connection_with_config(config).await?;
+                Ok(Connection::Cluster(connection))
+            }
+        }
     };
     Io::Connected(connected.await)
 }
@@ -670,7 +682,7 @@ fn read_command(stream: &str, at: Mark) -> redis::Cmd {
 }
 
 /// One read: `XREAD BLOCK` for an entry after the cursor, then `read.lua` at once after it.
-async fn read(mut connection: MultiplexedConnection, stream: String, at: Mark, block: bool) -> Io {
+async fn read(mut connection: Connection, stream: String, at: Mark, block: bool) -> Io {
     let mut pipe = redis::pipe();
     if block {
         pipe.cmd("XREAD")
@@ -697,7 +709,7 @@ async fn read(mut connection: MultiplexedConnection, stream: String, at: Mark, b
 
 /// `read.lua` alone, on the owner's connection.
 async fn query(
-    connection: &mut ConnectionManager,
+    connection: &mut Connection,
     stream: &str,
     at: Mark,
 ) -> Result<RedisValue, RedisError> {
