@@ -585,3 +585,275 @@ async fn cluster_smoke_test_starts_answers_and_fails_over() {
     }
     assert!(cluster.primaries().contains(&promoted));
 }
+
+/// The Redis Cluster executor (`KvBuilder::redis_cluster`) on the 6-node cluster of
+/// `support::redis_cluster`: the refusals across hash slots (the conformance suite runs on it too,
+/// `tests/conformance/`), and a primary killed under load.
+#[cfg(feature = "redis")]
+mod cluster {
+    use std::collections::HashMap;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::{Arc, Mutex};
+
+    use serde_json::{json, Value};
+
+    use super::support::redis_cluster::RedisCluster;
+    use super::support::redis_process::cli;
+    use super::*;
+
+    /// A handle with `prefix` on `cluster`.
+    async fn connect(cluster: &RedisCluster, prefix: &str) -> KvHandle {
+        bounded(
+            "connect",
+            KvHandle::builder()
+                .prefix(prefix)
+                .redis_cluster(cluster.urls()),
+        )
+        .await
+        .unwrap()
+    }
+
+    /// The message of an `InvalidArgument`; panics on anything else.
+    fn invalid(result: Result<impl std::fmt::Debug, KvError>) -> String {
+        match result {
+            Err(error @ KvError::InvalidArgument { .. }) => error.to_string(),
+            other => panic!("expected InvalidArgument, got {other:?}"),
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn across_slots_reads_work_and_mset_transaction_and_the_feed_are_refused_first() {
+        let test = "across_slots_reads_work_and_mset_transaction_and_the_feed_are_refused_first";
+        let Some(cluster) = RedisCluster::start(test).await else {
+            return;
+        };
+        let port = cluster.ports()[0];
+        let slot = |key: &str| cli(port, &["CLUSTER", "KEYSLOT", key]);
+        assert_ne!(slot("x:a"), slot("x:b"), "the test needs keys in two slots");
+        let kv = connect(&cluster, "x:").await;
+
+        // Every call naming one key works on any slot.
+        for key in ["a", "b", "c", "d", "e"] {
+            kv.set(key, key).await.unwrap();
+            assert_eq!(kv.incr(&format!("n:{key}"), 2).await.unwrap(), 2);
+            assert_eq!(kv.list_push(&format!("l:{key}"), [1, 2]).await.unwrap(), 2);
+        }
+        // mget and scan_prefix work across slots.
+        let values = kv.mget(["a", "zz", "b", "c", "a"]).await.unwrap();
+        let values: Vec<Option<Value>> =
+            values.into_iter().map(|v| v.as_deref().cloned()).collect();
+        assert_eq!(
+            values,
+            vec![
+                Some(json!("a")),
+                None,
+                Some(json!("b")),
+                Some(json!("c")),
+                Some(json!("a"))
+            ]
+        );
+        assert_eq!(
+            kv.scan_prefix("").limit(7).await.unwrap(),
+            vec!["a", "b", "c", "d", "e", "l:a", "l:b"]
+        );
+        assert_eq!(kv.scan_prefix("n:").await.unwrap().len(), 5);
+
+        // mset across slots: refused, naming two keys, nothing written.
+        let refused = invalid(kv.mset([("new:1", 1), ("a", 2), ("b", 3)]).await);
+        let (first, second) = if slot("x:new:1") != slot("x:a") {
+            ("x:new:1", "x:a")
+        } else {
+            ("x:new:1", "x:b")
+        };
+        assert_eq!(
+            refused,
+            format!(
+                "invalid argument for key `{first}`: `mset` on a Redis Cluster needs its keys in \
+                 one hash slot, but `{first}` is in slot {} and `{second}` in slot {}; nothing \
+                 was written. Give the handle a prefix with a hash tag (such as `{{tenant-7}}:`), \
+                 which puts all its keys in one slot",
+                slot(first),
+                slot(second)
+            )
+        );
+        assert_eq!(kv.get("new:1").await.unwrap(), None);
+        assert_eq!(kv.get("a").await.unwrap().as_deref(), Some(&json!("a")));
+
+        // A transaction reading or writing keys of two slots: refused, nothing written.
+        let refused = invalid(
+            kv.transaction(|txn| {
+                txn.set("a", 10);
+                txn.set("b", 20);
+            })
+            .await,
+        );
+        assert!(refused.contains("`transaction` on a Redis Cluster needs its keys in one hash slot, but `x:a` is in slot"), "{refused}");
+        let refused = invalid(
+            kv.transaction(|txn| {
+                let a = txn.get("a").cloned();
+                let b = txn.get("b").cloned();
+                txn.set("c", json!([a, b]));
+            })
+            .await,
+        );
+        assert!(
+            refused.contains("`transaction` on a Redis Cluster needs its keys in one hash slot"),
+            "{refused}"
+        );
+        assert_eq!(kv.get("a").await.unwrap().as_deref(), Some(&json!("a")));
+        assert_eq!(kv.get("b").await.unwrap().as_deref(), Some(&json!("b")));
+        assert_eq!(kv.get("c").await.unwrap().as_deref(), Some(&json!("c")));
+        // ... but one over keys of one slot is applied, and update works on any key.
+        kv.transaction(|txn| {
+            let n = txn
+                .get("a")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_owned();
+            txn.set("a", format!("{n}!"));
+        })
+        .await
+        .unwrap();
+        assert_eq!(kv.get("a").await.unwrap().as_deref(), Some(&json!("a!")));
+        for key in ["b", "c", "d"] {
+            let updated = kv.update(key, |v| v.map(|v| json!([v]))).await.unwrap();
+            assert_eq!(updated.as_deref(), Some(&json!([key])));
+        }
+
+        // The change feed without a hash tag: refused with advice.
+        let advice = "on a Redis Cluster needs the change stream in the slot of the keys it \
+                      records, which takes a builder prefix with a hash tag: build the handle \
+                      with `.prefix(\"{x}:\")` (or any prefix holding `{tag}`) instead of `x:`";
+        assert_eq!(
+            invalid(kv.watch("").await),
+            format!("invalid argument for key `x:`: `watch` {advice}")
+        );
+        assert_eq!(
+            invalid(kv.wait_for("a").await),
+            format!("invalid argument for key `x:`: `wait_for` {advice}")
+        );
+        assert_eq!(
+            invalid(
+                kv.list_pop_front("l:a", 1)
+                    .wait(Duration::from_secs(1))
+                    .await
+            ),
+            format!("invalid argument for key `x:`: `list_pop_front(..).wait(..)` {advice}")
+        );
+        // A `{` that makes no hash tag: the key's id index cannot share its slot.
+        assert!(invalid(kv.set("odd{}key", 1).await).contains("a key whose `{` makes no hash tag"));
+
+        // Under a hash tag all of it works, and stays atomic.
+        let tagged = connect(&cluster, "{t}:").await;
+        tagged.mset([("a", 1), ("b", 2)]).await.unwrap();
+        tagged
+            .transaction(|txn| {
+                let a = txn.get("a").and_then(Value::as_i64).unwrap_or(0);
+                txn.set("b", a + 10);
+            })
+            .await
+            .unwrap();
+        assert_eq!(tagged.get("b").await.unwrap().as_deref(), Some(&json!(11)));
+        let mut events = tagged.watch("").await.unwrap();
+        tagged.set("c", 3).await.unwrap();
+        let event = bounded("watch", futures::StreamExt::next(&mut events))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(event.key(), "c");
+    }
+
+    /// Calls from 32 tasks (`incr`, and `update` adding one to a JSON counter) on keys of every
+    /// primary while one primary is killed: every call ends (none hangs past [`BOUND`]), with a
+    /// value or `KvError::Backend`; once a replica has taken over, calls succeed again; and no
+    /// write is applied twice: each counter is at most its calls answered plus its calls failed.
+    /// An answered write may be lost only by the server itself (asynchronous replication: a write
+    /// acknowledged just before the kill, not yet on the replica), which the test reports.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_primary_killed_under_load_answers_every_call_and_applies_none_twice() {
+        let test = "a_primary_killed_under_load_answers_every_call_and_applies_none_twice";
+        let Some(mut cluster) = RedisCluster::start(test).await else {
+            return;
+        };
+        let kv = connect(&cluster, "f:").await;
+        const KEYS: usize = 16;
+        const TASKS: usize = 32;
+        // Per key: (answered, failed), for incr and for update.
+        let tally: Arc<Mutex<HashMap<String, [u64; 4]>>> = Arc::default();
+        let stop = Arc::new(AtomicBool::new(false));
+        let mut tasks = Vec::new();
+        for task in 0..TASKS {
+            let (kv, tally, stop) = (kv.clone(), Arc::clone(&tally), Arc::clone(&stop));
+            tasks.push(tokio::spawn(async move {
+                let mut i = task;
+                while !stop.load(Ordering::Relaxed) {
+                    i += TASKS;
+                    let key = format!("k{}", i % KEYS);
+                    let (slot, result) = if i % 4 == 0 {
+                        let key = format!("u:{key}");
+                        let call = kv.update(&key, |v| {
+                            Some(json!(v.and_then(Value::as_i64).unwrap_or(0) + 1))
+                        });
+                        (2, bounded("update", call).await.map(drop))
+                    } else {
+                        (0, bounded("incr", kv.incr(&key, 1)).await.map(drop))
+                    };
+                    let index = match result {
+                        Ok(()) => slot,
+                        Err(KvError::Backend { .. }) => slot + 1,
+                        Err(other) => panic!("a call failed with {other:?}, not Backend"),
+                    };
+                    let name = if slot == 0 { key } else { format!("u:{key}") };
+                    tally.lock().unwrap().entry(name).or_default()[index] += 1;
+                }
+            }));
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let (killed, promoted) = cluster.kill_primary(Duration::from_secs(30)).await;
+        // The handle works again once the replica has taken over: every key answers.
+        let recovered = std::time::Instant::now();
+        for n in 0..KEYS {
+            let key = format!("k{n}");
+            let deadline = std::time::Instant::now() + Duration::from_secs(15);
+            loop {
+                match bounded("get", kv.get(&key)).await {
+                    Ok(_) => break,
+                    Err(KvError::Backend { .. }) if std::time::Instant::now() < deadline => {
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    }
+                    Err(other) => panic!("{key} after the failover: {other:?}"),
+                }
+            }
+        }
+        let recovery = recovered.elapsed();
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        stop.store(true, Ordering::Relaxed);
+        for task in tasks {
+            task.await.unwrap();
+        }
+        let tally = tally.lock().unwrap().clone();
+        let (mut answered, mut failed, mut lost) = (0, 0, 0);
+        for (key, [incr_ok, incr_failed, update_ok, update_failed]) in &tally {
+            let (ok, failures) = (incr_ok + update_ok, incr_failed + update_failed);
+            let value = kv.get(key).await.unwrap();
+            let value = value.as_deref().and_then(Value::as_i64).unwrap_or(0) as u64;
+            assert!(
+                value <= ok + failures,
+                "{key} holds {value}, more than its {ok} answered and {failures} failed calls: a \
+                 write was applied twice"
+            );
+            lost += ok.saturating_sub(value);
+            answered += ok;
+            failed += failures;
+        }
+        eprintln!(
+            "killed primary {killed}, {promoted} took over; every key answered again {recovery:?} \
+             after the failover; {answered} calls answered, {failed} failed with Backend, {lost} \
+             answered writes lost by the server"
+        );
+        assert!(
+            answered > 0 && failed > 0,
+            "the load did not span the failover"
+        );
+    }
+}

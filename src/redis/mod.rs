@@ -422,6 +422,7 @@ impl Owner {
                     Some(cluster) => optimistic::Target::Cluster {
                         cluster,
                         connection: &mut self.connection,
+                        redirects: 0,
                     },
                 };
                 let result = optimistic::update(&mut target, &env, key, &mut f).await;
@@ -439,6 +440,7 @@ impl Owner {
                     Some(cluster) => optimistic::Target::Cluster {
                         cluster,
                         connection: &mut self.connection,
+                        redirects: 0,
                     },
                 };
                 let result = optimistic::transaction(&mut target, &env, &prefix, &mut f).await;

@@ -50,6 +50,10 @@ const MAX_ATTEMPTS: u32 = 16;
 /// yet, fetch them and run it again, before giving up with [`KvError::Contended`].
 const MAX_FETCH_ROUNDS: u32 = 64;
 
+/// How long an optimistic call waits after a cluster said it cannot serve the slot now
+/// (`CLUSTERDOWN`, `TRYAGAIN`, `ASK`) before it tries again.
+const REDIRECT_PAUSE: Duration = Duration::from_millis(100);
+
 /// What `update` and `transaction` need besides the connection.
 pub(crate) struct Env<'a> {
     pub(crate) scripts: &'a Scripts,
@@ -62,10 +66,12 @@ pub(crate) struct Env<'a> {
 pub(crate) enum Target<'a> {
     /// One server: the owner task's connection.
     Server(&'a mut Connection),
-    /// A cluster: a connection to the primary of the call's slot, found with `connection`.
+    /// A cluster: a connection to the primary of the call's slot, found with `connection`;
+    /// `redirects` counts the attempts a redirection ended.
     Cluster {
         cluster: &'a mut Cluster,
         connection: &'a mut Connection,
+        redirects: u32,
     },
 }
 
@@ -77,6 +83,7 @@ impl Target<'_> {
             Target::Cluster {
                 cluster,
                 connection,
+                ..
             } => cluster.node(connection, key).await,
         }
     }
@@ -89,12 +96,54 @@ impl Target<'_> {
         }
     }
 
-    /// After a redirection or a lost node connection: find the nodes again next time.
+    /// After a lost node connection: find the nodes again next time.
     fn forget(&mut self) {
         match self {
             Target::Server(_) => {}
             Target::Cluster { cluster, .. } => cluster.forget(),
         }
+    }
+
+    /// After a redirection (nothing ran): go where a `MOVED` said, or else (`ASK`,
+    /// `CLUSTERDOWN`, `TRYAGAIN`: a slot being moved, a failover under way) read the slot map
+    /// again after a pause.
+    async fn redirected(&mut self, moved: Option<(u16, String)>) {
+        let Target::Cluster {
+            cluster, redirects, ..
+        } = self
+        else {
+            return;
+        };
+        *redirects += 1;
+        match moved {
+            Some((slot, address)) => cluster.moved(slot, &address),
+            None => {
+                cluster.forget();
+                tokio::time::sleep(REDIRECT_PAUSE).await;
+            }
+        }
+    }
+}
+
+/// What an optimistic call that ran out of attempts gives: [`KvError::Contended`], or, if the
+/// cluster redirected any of them (a failover or a slot moving), [`KvError::Backend`]: the
+/// contention may have been the cluster's, not other clients'.
+fn exhausted(target: &Target<'_>, op: &'static str, key: &str, why: &'static str) -> KvError {
+    match target {
+        Target::Cluster { redirects, .. } if *redirects > 0 => {
+            let error = exec::backend(
+                crate::error::BackendErrorKind::Connection,
+                format!(
+                    "`{op}` on `{key}` gave up after {MAX_ATTEMPTS} attempts, {redirects} of them \
+                     redirected by the Redis Cluster (a failover or a slot moving); nothing was \
+                     written"
+                ),
+                None,
+            );
+            tracing::warn!(%error, "{why}");
+            error
+        }
+        _ => contended(op, key, MAX_ATTEMPTS, why),
     }
 }
 
@@ -168,10 +217,10 @@ pub(crate) async fn update(
             return Ok(new);
         }
     }
-    Err(contended(
+    Err(exhausted(
+        target,
         "update",
         &key,
-        MAX_ATTEMPTS,
         "optimistic retries exhausted",
     ))
 }
@@ -304,10 +353,10 @@ pub(crate) async fn transaction(
             return Ok(());
         }
     }
-    Err(contended(
+    Err(exhausted(
+        target,
         "transaction",
         prefix,
-        MAX_ATTEMPTS,
         "optimistic retries exhausted",
     ))
 }
@@ -419,7 +468,7 @@ async fn read_watched(
     };
     if replies.iter().any(slots::redirected) {
         unwatch(connection).await;
-        target.forget();
+        target.redirected(slots::moved_in(&replies)).await;
         return Ok(None);
     }
     if replies.iter().any(is_noscript) {
@@ -444,7 +493,7 @@ async fn query<T: redis::FromRedisValue>(
         Err(error) => {
             unwatch(connection).await;
             if slots::redirected_error(&error) {
-                target.forget();
+                target.redirected(slots::moved_error(&error)).await;
                 return Ok(None);
             }
             // A node connection that failed is not used again: the next call connects afresh.
@@ -479,7 +528,7 @@ async fn commit(
         // between commands, not within a transaction); still, only a refusal of every command
         // is taken as "nothing ran".
         if replies.iter().all(slots::redirected) {
-            target.forget();
+            target.redirected(slots::moved_in(&replies)).await;
             return Ok(false);
         }
     }

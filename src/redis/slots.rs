@@ -286,6 +286,26 @@ impl Cluster {
         Ok(())
     }
 
+    /// Takes in that `slot` is served at `address` (`host:port`) now, as a `MOVED` said.
+    pub(crate) fn moved(&mut self, slot: u16, address: &str) {
+        let Some((host, port)) = address.rsplit_once(':') else {
+            return self.forget();
+        };
+        let Ok(port) = port.parse() else {
+            return self.forget();
+        };
+        // Looked up first to last: this one wins over the stale range.
+        self.ranges.insert(
+            0,
+            Range {
+                first: slot,
+                last: slot,
+                host: host.to_owned(),
+                port,
+            },
+        );
+    }
+
     /// Forgets the slot ranges and the node connections, after an error or a redirection: the
     /// next call reads the ranges again and connects afresh.
     pub(crate) fn forget(&mut self) {
@@ -457,6 +477,36 @@ fn ranges(reply: RedisValue) -> Option<Vec<Range>> {
             })
         })
         .collect()
+}
+
+/// Where a `MOVED` reply (`MOVED <slot> <host>:<port>`) among `replies` says a slot is served now.
+pub(crate) fn moved_in(replies: &[RedisValue]) -> Option<(u16, String)> {
+    replies.iter().find_map(|reply| match reply {
+        RedisValue::ServerError(error) if error.code() == "MOVED" => moved_detail(error.details()?),
+        RedisValue::Array(replies) => moved_in(replies),
+        _ => None,
+    })
+}
+
+/// Where a `MOVED` error says a slot is served now.
+pub(crate) fn moved_error(error: &redis::RedisError) -> Option<(u16, String)> {
+    match error.kind() {
+        redis::ErrorKind::Server(redis::ServerErrorKind::Moved) => error
+            .redirect_node()
+            .map(|(node, slot)| (slot, node.to_owned())),
+        _ => error.clone().into_server_errors().and_then(|errors| {
+            errors.iter().find_map(|(_, error)| match error.code() {
+                "MOVED" => moved_detail(error.details()?),
+                _ => None,
+            })
+        }),
+    }
+}
+
+fn moved_detail(detail: &str) -> Option<(u16, String)> {
+    let mut words = detail.split_ascii_whitespace();
+    let slot = words.next()?.parse().ok()?;
+    Some((slot, words.next()?.to_owned()))
 }
 
 /// Whether a reply says the command went to a node that does not serve its slot now (`MOVED`,
