@@ -763,6 +763,66 @@ mod cluster {
         assert_eq!(event.key(), "c");
     }
 
+    /// A slot moved to another primary (a resharding) under a handle that used it: the next
+    /// `incr` is answered with the new count or refused with `Backend` (a `MOVED`, after which
+    /// the cluster connection reads the slot map again), never applied twice or lost; `update`
+    /// and `transaction` follow the `MOVED` (nothing had run) and succeed on their first call.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_moved_slot_never_applies_a_write_twice() {
+        let test = "a_moved_slot_never_applies_a_write_twice";
+        let Some(cluster) = RedisCluster::start(test).await else {
+            return;
+        };
+        let kv = connect(&cluster, "m:{mv}").await;
+        for _ in 0..5 {
+            kv.incr("n", 1).await.unwrap();
+        }
+        kv.update("u", |_| Some(json!(1))).await.unwrap();
+        let before = cluster.owner("m:{mv}n");
+        let after = cluster.move_slot("m:{mv}n");
+        assert_ne!(before, after);
+        // Every incr answered Ok added one; every one refused (MOVED) added none.
+        let (mut answered, mut refused) = (0, 0);
+        for _ in 0..20 {
+            match bounded("incr", kv.incr("n", 1)).await {
+                Ok(n) => {
+                    answered += 1;
+                    assert_eq!(n, 5 + answered, "an incr answered once adds once");
+                }
+                Err(KvError::Backend { message, .. }) => {
+                    assert!(message.starts_with("redis pipeline failed: Moved: "), "{message}");
+                    refused += 1;
+                }
+                Err(other) => panic!("{other:?}"),
+            }
+        }
+        assert!(refused <= 1, "{refused} incrs refused after the move");
+        assert_eq!(
+            kv.get("n").await.unwrap().as_deref(),
+            Some(&json!(5 + answered))
+        );
+        assert_eq!(cli(after, &["GET", "m:{mv}n"]), (5 + answered).to_string());
+        // The optimistic calls run on a node connection of their own, which still points at the
+        // old owner: it answers MOVED, and they follow it.
+        let updated = bounded(
+            "update",
+            kv.update("u", |v| v.and_then(Value::as_i64).map(|n| json!(n + 1))),
+        )
+        .await
+        .unwrap();
+        assert_eq!(updated.as_deref(), Some(&json!(2)));
+        bounded(
+            "transaction",
+            kv.transaction(|txn| {
+                let n = txn.get("u").and_then(Value::as_i64).unwrap_or(0);
+                txn.set("u", n + 1);
+            }),
+        )
+        .await
+        .unwrap();
+        assert_eq!(cli(after, &["GET", "m:{mv}u"]), "3");
+    }
+
     /// Calls from 32 tasks (`incr`, and `update` adding one to a JSON counter) on keys of every
     /// primary while one primary is killed: every call ends (none hangs past [`BOUND`]), with a
     /// value or `KvError::Backend`; once a replica has taken over, calls succeed again; and no

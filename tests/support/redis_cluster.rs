@@ -1,8 +1,8 @@
 //! A Redis Cluster of the test's own: 6 `redis-server --cluster-enabled yes` nodes on loopback
 //! (3 primaries, each with 1 replica), joined by `redis-cli --cluster create`, with a node timeout
-//! of 1 s so that a failover takes a few seconds. For the Cluster executor's tests to come; for now
-//! [`RedisCluster::start`], [`RedisCluster::kill_primary`] and the smoke test in
-//! `tests/redis_production.rs`.
+//! of 1 s so that a failover takes a few seconds: [`RedisCluster::start`],
+//! [`RedisCluster::kill_primary`] (a failover) and [`RedisCluster::move_slot`] (a resharding), for
+//! the Cluster executor's tests in `tests/redis_production.rs` and `tests/conformance/`.
 //!
 //! Each node also listens on its port + 10000 (the cluster bus), so ports are picked with both
 //! free, and both below Linux's ephemeral range (so below 55536 as Redis needs). Every node is
@@ -204,6 +204,64 @@ impl RedisCluster {
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
+    }
+
+    /// The port of the primary that serves `key`'s slot.
+    pub fn owner(&self, key: &str) -> u16 {
+        let slot = cli(self.ports()[0], &["CLUSTER", "KEYSLOT", key]);
+        let slots = cli(self.ports()[0], &["CLUSTER", "SLOTS"]);
+        // redis-cli prints each range as lines: first, last, then host, port, id of the primary.
+        let lines: Vec<&str> = slots.lines().collect();
+        let slot: u32 = slot.parse().expect("CLUSTER KEYSLOT");
+        for at in 0..lines.len().saturating_sub(3) {
+            let (Ok(first), Ok(last)) = (lines[at].parse::<u32>(), lines[at + 1].parse::<u32>())
+            else {
+                continue;
+            };
+            if first <= slot && slot <= last && lines[at + 2].starts_with("127.0.0.1") {
+                return lines[at + 3].parse().expect("a port in CLUSTER SLOTS");
+            }
+        }
+        panic!("no primary serves slot {slot}: {slots}");
+    }
+
+    /// Moves the slot of `key`, with its keys, from its primary to another one (`CLUSTER SETSLOT
+    /// .. IMPORTING/MIGRATING`, `MIGRATE`, `SETSLOT .. NODE` on every node), as a resharding
+    /// does; returns the new owner's port.
+    pub fn move_slot(&self, key: &str) -> u16 {
+        let from = self.owner(key);
+        let to = *self
+            .primaries()
+            .iter()
+            .find(|&&port| port != from)
+            .expect("a second primary");
+        let slot = cli(from, &["CLUSTER", "KEYSLOT", key]);
+        let id = |port: u16| cli(port, &["CLUSTER", "MYID"]);
+        let (from_id, to_id) = (id(from), id(to));
+        assert_eq!(
+            cli(to, &["CLUSTER", "SETSLOT", &slot, "IMPORTING", &from_id]),
+            "OK"
+        );
+        assert_eq!(
+            cli(from, &["CLUSTER", "SETSLOT", &slot, "MIGRATING", &to_id]),
+            "OK"
+        );
+        let keys = cli(from, &["CLUSTER", "GETKEYSINSLOT", &slot, "1000"]);
+        let to_port = to.to_string();
+        for key in keys.lines().filter(|key| !key.is_empty()) {
+            let moved = cli(from, &["MIGRATE", "127.0.0.1", &to_port, key, "0", "5000"]);
+            assert_eq!(moved, "OK", "MIGRATE {key}");
+        }
+        // On the primaries (replicas refuse SETSLOT and learn it from them), the new owner first.
+        let others = self
+            .primaries()
+            .into_iter()
+            .filter(|&p| p != to && p != from);
+        for port in [to, from].into_iter().chain(others) {
+            let set = cli(port, &["CLUSTER", "SETSLOT", &slot, "NODE", &to_id]);
+            assert_eq!(set, "OK", "SETSLOT on {port}");
+        }
+        to
     }
 
     /// The end of every node's log, for a failure's message.
