@@ -72,7 +72,9 @@
 //! With the `redis` cargo feature, `KvHandle::builder().prefix("app:").redis(url).await?` returns
 //! the same [`KvHandle`], with the same calls, running them on a Redis server: several processes
 //! share one store (leases, inboxes, counters) without changing their code. `docs/redis.md` in the
-//! repository lists what differs there.
+//! repository lists what differs there. `redis_cluster(urls)` runs the same handle on a Redis
+//! Cluster; give it a prefix with a hash tag (`{tenant-7}:`), which keeps every key of the handle
+//! in one hash slot and so every call's guarantees (`docs/redis-deploy.md`).
 //!
 //! # Logging
 //! The crate logs with [`tracing`], under targets that start with `ephemeral_kv`; with

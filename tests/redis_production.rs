@@ -790,7 +790,10 @@ mod cluster {
                     assert_eq!(n, 5 + answered, "an incr answered once adds once");
                 }
                 Err(KvError::Backend { message, .. }) => {
-                    assert!(message.starts_with("redis pipeline failed: Moved: "), "{message}");
+                    assert!(
+                        message.starts_with("redis pipeline failed: Moved: "),
+                        "{message}"
+                    );
                     refused += 1;
                 }
                 Err(other) => panic!("{other:?}"),
