@@ -492,20 +492,8 @@ mod acl {
         })
         .await;
         // Redis's NOPERM reply names neither the key nor the rule (`ACL LOG` does); the executor
-        // adds the key for the calls below it runs as one command. The optimistic calls and the
-        // multi-key ones do not name it yet: their errors come from `exec.rs`/`optimistic.rs`,
-        // which the issue 17 rewrite replaces (it is asked to name the key there too).
-        const KEY_NOT_NAMED_YET: &[&str] = &[
-            "mget",
-            "mset",
-            "compare_and_set",
-            "get_del",
-            "list_push",
-            "list_pop_front",
-            "list_pop_all",
-            "update",
-            "transaction",
-        ];
+        // adds the key, for every call (an `mget`'s or `mset`'s first key).
+        let mut unclear = Vec::new();
         for (call, result) in checks {
             let (kind, message) = backend(result);
             assert_eq!(kind, BackendErrorKind::Refused, "{call}: {message}");
@@ -513,13 +501,15 @@ mod acl {
                 message.contains("NoPerm: this user has no permissions to access one of the keys"),
                 "{call}: {message}"
             );
-            if !KEY_NOT_NAMED_YET.contains(&call) {
-                assert!(
-                    message.starts_with("redis refused the command on key `other:k`: "),
-                    "{call}: {message}"
-                );
+            if !message.starts_with("redis refused the command on key `other:k`: ") {
+                unclear.push(format!("{call}: {message}"));
             }
         }
+        assert!(
+            unclear.is_empty(),
+            "the key is not named:\n{}",
+            unclear.join("\n")
+        );
         // Refused before its closure ever ran, or after one run: never a retry loop.
         assert!(runs.load(Ordering::Relaxed) <= 1);
         // The key is untouched.

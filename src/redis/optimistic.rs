@@ -363,13 +363,15 @@ pub(crate) async fn transaction(
 
 /// The first key a `MULTI` pipeline of script calls writes, for the node it must go to.
 fn first_written(write: &Pipeline) -> Option<String> {
-    write.cmd_iter().find_map(|command| {
-        let arg = command.args_iter().nth(3)?;
-        match arg {
-            redis::Arg::Simple(key) => String::from_utf8(key.to_vec()).ok(),
-            _ => None, // a cursor
-        }
-    })
+    write.cmd_iter().find_map(key_of)
+}
+
+/// The first key of a script call (`EVALSHA <sha> <numkeys> <key> ..`).
+fn key_of(command: &Cmd) -> Option<String> {
+    match command.args_iter().nth(3)? {
+        redis::Arg::Simple(key) => String::from_utf8(key.to_vec()).ok(),
+        _ => None, // a cursor
+    }
 }
 
 /// A transaction's staged writes as one script call per key, in the order the keys were first
@@ -495,6 +497,16 @@ async fn query<T: redis::FromRedisValue>(
             if slots::redirected_error(&error) {
                 target.redirected(slots::moved_error(&error)).await;
                 return Ok(None);
+            }
+            // A command the server refused as it was queued (a `NOPERM`) aborts the `EXEC`:
+            // report that refusal, naming its key.
+            let refused = error.clone().into_server_errors().and_then(|errors| {
+                let (index, refusal) = errors.first()?.clone();
+                let key = key_of(pipe.cmd_iter().nth(index)?)?;
+                Some(exec::backend_error(&key, &refusal))
+            });
+            if let Some(refused) = refused {
+                return Err(refused);
             }
             // A node connection that failed is not used again: the next call connects afresh.
             target.forget();
