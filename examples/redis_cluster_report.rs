@@ -14,7 +14,7 @@
 //! trip) against the same server, `--cluster` for the cluster, `--tls` for TLS.
 
 #[path = "../tests/support/mod.rs"]
-#[allow(unused_macros, unused_imports, dead_code, missing_docs)]
+#[allow(unused_macros, unused_imports, missing_docs)]
 mod support;
 
 use std::process::Command;
@@ -109,10 +109,9 @@ fn benchmark(args: &[&str]) -> Result<(f64, f64), Error> {
         .output()?;
     let text = String::from_utf8_lossy(&output.stdout);
     let rate = |name: &str| -> f64 {
-        text.split(['\r', '\n'])
+        text.rsplit(['\r', '\n'])
             .filter_map(|line| line.trim().strip_prefix(name))
-            .filter_map(|rest| rest.split_whitespace().next()?.parse().ok())
-            .last()
+            .find_map(|rest| rest.split_whitespace().next()?.parse().ok())
             .unwrap_or(0.0)
     };
     Ok((rate("GET:"), rate("SET:")))

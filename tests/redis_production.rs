@@ -625,8 +625,8 @@ mod cluster {
         // Every call naming one key works on any slot.
         for key in ["a", "b", "c", "d", "e"] {
             kv.set(key, key).await.unwrap();
-            assert_eq!(kv.incr(&format!("n:{key}"), 2).await.unwrap(), 2);
-            assert_eq!(kv.list_push(&format!("l:{key}"), [1, 2]).await.unwrap(), 2);
+            assert_eq!(kv.incr(format!("n:{key}"), 2).await.unwrap(), 2);
+            assert_eq!(kv.list_push(format!("l:{key}"), [1, 2]).await.unwrap(), 2);
         }
         // mget and scan_prefix work across slots.
         let values = kv.mget(["a", "zz", "b", "c", "a"]).await.unwrap();

@@ -59,6 +59,8 @@ const PUSH_FRONT: &str = include_str!("feed/push_front.lua");
 /// What the feed task connects with: a client of one server, or of a cluster (whose
 /// connection the feed task then has to itself, as its `XREAD BLOCK` holds the stream's node's
 /// connection while it waits).
+// One per store, cloned when a feed task starts: its size does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone)]
 pub(crate) enum FeedClient {
     Server(redis::Client),
