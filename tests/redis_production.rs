@@ -753,6 +753,77 @@ mod cluster {
         assert_eq!(event.key(), "c");
     }
 
+    /// An ACL user confined to its prefix (set up on every node) runs the calls of a handle on
+    /// the cluster: its credentials reach every node, the executor's own node connections and
+    /// the change feed's included, and a key outside its prefix is refused, naming the key.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_acl_user_confined_to_its_prefix_runs_the_calls_on_the_cluster() {
+        let test = "an_acl_user_confined_to_its_prefix_runs_the_calls_on_the_cluster";
+        let Some(cluster) = RedisCluster::start(test).await else {
+            return;
+        };
+        for port in cluster.ports() {
+            let line = [
+                "ACL",
+                "SETUSER",
+                "app",
+                "on",
+                ">pw",
+                "~app:*",
+                "&app:*",
+                "+@all",
+                "-@dangerous",
+            ];
+            assert_eq!(cli(port, &line), "OK");
+        }
+        let urls: Vec<String> = cluster
+            .ports()
+            .into_iter()
+            .map(|port| format!("redis://app:pw@127.0.0.1:{port}"))
+            .collect();
+        let kv = bounded(
+            "connect",
+            KvHandle::builder()
+                .prefix("app:{t}:")
+                .redis_cluster(urls.clone()),
+        )
+        .await
+        .unwrap();
+        kv.mset([("a", 1), ("b", 2)]).await.unwrap();
+        assert_eq!(kv.incr("n", 3).await.unwrap(), 3);
+        let updated = kv
+            .update("a", |v| v.and_then(Value::as_i64).map(|n| json!(n + 1)))
+            .await;
+        assert_eq!(updated.unwrap().as_deref(), Some(&json!(2)));
+        kv.transaction(|txn| {
+            let b = txn.get("b").and_then(Value::as_i64).unwrap_or(0);
+            txn.set("c", b * 10);
+        })
+        .await
+        .unwrap();
+        assert_eq!(kv.scan_prefix("").await.unwrap(), vec!["a", "b", "c", "n"]);
+        let mut events = kv.watch("").await.unwrap();
+        kv.set("d", 4).await.unwrap();
+        let event = bounded("watch", futures::StreamExt::next(&mut events))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(event.key(), "d");
+        // Outside the prefix: refused, naming the key.
+        let outside = bounded(
+            "connect",
+            KvHandle::builder().prefix("other:{t}:").redis_cluster(urls),
+        )
+        .await
+        .unwrap();
+        let (kind, message) = backend(outside.set("k", 1).await);
+        assert_eq!(kind, BackendErrorKind::Refused);
+        assert!(
+            message.starts_with("redis refused the command on key `other:{t}:k`: NoPerm"),
+            "{message}"
+        );
+    }
+
     /// A slot moved to another primary (a resharding) under a handle that used it: the next
     /// `incr` is answered with the new count or refused with `Backend` (a `MOVED`, after which
     /// the cluster connection reads the slot map again), never applied twice or lost; `update`
