@@ -415,7 +415,8 @@ impl KvBuilder {
     ///
     /// # What differs from the in-process store
     /// Calls cost a network round trip and can fail with [`KvError::Backend`]; `update` and
-    /// `transaction` are optimistic (their closure may run again), and `watch` is unsupported.
+    /// `transaction` are optimistic (their closure may run again); `watch`, `wait_for` and the
+    /// blocking pop are pushed by a change stream on the server, which does not report expiries.
     /// `docs/redis.md` in the repository lists every difference.
     ///
     /// # Errors

@@ -3,8 +3,11 @@
 //!   problem as a clear error at connect time, mutual TLS;
 //! - ACL (`--features redis`): a user confined to the prefix `app:` runs every call of a handle,
 //!   and is refused, clearly and at once, outside it;
-//! - Redis Cluster (`--features redis`): a smoke test of the 6-node cluster the Cluster
-//!   executor's tests will use (start, answer, fail over), through `redis-cli` alone.
+//! - Redis Cluster (`--features redis`): a smoke test of the 6-node test cluster through
+//!   `redis-cli` alone (start, answer, fail over); then `KvBuilder::redis_cluster` on it
+//!   (`cluster::*`): reads across slots and the refusals of `mset`, `transaction` and the change
+//!   feed there, an ACL user, a resharded slot and a primary killed under load, where no write is
+//!   applied twice.
 //!
 //! Every test starts its own servers on free loopback ports (killed by pid at the end) and says
 //! it is skipped when `redis-server` is not on PATH.
@@ -542,7 +545,7 @@ mod acl {
 
 /// The 6-node cluster of `support::redis_cluster` starts, answers, and fails over when a primary
 /// is killed. It uses no handle, only `redis-server` and `redis-cli`: it checks the test servers
-/// the Cluster executor will run on (with the Redis tests, under `--features redis`).
+/// the Cluster executor's tests run on (with the Redis tests, under `--features redis`).
 #[cfg(feature = "redis")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cluster_smoke_test_starts_answers_and_fails_over() {
