@@ -643,10 +643,18 @@ async fn send(
     scripts: &Scripts,
     pipe: &Pipeline,
 ) -> Result<Vec<RedisValue>, KvError> {
-    let mut replies: Vec<RedisValue> = pipe
-        .query_async(connection)
-        .await
-        .map_err(|error| connection_error("redis pipeline failed", &error))?;
+    let mut replies: Vec<RedisValue> = match pipe.query_async(connection).await {
+        Ok(replies) => replies,
+        // On a cluster, a pipeline of one command refused with `MOVED` did not run (the node
+        // no longer serves its slot): the one case that is safe to send again, once. The `redis`
+        // crate is reading the slot map again meanwhile. (A longer pipeline's error does not say
+        // which of its commands ran before its slot moved, so it is not sent again.)
+        Err(error) if slots::moved_alone(connection, pipe, &error) => pipe
+            .query_async(connection)
+            .await
+            .map_err(|error| connection_error("redis pipeline failed", &error))?,
+        Err(error) => return Err(connection_error("redis pipeline failed", &error)),
+    };
     let refused: Vec<usize> = (0..replies.len())
         .filter(|&index| exec::is_noscript(&replies[index]))
         .collect();

@@ -538,6 +538,18 @@ pub(crate) fn redirected_error(error: &redis::RedisError) -> bool {
     })
 }
 
+/// Whether `error` is a `MOVED` refusing `pipe`, a pipeline of one command, on the cluster
+/// connection: that command did not run (see `send` in the executor).
+pub(crate) fn moved_alone(
+    connection: &Connection,
+    pipe: &redis::Pipeline,
+    error: &redis::RedisError,
+) -> bool {
+    matches!(connection, Connection::Cluster(_))
+        && pipe.cmd_iter().count() == 1
+        && error.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::Moved)
+}
+
 /// Sends `command` on `connection` (used by the owner's scans and counts on single nodes).
 pub(crate) async fn query<T: redis::FromRedisValue>(
     connection: &mut Connection,
