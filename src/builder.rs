@@ -478,7 +478,7 @@ impl KvBuilder {
     ///
     /// # Failover
     /// A call in flight when a primary fails ends with a value or a [`KvError::Backend`] (which
-    /// may or may not have been applied), and none is sent twice, so an `incr` answered once
+    /// may or may not have been applied), and none is applied twice, so an `incr` answered once
     /// added once; once a replica has taken over, the calls succeed again. Replication is
     /// asynchronous: a write answered just before a primary fails can be lost
     /// (`docs/redis-deploy.md` in the repository).

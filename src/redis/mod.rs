@@ -121,8 +121,9 @@ pub(crate) async fn connect(
 /// connection, and a pipeline whole when any one of its replies asks for that: a script that had
 /// run (an `incr`) would run twice. So a call refused that way fails with
 /// [`KvError::Backend`] (the `redis` crate reads the slot map again on a redirection, and the
-/// next calls go to the right node); `update` and `transaction`, which can tell, start over
-/// (`optimistic.rs`).
+/// next calls go to the right node), but for a pipeline of one command refused with `MOVED`,
+/// which did not run and is sent again once ([`send`]); `update` and `transaction`, which can
+/// tell, start over (`optimistic.rs`).
 pub(crate) async fn connect_cluster(
     urls: Vec<String>,
     prefix: String,
