@@ -12,10 +12,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use redis::{Cmd, Pipeline, RedisError, Script, ServerError, Value as RedisValue};
+use redis::{Cmd, Pipeline, RedisError, ServerError, Value as RedisValue};
 use serde_json::Value;
 
-use super::scripts::Scripts;
+use super::scripts::{self, Function, Scripts};
 
 use crate::command::{
     self, Call, Command, CompareAndSet, Delete, Exists, Expire, Get, GetDel, Incr,
@@ -243,8 +243,8 @@ pub(crate) fn plan(command: Command, pipe: &mut Pipeline, scripts: &Scripts, str
             if entries.is_empty() {
                 return pipelined(0, reply, |_| Ok(()));
             }
-            let mut call = redis::cmd("EVALSHA");
-            call.arg(scripts.mset.get_hash()).arg(3 * entries.len());
+            let mut call = scripts.mset.call();
+            call.arg(3 * entries.len());
             for (key, _) in &entries {
                 call.arg(key);
             }
@@ -365,11 +365,8 @@ pub(crate) fn plan(command: Command, pipe: &mut Pipeline, scripts: &Scripts, str
         }
         Command::Persist(Call { args, reply }) => {
             let Persist { key } = args;
-            let mut call = redis::cmd("EVALSHA");
-            call.arg(scripts.persist.get_hash())
-                .arg(2)
-                .arg(&key)
-                .arg(companion(&key));
+            let mut call = scripts.persist.call();
+            call.arg(2).arg(&key).arg(companion(&key));
             pipe.add_command(call);
             pipelined(1, reply, move |replies| flag(&key, first(&key, replies)?))
         }
@@ -421,12 +418,11 @@ pub(crate) fn is_reserved(key: &str, stream: &str) -> bool {
     key == stream || key.ends_with(":ekv:ids") || key.ends_with("}:ekv:ids:w")
 }
 
-/// `EVALSHA` of a writing script on one key: KEYS the key, its companion and the change stream,
+/// `FCALL` of a writing script on one key: KEYS the key, its companion and the change stream,
 /// ARGV[1] the stream's MAXLEN; the caller adds the rest of the arguments.
-fn write_script(script: &Script, stream: &str, key: &str) -> Cmd {
-    let mut call = redis::cmd("EVALSHA");
-    call.arg(script.get_hash())
-        .arg(3)
+fn write_script(script: &Function, stream: &str, key: &str) -> Cmd {
+    let mut call = script.call();
+    call.arg(3)
         .arg(key)
         .arg(companion(key))
         .arg(stream)
@@ -452,15 +448,15 @@ fn value_args(call: &mut Cmd, value: &Value) {
 
 /// `get.lua` on `key`: the value's text (a list joined), or nil.
 pub(crate) fn get(scripts: &Scripts, key: &str) -> Cmd {
-    let mut call = redis::cmd("EVALSHA");
-    call.arg(scripts.get.get_hash()).arg(1).arg(key);
+    let mut call = scripts.get.call();
+    call.arg(1).arg(key);
     call
 }
 
 /// `mget.lua` on `keys` (at least one): one value's text, or nil, per key.
 pub(crate) fn mget<K: AsRef<str>>(scripts: &Scripts, keys: &[K]) -> Cmd {
-    let mut call = redis::cmd("EVALSHA");
-    call.arg(scripts.mget.get_hash()).arg(keys.len());
+    let mut call = scripts.mget.call();
+    call.arg(keys.len());
     for key in keys {
         call.arg(key.as_ref());
     }
@@ -524,9 +520,8 @@ pub(crate) fn delete(scripts: &Scripts, stream: &str, key: &str) -> Cmd {
 
 /// `expire.lua`: gives a live `key` (and its companion) a new TTL.
 pub(crate) fn expire(scripts: &Scripts, key: &str, ttl: Duration) -> Cmd {
-    let mut call = redis::cmd("EVALSHA");
-    call.arg(scripts.expire.get_hash())
-        .arg(2)
+    let mut call = scripts.expire.call();
+    call.arg(2)
         .arg(key)
         .arg(companion(key))
         .arg(ttl_arg(Some(ttl)));
@@ -717,14 +712,14 @@ fn unexpected(key: &str, what: &str) -> KvError {
     )
 }
 
-/// Whether a reply is the `NOSCRIPT` of a script cache emptied by a server restart.
-/// An `EXEC` reply holding one counts too (a script call inside `MULTI` is refused only when
-/// `EXEC` runs it).
+/// Whether a reply says the server lost our functions (a restart without persistence, or
+/// `FUNCTION FLUSH`: `Function not found`, [`scripts::is_not_loaded`]). An `EXEC` reply holding
+/// one counts too (an `FCALL` inside `MULTI` is refused only when `EXEC` runs it).
 pub(crate) fn is_noscript(reply: &RedisValue) -> bool {
     match reply {
-        RedisValue::ServerError(error) => error.code() == "NOSCRIPT",
+        RedisValue::ServerError(error) => scripts::is_not_loaded(error),
         RedisValue::Array(replies) => replies.iter().any(
-            |reply| matches!(reply, RedisValue::ServerError(error) if error.code() == "NOSCRIPT"),
+            |reply| matches!(reply, RedisValue::ServerError(error) if scripts::is_not_loaded(error)),
         ),
         _ => false,
     }

@@ -148,7 +148,7 @@ async fn a_server_that_dies_gives_errors_and_the_handle_recovers() {
     assert!(errors > 0, "the load saw the server die");
 
     // Back on the same port (empty: it never saves), the same handle works again, scripts
-    // included (the server lost them: NOSCRIPT, reload, retry).
+    // included (the server lost them: `Function not found`, reload, retry).
     server.restart().await;
     let mut recovered = false;
     for _ in 0..50 {
@@ -858,16 +858,17 @@ async fn lists_written_by_the_previous_release_are_read_or_refused_never_misread
     assert_eq!(redis_cli(&server, &["GET", "broken"], None), "[1, 2,");
 }
 
-/// A server that loses its scripts (a restart, or `SCRIPT FLUSH` by another client) answers
-/// `NOSCRIPT`; every path reloads them and the call goes through: a pipelined script, one inside
-/// `MULTI` (`list_append_unique`), `update`'s read, and a transaction that only writes.
+/// A server that loses its functions (a restart without persistence, or `FUNCTION FLUSH` by
+/// another client) answers `Function not found`; every path reloads the library and the call goes
+/// through: a pipelined script, one inside `MULTI` (`list_append_unique`), `update`'s read, and a
+/// transaction that only writes.
 #[tokio::test]
 async fn calls_reload_scripts_the_server_lost() {
     let Some(server) = server_with_cli("calls_reload_scripts_the_server_lost").await else {
         return;
     };
     let kv = connect(&server, "s:").await;
-    let flush = || redis_cli(&server, &["SCRIPT", "FLUSH"], None);
+    let flush = || redis_cli(&server, &["FUNCTION", "FLUSH"], None);
     flush();
     let list = kv
         .list_append_unique("l", [json!({"id": 1})])
