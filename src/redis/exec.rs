@@ -59,10 +59,10 @@ pub(crate) enum Alone {
 pub(crate) struct Pipelined {
     /// How many pipeline entries (and so replies) are its.
     pub(crate) entries: usize,
-    /// Commands to send, the last first, each in a round trip of its own, while its one reply is
-    /// the server's `WRONGTYPE` (`get`'s native `GET` on a key that holds a list: then `LRANGE`);
-    /// the last reply replaces the first one.
-    again: Vec<Cmd>,
+    /// Given its replies so far, the command to send next in a round trip of its own, if they
+    /// call for one (`get`'s native `GET` on a key that holds a list: then `LRANGE`;
+    /// `compare_and_set` on equal JSON spelt differently); the last reply replaces the first.
+    again: Option<Box<dyn FnMut(&[RedisValue]) -> Option<Cmd> + Send>>,
     /// Answers the caller from its replies, or with the error that lost them.
     answer: Box<dyn FnOnce(Result<Vec<RedisValue>, KvError>) + Send>,
 }
@@ -75,10 +75,7 @@ impl Pipelined {
 
     /// The command to send again, if `replies` (its own) call for it.
     pub(crate) fn again(&mut self, replies: &[RedisValue]) -> Option<Cmd> {
-        match replies {
-            [RedisValue::ServerError(error)] if error.code() == "WRONGTYPE" => self.again.pop(),
-            _ => None,
-        }
+        self.again.as_mut().and_then(|again| again(replies))
     }
 }
 
@@ -90,7 +87,7 @@ pub(crate) fn pipelined<T: Send + 'static>(
 ) -> Step {
     Step::Pipelined(Pipelined {
         entries,
-        again: Vec::new(),
+        again: None,
         answer: Box::new(move |replies| {
             // `let _ =`: the caller may have stopped waiting.
             let _ = reply.send(replies.and_then(decode));
@@ -112,7 +109,12 @@ pub(crate) fn plan(command: Command, pipe: &mut Pipeline, scripts: &Scripts, str
             // between, or holds a type of another client's), `get.lua`, which says what it holds.
             let mut lrange = redis::cmd("LRANGE");
             lrange.arg(&key).arg(0).arg(-1);
-            let again = vec![get(scripts, &key), lrange];
+            let mut next = vec![get(scripts, &key), lrange];
+            let again: Option<Box<dyn FnMut(&[RedisValue]) -> Option<Cmd> + Send>> =
+                Some(Box::new(move |replies: &[RedisValue]| match replies {
+                    [RedisValue::ServerError(error)] if error.code() == "WRONGTYPE" => next.pop(),
+                    _ => None,
+                }));
             let decode = move |replies: Vec<RedisValue>| match first(&key, replies)? {
                 RedisValue::Array(items) if items.is_empty() => Ok(None),
                 items @ RedisValue::Array(_) => list(&key, items).map(|list| Some(Arc::new(list))),
@@ -339,8 +341,41 @@ pub(crate) fn plan(command: Command, pipe: &mut Pipeline, scripts: &Scripts, str
                 Some(expected) => call.arg("text").arg(expected.to_string()),
             };
             value_args(&mut call, &new);
+            // The script swaps when the stored text is the expected text, and otherwise answers
+            // with the stored text: equal JSON spelt differently (another client's spaces or key
+            // order) is sent again with that text as the expectation, so that it swaps only if
+            // the value is still the one compared (at most `CAS_TRIES` times in all).
+            let mut tries = 1;
+            let expected_again = expected.clone();
+            let key_again = key.clone();
+            let first_call = call.clone();
+            let again: Option<Box<dyn FnMut(&[RedisValue]) -> Option<Cmd> + Send>> =
+                Some(Box::new(move |replies: &[RedisValue]| match replies {
+                    [RedisValue::BulkString(text)]
+                        if tries < CAS_TRIES
+                            && same_json(&key_again, text, expected_again.as_ref()) =>
+                    {
+                        tries += 1;
+                        Some(with_arg(&first_call, CAS_EXPECTED_ARG, text))
+                    }
+                    _ => None,
+                }));
             pipe.add_command(call);
-            pipelined(1, reply, move |replies| flag(&key, first(&key, replies)?))
+            let decode = move |replies: Vec<RedisValue>| match first(&key, replies)? {
+                RedisValue::BulkString(text) if same_json(&key, &text, expected.as_ref()) => {
+                    Err(KvError::Contended {
+                        op: "compare_and_set",
+                        key,
+                        attempts: CAS_TRIES,
+                    })
+                }
+                RedisValue::BulkString(_) => Ok(false),
+                other => flag(&key, other),
+            };
+            match pipelined(1, reply, decode) {
+                Step::Pipelined(pipelined) => Step::Pipelined(Pipelined { again, ..pipelined }),
+                alone => alone,
+            }
         }
         Command::GetDel(Call { args, reply }) => {
             let GetDel { key } = args;
@@ -610,6 +645,30 @@ fn list(key: &str, items: RedisValue) -> Result<Value, KvError> {
         })
         .collect::<Result<Vec<Value>, KvError>>()
         .map(Value::Array)
+}
+
+/// How many times `compare_and_set` is sent in all while the stored text keeps changing to other
+/// spellings of the expected value.
+const CAS_TRIES: u32 = 16;
+
+/// Where `compare_and_set`'s expected text is among its command's arguments (`FCALL`, the
+/// function, 3, the 3 keys, MAXLEN, TTL, condition, then the text).
+const CAS_EXPECTED_ARG: usize = 9;
+
+/// Whether stored `text` is JSON equal to `expected` (text that is not JSON, or too deep, is not).
+fn same_json(key: &str, text: &[u8], expected: Option<&Value>) -> bool {
+    expected.is_some_and(|expected| parse(key, text).is_ok_and(|current| current == *expected))
+}
+
+/// `command` with its argument at `index` replaced by `value`.
+fn with_arg(command: &Cmd, index: usize, value: &[u8]) -> Cmd {
+    let mut changed = Cmd::new();
+    for (at, arg) in command.args_iter().enumerate() {
+        if let redis::Arg::Simple(bytes) = arg {
+            changed.arg(if at == index { value } else { bytes });
+        }
+    }
+    changed
 }
 
 /// An integer reply read as a yes/no.
