@@ -55,6 +55,9 @@ pub(crate) enum Alone {
     WaitFor(Call<WaitFor>),
 }
 
+/// Given a command's replies so far, the command to send next, if they call for one.
+type Again = Box<dyn FnMut(&[RedisValue]) -> Option<Cmd> + Send>;
+
 /// A command whose entries are queued in a pipeline, waiting for their replies.
 pub(crate) struct Pipelined {
     /// How many pipeline entries (and so replies) are its.
@@ -62,7 +65,7 @@ pub(crate) struct Pipelined {
     /// Given its replies so far, the command to send next in a round trip of its own, if they
     /// call for one (`get`'s native `GET` on a key that holds a list: then `LRANGE`;
     /// `compare_and_set` on equal JSON spelt differently); the last reply replaces the first.
-    again: Option<Box<dyn FnMut(&[RedisValue]) -> Option<Cmd> + Send>>,
+    again: Option<Again>,
     /// Answers the caller from its replies, or with the error that lost them.
     answer: Box<dyn FnOnce(Result<Vec<RedisValue>, KvError>) + Send>,
 }
@@ -110,7 +113,7 @@ pub(crate) fn plan(command: Command, pipe: &mut Pipeline, scripts: &Scripts, str
             let mut lrange = redis::cmd("LRANGE");
             lrange.arg(&key).arg(0).arg(-1);
             let mut next = vec![get(scripts, &key), lrange];
-            let again: Option<Box<dyn FnMut(&[RedisValue]) -> Option<Cmd> + Send>> =
+            let again: Option<Again> =
                 Some(Box::new(move |replies: &[RedisValue]| match replies {
                     [RedisValue::ServerError(error)] if error.code() == "WRONGTYPE" => next.pop(),
                     _ => None,
@@ -349,7 +352,7 @@ pub(crate) fn plan(command: Command, pipe: &mut Pipeline, scripts: &Scripts, str
             let expected_again = expected.clone();
             let key_again = key.clone();
             let first_call = call.clone();
-            let again: Option<Box<dyn FnMut(&[RedisValue]) -> Option<Cmd> + Send>> =
+            let again: Option<Again> =
                 Some(Box::new(move |replies: &[RedisValue]| match replies {
                     [RedisValue::BulkString(text)]
                         if tries < CAS_TRIES
