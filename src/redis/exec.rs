@@ -12,10 +12,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use redis::{Cmd, Pipeline, RedisError, Script, ServerError, Value as RedisValue};
+use redis::{Cmd, Pipeline, RedisError, ServerError, Value as RedisValue};
 use serde_json::Value;
 
-use super::scripts::Scripts;
+use super::scripts::{self, Function, Scripts};
 
 use crate::command::{
     self, Call, Command, CompareAndSet, Delete, Exists, Expire, Get, GetDel, Incr,
@@ -55,14 +55,17 @@ pub(crate) enum Alone {
     WaitFor(Call<WaitFor>),
 }
 
+/// Given a command's replies so far, the command to send next, if they call for one.
+type Again = Box<dyn FnMut(&[RedisValue]) -> Option<Cmd> + Send>;
+
 /// A command whose entries are queued in a pipeline, waiting for their replies.
 pub(crate) struct Pipelined {
     /// How many pipeline entries (and so replies) are its.
     pub(crate) entries: usize,
-    /// Commands to send, the last first, each in a round trip of its own, while its one reply is
-    /// the server's `WRONGTYPE` (`get`'s native `GET` on a key that holds a list: then `LRANGE`);
-    /// the last reply replaces the first one.
-    again: Vec<Cmd>,
+    /// Given its replies so far, the command to send next in a round trip of its own, if they
+    /// call for one (`get`'s native `GET` on a key that holds a list: then `LRANGE`;
+    /// `compare_and_set` on equal JSON spelt differently); the last reply replaces the first.
+    again: Option<Again>,
     /// Answers the caller from its replies, or with the error that lost them.
     answer: Box<dyn FnOnce(Result<Vec<RedisValue>, KvError>) + Send>,
 }
@@ -75,10 +78,7 @@ impl Pipelined {
 
     /// The command to send again, if `replies` (its own) call for it.
     pub(crate) fn again(&mut self, replies: &[RedisValue]) -> Option<Cmd> {
-        match replies {
-            [RedisValue::ServerError(error)] if error.code() == "WRONGTYPE" => self.again.pop(),
-            _ => None,
-        }
+        self.again.as_mut().and_then(|again| again(replies))
     }
 }
 
@@ -90,7 +90,7 @@ pub(crate) fn pipelined<T: Send + 'static>(
 ) -> Step {
     Step::Pipelined(Pipelined {
         entries,
-        again: Vec::new(),
+        again: None,
         answer: Box::new(move |replies| {
             // `let _ =`: the caller may have stopped waiting.
             let _ = reply.send(replies.and_then(decode));
@@ -112,7 +112,12 @@ pub(crate) fn plan(command: Command, pipe: &mut Pipeline, scripts: &Scripts, str
             // between, or holds a type of another client's), `get.lua`, which says what it holds.
             let mut lrange = redis::cmd("LRANGE");
             lrange.arg(&key).arg(0).arg(-1);
-            let again = vec![get(scripts, &key), lrange];
+            let mut next = vec![get(scripts, &key), lrange];
+            let again: Option<Again> =
+                Some(Box::new(move |replies: &[RedisValue]| match replies {
+                    [RedisValue::ServerError(error)] if error.code() == "WRONGTYPE" => next.pop(),
+                    _ => None,
+                }));
             let decode = move |replies: Vec<RedisValue>| match first(&key, replies)? {
                 RedisValue::Array(items) if items.is_empty() => Ok(None),
                 items @ RedisValue::Array(_) => list(&key, items).map(|list| Some(Arc::new(list))),
@@ -243,8 +248,8 @@ pub(crate) fn plan(command: Command, pipe: &mut Pipeline, scripts: &Scripts, str
             if entries.is_empty() {
                 return pipelined(0, reply, |_| Ok(()));
             }
-            let mut call = redis::cmd("EVALSHA");
-            call.arg(scripts.mset.get_hash()).arg(3 * entries.len());
+            let mut call = scripts.mset.call();
+            call.arg(3 * entries.len());
             for (key, _) in &entries {
                 call.arg(key);
             }
@@ -344,8 +349,41 @@ pub(crate) fn plan(command: Command, pipe: &mut Pipeline, scripts: &Scripts, str
                 Some(expected) => call.arg("text").arg(expected.to_string()),
             };
             value_args(&mut call, &new);
+            // The script swaps when the stored text is the expected text, and otherwise answers
+            // with the stored text: equal JSON spelt differently (another client's spaces or key
+            // order) is sent again with that text as the expectation, so that it swaps only if
+            // the value is still the one compared (at most `CAS_TRIES` times in all).
+            let mut tries = 1;
+            let expected_again = expected.clone();
+            let key_again = key.clone();
+            let first_call = call.clone();
+            let again: Option<Again> =
+                Some(Box::new(move |replies: &[RedisValue]| match replies {
+                    [RedisValue::BulkString(text)]
+                        if tries < CAS_TRIES
+                            && same_json(&key_again, text, expected_again.as_ref()) =>
+                    {
+                        tries += 1;
+                        Some(with_arg(&first_call, CAS_EXPECTED_ARG, text))
+                    }
+                    _ => None,
+                }));
             pipe.add_command(call);
-            pipelined(1, reply, move |replies| flag(&key, first(&key, replies)?))
+            let decode = move |replies: Vec<RedisValue>| match first(&key, replies)? {
+                RedisValue::BulkString(text) if same_json(&key, &text, expected.as_ref()) => {
+                    Err(KvError::Contended {
+                        op: "compare_and_set",
+                        key,
+                        attempts: CAS_TRIES,
+                    })
+                }
+                RedisValue::BulkString(_) => Ok(false),
+                other => flag(&key, other),
+            };
+            match pipelined(1, reply, decode) {
+                Step::Pipelined(pipelined) => Step::Pipelined(Pipelined { again, ..pipelined }),
+                alone => alone,
+            }
         }
         Command::GetDel(Call { args, reply }) => {
             let GetDel { key } = args;
@@ -370,11 +408,8 @@ pub(crate) fn plan(command: Command, pipe: &mut Pipeline, scripts: &Scripts, str
         }
         Command::Persist(Call { args, reply }) => {
             let Persist { key } = args;
-            let mut call = redis::cmd("EVALSHA");
-            call.arg(scripts.persist.get_hash())
-                .arg(2)
-                .arg(&key)
-                .arg(companion(&key));
+            let mut call = scripts.persist.call();
+            call.arg(2).arg(&key).arg(companion(&key));
             pipe.add_command(call);
             pipelined(1, reply, move |replies| flag(&key, first(&key, replies)?))
         }
@@ -426,13 +461,12 @@ pub(crate) fn is_reserved(key: &str, stream: &str) -> bool {
     key == stream || key.ends_with(":ekv:ids") || key.ends_with("}:ekv:ids:w")
 }
 
-/// `EVALSHA` of a writing script on one key: KEYS the key, its companion and the change stream,
+/// `FCALL` of a writing script on one key: KEYS the key, its companion and the change stream,
 /// ARGV[1] the stream's MAXLEN; the caller adds the rest of the arguments. An empty `stream` (a
 /// Redis Cluster handle without a hash tag, `slots.rs`) is not named: KEYS[3] is then nil, which
 /// the scripts take as no stream.
-fn write_script(script: &Script, stream: &str, key: &str) -> Cmd {
-    let mut call = redis::cmd("EVALSHA");
-    call.arg(script.get_hash());
+fn write_script(script: &Function, stream: &str, key: &str) -> Cmd {
+    let mut call = script.call();
     if stream.is_empty() {
         call.arg(2).arg(key).arg(companion(key));
     } else {
@@ -460,15 +494,15 @@ fn value_args(call: &mut Cmd, value: &Value) {
 
 /// `get.lua` on `key`: the value's text (a list joined), or nil.
 pub(crate) fn get(scripts: &Scripts, key: &str) -> Cmd {
-    let mut call = redis::cmd("EVALSHA");
-    call.arg(scripts.get.get_hash()).arg(1).arg(key);
+    let mut call = scripts.get.call();
+    call.arg(1).arg(key);
     call
 }
 
 /// `mget.lua` on `keys` (at least one): one value's text, or nil, per key.
 pub(crate) fn mget<K: AsRef<str>>(scripts: &Scripts, keys: &[K]) -> Cmd {
-    let mut call = redis::cmd("EVALSHA");
-    call.arg(scripts.mget.get_hash()).arg(keys.len());
+    let mut call = scripts.mget.call();
+    call.arg(keys.len());
     for key in keys {
         call.arg(key.as_ref());
     }
@@ -532,9 +566,8 @@ pub(crate) fn delete(scripts: &Scripts, stream: &str, key: &str) -> Cmd {
 
 /// `expire.lua`: gives a live `key` (and its companion) a new TTL.
 pub(crate) fn expire(scripts: &Scripts, key: &str, ttl: Duration) -> Cmd {
-    let mut call = redis::cmd("EVALSHA");
-    call.arg(scripts.expire.get_hash())
-        .arg(2)
+    let mut call = scripts.expire.call();
+    call.arg(2)
         .arg(key)
         .arg(companion(key))
         .arg(ttl_arg(Some(ttl)));
@@ -623,6 +656,30 @@ fn list(key: &str, items: RedisValue) -> Result<Value, KvError> {
         })
         .collect::<Result<Vec<Value>, KvError>>()
         .map(Value::Array)
+}
+
+/// How many times `compare_and_set` is sent in all while the stored text keeps changing to other
+/// spellings of the expected value.
+const CAS_TRIES: u32 = 16;
+
+/// Where `compare_and_set`'s expected text is among its command's arguments (`FCALL`, the
+/// function, 3, the 3 keys, MAXLEN, TTL, condition, then the text).
+const CAS_EXPECTED_ARG: usize = 9;
+
+/// Whether stored `text` is JSON equal to `expected` (text that is not JSON, or too deep, is not).
+fn same_json(key: &str, text: &[u8], expected: Option<&Value>) -> bool {
+    expected.is_some_and(|expected| parse(key, text).is_ok_and(|current| current == *expected))
+}
+
+/// `command` with its argument at `index` replaced by `value`.
+fn with_arg(command: &Cmd, index: usize, value: &[u8]) -> Cmd {
+    let mut changed = Cmd::new();
+    for (at, arg) in command.args_iter().enumerate() {
+        if let redis::Arg::Simple(bytes) = arg {
+            changed.arg(if at == index { value } else { bytes });
+        }
+    }
+    changed
 }
 
 /// An integer reply read as a yes/no.
@@ -725,14 +782,14 @@ fn unexpected(key: &str, what: &str) -> KvError {
     )
 }
 
-/// Whether a reply is the `NOSCRIPT` of a script cache emptied by a server restart.
-/// An `EXEC` reply holding one counts too (a script call inside `MULTI` is refused only when
-/// `EXEC` runs it).
+/// Whether a reply says the server lost our functions (a restart without persistence, or
+/// `FUNCTION FLUSH`: `Function not found`, [`scripts::is_not_loaded`]). An `EXEC` reply holding
+/// one counts too (an `FCALL` inside `MULTI` is refused only when `EXEC` runs it).
 pub(crate) fn is_noscript(reply: &RedisValue) -> bool {
     match reply {
-        RedisValue::ServerError(error) => error.code() == "NOSCRIPT",
+        RedisValue::ServerError(error) => scripts::is_not_loaded(error),
         RedisValue::Array(replies) => replies.iter().any(
-            |reply| matches!(reply, RedisValue::ServerError(error) if error.code() == "NOSCRIPT"),
+            |reply| matches!(reply, RedisValue::ServerError(error) if scripts::is_not_loaded(error)),
         ),
         _ => false,
     }

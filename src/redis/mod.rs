@@ -688,15 +688,10 @@ async fn send(
     Ok(replies)
 }
 
-/// Loads every script into the server's script cache.
+/// Loads the scripts' library into the server, or into every primary of a cluster
+/// ([`scripts::load`]).
 async fn load_scripts(connection: &mut Connection, scripts: &Scripts) -> Result<(), KvError> {
-    for script in scripts.all() {
-        script
-            .load_async(connection)
-            .await
-            .map_err(|error| connection_error("cannot load the scripts into Redis", &error))?;
-    }
-    Ok(())
+    scripts::load(connection, scripts).await
 }
 
 /// `prefix` with Redis's glob characters escaped, so that `SCAN MATCH` takes it literally.

@@ -366,7 +366,7 @@ fn first_written(write: &Pipeline) -> Option<String> {
     write.cmd_iter().find_map(key_of)
 }
 
-/// The first key of a script call (`EVALSHA <sha> <numkeys> <key> ..`).
+/// The first key of a script call (`FCALL <name> <numkeys> <key> ..`).
 fn key_of(command: &Cmd) -> Option<String> {
     match command.args_iter().nth(3)? {
         redis::Arg::Simple(key) => String::from_utf8(key.to_vec()).ok(),

@@ -59,7 +59,8 @@ pub(crate) fn has_tag(prefix: &str) -> bool {
 }
 
 /// The slot the entries of one planned command are for: that of the first key its first keyed
-/// command names (`EVALSHA`/`EVAL` with keys: the first key; `MULTI`, `EXEC`: none; any other
+/// command names (`FCALL`/`FCALL_RO`/`EVALSHA`/`EVAL` with keys: the first key; `MULTI`, `EXEC`:
+/// none; any other
 /// command: its first argument). `None` for entries that name no key.
 pub(crate) fn slot_of<'a>(commands: impl IntoIterator<Item = &'a redis::Cmd>) -> Option<u16> {
     commands.into_iter().find_map(|command| {
@@ -68,7 +69,8 @@ pub(crate) fn slot_of<'a>(commands: impl IntoIterator<Item = &'a redis::Cmd>) ->
             _ => None, // a cursor
         });
         let name = args.next()?;
-        let key = if name.eq_ignore_ascii_case(b"EVALSHA") || name.eq_ignore_ascii_case(b"EVAL") {
+        let scripted = [&b"FCALL"[..], b"FCALL_RO", b"EVALSHA", b"EVAL"];
+        let key = if scripted.iter().any(|call| name.eq_ignore_ascii_case(call)) {
             let _script = args.next()?;
             match args.next()? {
                 b"0" => None,
@@ -607,6 +609,12 @@ mod tests {
         let mut evalsha = redis::cmd("EVALSHA");
         evalsha.arg("abc").arg(2).arg("k1").arg("k2").arg("x");
         assert_eq!(slot_of([&evalsha]), Some(slot("k1")));
+        let mut fcall = redis::cmd("FCALL");
+        fcall.arg("ekv_set").arg(2).arg("k2").arg("k1").arg("x");
+        assert_eq!(slot_of([&fcall]), Some(slot("k2")));
+        let mut fcall_ro = redis::cmd("FCALL_RO");
+        fcall_ro.arg("ekv_get").arg(0);
+        assert_eq!(slot_of([&fcall_ro]), None);
         let mut get = redis::cmd("GET");
         get.arg("k2");
         assert_eq!(slot_of([&get]), Some(slot("k2")));

@@ -4,7 +4,7 @@
 //! calls give up under sustained contention (rules 18 and 19 on Redis, see `docs/redis.md`), as
 //! does a transaction that reads a new key on every run, and foreign data never panics: text that
 //! is not JSON stays in place when `get_del` or `list_pop_all` cannot decode it (rules 5 and 20),
-//! `compare_and_set` compares foreign text as JSON (rule 17), and text is read up to `MAX_DEPTH`
+//! `compare_and_set` compares foreign text as JSON values (rule 17), and text is read up to `MAX_DEPTH`
 //! levels and refused, unparsed, past it. Built with `--features redis`, against a `redis-server`
 //! of each test's own; says "skipped" when there is none.
 //!
@@ -148,7 +148,7 @@ async fn a_server_that_dies_gives_errors_and_the_handle_recovers() {
     assert!(errors > 0, "the load saw the server die");
 
     // Back on the same port (empty: it never saves), the same handle works again, scripts
-    // included (the server lost them: NOSCRIPT, reload, retry).
+    // included (the server lost them: `Function not found`, reload, retry).
     server.restart().await;
     let mut recovered = false;
     for _ in 0..50 {
@@ -456,27 +456,37 @@ async fn get_del_and_list_pop_all_leave_text_that_is_not_json_in_place() {
     assert_eq!(redis_cli(&server, &["EXISTS", "fine"], None), "0");
 }
 
-/// Rule 17 on text written by another client: on Redis `compare_and_set` is one script that
-/// compares the stored text with serde_json's compact text of `expected` (object keys sorted),
-/// which is how this crate writes every value. Equal JSON spelt otherwise by another client
-/// (spaces, key order) does not match and is kept; text that is not JSON never matches and is no
-/// error (`docs/redis.md`).
+/// Rule 17 on text written by another client: on Redis `compare_and_set` compares JSON values,
+/// as in-process. The script swaps when the stored text is serde_json's compact text of
+/// `expected` (one round trip), else answers with the stored text; equal JSON spelt otherwise by
+/// another client (spaces, key order) is then sent again with that text as the expectation.
+/// Unequal values, and text that is not JSON, never match, are kept, and are no error.
 #[tokio::test]
-async fn compare_and_set_compares_foreign_text_as_text() {
-    let Some(server) = server_with_cli("compare_and_set_compares_foreign_text_as_text").await
+async fn compare_and_set_compares_foreign_text_as_json() {
+    let Some(server) = server_with_cli("compare_and_set_compares_foreign_text_as_json").await
     else {
         return;
     };
-    redis_cli(&server, &["SET", "k", "{\"b\": 1,  \"a\": 2}"], None);
+    redis_cli(&server, &["SET", "k", "{\"b\": 1,  \"a\": [2, 3]}"], None);
     let kv = connect(&server, "").await;
+    // Another value, spelt the other client's way: no match, kept byte for byte.
     assert!(!kv
-        .compare_and_set("k", Some(json!({"a": 2, "b": 1})), "no")
+        .compare_and_set("k", Some(json!({"a": [2], "b": 1})), "no")
         .await
         .unwrap());
     assert_eq!(
         redis_cli(&server, &["GET", "k"], None),
-        "{\"b\": 1,  \"a\": 2}"
+        "{\"b\": 1,  \"a\": [2, 3]}"
     );
+    // The same value, spelt otherwise: it matches, and the swap keeps the key's TTL.
+    redis_cli(&server, &["PEXPIRE", "k", "600000"], None);
+    assert!(kv
+        .compare_and_set("k", Some(json!({"a": [2, 3], "b": 1})), "swapped")
+        .await
+        .unwrap());
+    assert_eq!(redis_cli(&server, &["GET", "k"], None), "\"swapped\"");
+    let left: u64 = redis_cli(&server, &["PTTL", "k"], None).parse().unwrap();
+    assert!(left > 590_000 && left <= 600_000, "{left}");
     // The spelling this crate writes matches, whoever wrote it.
     redis_cli(&server, &["SET", "k", "{\"a\":2,\"b\":1}"], None);
     assert!(kv
@@ -858,16 +868,17 @@ async fn lists_written_by_the_previous_release_are_read_or_refused_never_misread
     assert_eq!(redis_cli(&server, &["GET", "broken"], None), "[1, 2,");
 }
 
-/// A server that loses its scripts (a restart, or `SCRIPT FLUSH` by another client) answers
-/// `NOSCRIPT`; every path reloads them and the call goes through: a pipelined script, one inside
-/// `MULTI` (`list_append_unique`), `update`'s read, and a transaction that only writes.
+/// A server that loses its functions (a restart without persistence, or `FUNCTION FLUSH` by
+/// another client) answers `Function not found`; every path reloads the library and the call goes
+/// through: a pipelined script, one inside `MULTI` (`list_append_unique`), `update`'s read, and a
+/// transaction that only writes.
 #[tokio::test]
 async fn calls_reload_scripts_the_server_lost() {
     let Some(server) = server_with_cli("calls_reload_scripts_the_server_lost").await else {
         return;
     };
     let kv = connect(&server, "s:").await;
-    let flush = || redis_cli(&server, &["SCRIPT", "FLUSH"], None);
+    let flush = || redis_cli(&server, &["FUNCTION", "FLUSH"], None);
     flush();
     let list = kv
         .list_append_unique("l", [json!({"id": 1})])

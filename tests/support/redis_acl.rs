@@ -15,8 +15,9 @@ use super::redis_server::available;
 ///   and, for the change feeds to come, `XADD`/`XREAD`/`XTRIM`);
 /// - `+@transaction`: `WATCH`, `MULTI`, `EXEC`, `UNWATCH` (`update`, `transaction`, ...);
 /// - `+@connection`: `PING`, `HELLO`, `CLIENT SETNAME`/`SETINFO`, ... (`AUTH` is always allowed);
-/// - `+evalsha +script|load`: the crate's scripts (loaded once per connection, then `EVALSHA`),
-///   not all of `@scripting`, which holds `SCRIPT FLUSH`/`KILL` and `EVAL` of any text;
+/// - `+fcall +function|load`: the crate's scripts (a Functions library loaded at connect, then
+///   `FCALL`), not all of `@scripting`, which holds `FUNCTION FLUSH`/`DELETE` and `EVAL` of any
+///   text;
 /// - `-@dangerous` last: takes back what `@read`/`@write` hold that no application needs
 ///   (`KEYS`, `SORT`, `FLUSHDB`, `FLUSHALL`, `MIGRATE`, `RESTORE`, ...).
 pub const APP_RULES: &[&str] = &[
@@ -30,8 +31,8 @@ pub const APP_RULES: &[&str] = &[
     "+@write",
     "+@transaction",
     "+@connection",
-    "+evalsha",
-    "+script|load",
+    "+fcall",
+    "+function|load",
     "-@dangerous",
 ];
 

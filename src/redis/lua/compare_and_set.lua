@@ -8,9 +8,11 @@
 --         (only if the stored text is exactly ARGV[4]: serde_json compact text, object keys
 --         sorted; a list key's text is its elements joined as get.lua spells it);
 -- ARGV[5] 'v' and ARGV[6] the new value's text, or 'l' and ARGV[6..] its items (as set.lua).
--- Reply   integer 1 if it stored, else 0.
--- Errors  KVFOREIGN ... | KVBADARG ...  Text that is not JSON never equals the expected text, so
---         it gives 0 (and is kept), never an error.
+-- Reply   integer 1 if it stored; else, under 'text', the stored text when it differs from
+--         ARGV[4] (the caller compares it as JSON, and sends the call again with it as ARGV[4]
+--         if the values are equal); else 0.
+-- Errors  KVFOREIGN ... | KVBADARG ...  Text that is not JSON never equals the expected value, so
+--         it is kept, never an error.
 -- Stream  one 'set' entry with the new value when it stored.
 local key, comp, stream = KEYS[1], KEYS[2], KEYS[3]
 local maxlen, ttl, cond, expected, mode = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
@@ -39,11 +41,13 @@ if cond == 'missing' then
 else
   if t == 'none' then return 0 end
   if t == 'string' then
-    if redis.call('GET', key) ~= expected then return 0 end
+    local current = redis.call('GET', key)
+    if current ~= expected then return current end
   elseif t == 'list' then
     if sub(expected, 1, 1) ~= '[' then return 0 end
     local items = lrange_all(key)
-    if list_text(items) ~= expected then return 0 end
+    local current = list_text(items)
+    if current ~= expected then return current end
     -- Equal text: still make sure each element is one JSON value, so that elements like '1,2'
     -- and '3' (written by another client) are not taken for the list [1,2,3].
     for _, item in ipairs(items) do

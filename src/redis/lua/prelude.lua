@@ -1,7 +1,8 @@
 -- prelude.lua: shared by every script of the Redis layout (docs/redis.md, "The data layout").
--- The Rust side prepends it to each script (src/redis/scripts.rs: concat! of include_str! of
--- this file and of the script), so each script is one self-contained EVALSHA body. Everything
--- here is `local`: Redis 7 refuses scripts that create globals.
+-- It opens the Functions library src/redis/scripts.rs builds: this file, then each script's body
+-- as a local function (KEYS, ARGV) that first calls `init`, each registered with
+-- redis.register_function. Everything here is `local`: Redis 7 refuses libraries that create
+-- globals.
 --
 -- Conventions shared by the scripts:
 --   KEYS[1] the value's full key; KEYS[2] its id-index companion (a hash, see the layout);
@@ -24,7 +25,12 @@
 --   KVBADARG <detail>   the arguments do not follow the call's shape (a bug in the caller)
 
 local MAX_DEPTH = 128
-local find, byte, sub = string.find, string.byte, string.sub
+local find, byte, sub
+-- While a library loads, Redis 7.0 gives it no `string` library; each function calls `init`
+-- first, which takes the aliases above once.
+local function init()
+  if not find then find, byte, sub = string.find, string.byte, string.sub end
+end
 
 -- The JSON type of a stored text, in the words of KvError::WrongType, from its first character
 -- (or, for the literals, the whole text). Only meaningful for text that `jscan` accepted, or as a

@@ -23,22 +23,31 @@ elseif mode == 'l' then
 else
   return bad_arg('set: mode is v or l')
 end
-local err = companion_type_ok(comp)
-if err then return err end
+-- Each redis.call costs the server about a microsecond or two: one EXISTS says whether the
+-- companion or the stream is there at all (usually neither), and only then are their TYPEs read.
+local others = redis.call('EXISTS', comp, stream) > 0
+if others then
+  local err = companion_type_ok(comp)
+  if err then return err end
+end
 if ttl == 'keep' then
   local left = redis.call('PTTL', key)
   -- PTTL 0: under a millisecond left, still live; keep it expiring.
   if left >= 0 then ttl = tostring(math.max(left, 1)) else ttl = '' end
 end
-redis.call('DEL', key, comp)
 if mode == 'v' then
+  -- SET replaces a value of any type, and its TTL.
+  if others then redis.call('DEL', comp) end
   if ttl == '' then redis.call('SET', key, ARGV[4]) else redis.call('SET', key, ARGV[4], 'PX', ttl) end
-  emit(stream, maxlen, key, 'set', ARGV[4])
+  if others then emit(stream, maxlen, key, 'set', ARGV[4]) end
 else
+  redis.call('DEL', key, comp)
   rpush(key, ARGV, 4, #ARGV)
   if ttl ~= '' then redis.call('PEXPIRE', key, ttl) end
-  emit(stream, maxlen, key, 'set', function()
-    return list_text({ unpack(ARGV, 4, #ARGV) })
-  end)
+  if others then
+    emit(stream, maxlen, key, 'set', function()
+      return list_text({ unpack(ARGV, 4, #ARGV) })
+    end)
+  end
 end
 return redis.status_reply('OK')
