@@ -25,7 +25,9 @@ else
 end
 -- Each redis.call costs the server about a microsecond or two: one EXISTS says whether the
 -- companion or the stream is there at all (usually neither), and only then are their TYPEs read.
-local others = redis.call('EXISTS', comp, stream) > 0
+-- (No stream is named on a Redis Cluster handle without a hash tag: KEYS[3] is nil.)
+local others
+if stream then others = redis.call('EXISTS', comp, stream) > 0 else others = redis.call('EXISTS', comp) > 0 end
 if others then
   local err = companion_type_ok(comp)
   if err then return err end
