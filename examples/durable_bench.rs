@@ -4,7 +4,8 @@
 //! fresh in-memory store.
 //!
 //! `cargo run --release --features durable --example durable_bench [rounds] [keys_to_reopen]`
-//! (defaults 3 and 1,000,000). Each figure is the median of the rounds, with the lowest and
+//! (defaults 3 and 1,000,000); `EKV_BENCH_ONLY=inbox` (a workload's name) runs that one alone,
+//! for a profiler. Each figure is the median of the rounds, with the lowest and
 //! highest beside it. Files go in `$TMPDIR`.
 //!
 //! The workloads:
@@ -231,10 +232,13 @@ async fn main() {
     // figures[kind][workload][round]
     let mut figures = vec![vec![Vec::new(); WORKLOADS.len()]; kinds.len()];
     let mut files = 0;
+    let only = std::env::var("EKV_BENCH_ONLY").ok();
     for _ in 0..rounds {
         for (k, &kind) in kinds.iter().enumerate() {
             for (w, &workload) in WORKLOADS.iter().enumerate() {
-                if kind == Kind::EveryBatch && matches!(workload, "inbox" | "capped log") {
+                if kind == Kind::EveryBatch && matches!(workload, "inbox" | "capped log")
+                    || only.as_deref().is_some_and(|only| only != workload)
+                {
                     continue;
                 }
                 files += 1;
@@ -269,7 +273,8 @@ async fn main() {
     }
 
     // Reopen: `reopen_keys` keys written in chunks, closed, reopened.
-    let entries = |from: usize| (from..from + 10_000).map(|i| (format!("key:{i}"), i));
+    let entries =
+        |from: usize| (from..(from + 10_000).min(reopen_keys)).map(|i| (format!("key:{i}"), i));
     let fresh = KvHandle::spawn();
     let started = Instant::now();
     for chunk in (0..reopen_keys).step_by(10_000) {
