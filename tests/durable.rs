@@ -187,6 +187,53 @@ async fn a_second_store_on_the_same_file_is_refused_until_the_first_closes() {
     kv.shutdown().await;
 }
 
+/// Dropping the last handle closes the file on the owner task, soon after: a `durable(path)` on
+/// the same file meanwhile waits for that close rather than being refused as `Locked`.
+#[tokio::test]
+async fn dropping_the_last_handle_then_reopening_at_once_finds_the_file_released() {
+    let dir = Dir::new("drop-reopen");
+    for round in 0..20 {
+        let kv = open(&dir.file()).await;
+        assert_eq!(
+            kv.get("round").await.unwrap().as_deref(),
+            (round > 0).then(|| json!(round - 1)).as_ref()
+        );
+        kv.set("round", round).await.unwrap();
+        drop(kv);
+    }
+}
+
+/// The same on a runtime with worker threads, the last handle dropped from another task.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dropping_the_last_handle_on_another_task_then_reopening_finds_the_file_released() {
+    let dir = Dir::new("drop-reopen-mt");
+    for round in 0..20 {
+        let kv = open(&dir.file()).await;
+        assert_eq!(
+            kv.get("round").await.unwrap().as_deref(),
+            (round > 0).then(|| json!(round - 1)).as_ref()
+        );
+        kv.set("round", round).await.unwrap();
+        tokio::spawn(async move { drop(kv) }).await.unwrap();
+    }
+}
+
+/// `shutdown().await` returns once the file is closed: another opener, even one that does not
+/// wait (another process, here a plain SQLite connection asking for a write lock at once), finds
+/// it free.
+#[tokio::test]
+async fn shutdown_returns_once_the_file_is_closed() {
+    let dir = Dir::new("shutdown-closed");
+    for round in 0..10 {
+        let kv = open(&dir.file()).await;
+        kv.set("round", round).await.unwrap();
+        kv.shutdown().await;
+        let conn = rusqlite::Connection::open(dir.file()).unwrap();
+        conn.busy_timeout(Duration::ZERO).unwrap();
+        conn.execute_batch("BEGIN EXCLUSIVE; COMMIT;").unwrap();
+    }
+}
+
 /// Writes `bytes` at `offset` of the file.
 fn patch(path: &PathBuf, offset: usize, bytes: &[u8]) {
     let mut data = std::fs::read(path).unwrap();
