@@ -98,6 +98,8 @@ pub(crate) struct Journal {
     parked: Vec<Detached>,
     /// The store's change count at the last hand-off.
     handed: u64,
+    /// How many changes may wait before the owner is held back ([`BACKLOG`]).
+    backlog: u64,
     /// This store's entry in the process's table of open files.
     open: Arc<OpenFile>,
 }
@@ -149,7 +151,7 @@ impl Journal {
     /// Whether more than [`BACKLOG`] changes wait for the journal thread, which is busy: the
     /// owner then takes no command until it is ready.
     pub(crate) fn backlogged(&self, marks: u64) -> bool {
-        marks.wrapping_sub(self.handed) > BACKLOG && !self.shared.ready.load(Ordering::Acquire)
+        marks.wrapping_sub(self.handed) > self.backlog && !self.shared.ready.load(Ordering::Acquire)
     }
 
     /// After a batch: holds the answers of parked commands that answered, and if the journal
@@ -510,6 +512,7 @@ fn open_once(
         acks: Vec::new(),
         parked: Vec::new(),
         handed: 0,
+        backlog: BACKLOG,
         open,
     };
     Ok((journal, loaded))
@@ -725,6 +728,62 @@ mod tests {
             .query_row("SELECT value FROM kv WHERE key = 'k'", [], |row| row.get(0))
             .unwrap();
         assert_eq!(kept, "{not json");
+    }
+
+    /// The backlog bound: changes (not keys) past it, while the thread is busy, hold the owner
+    /// back; the thread becoming ready, or the hand-off, lets it go on.
+    #[test]
+    fn changes_past_the_backlog_hold_the_owner_back_until_the_thread_is_ready() {
+        let path = temp_file("backlog");
+        let hour = Durability::Interval(Duration::from_secs(3600));
+        let (mut journal, _) = open(&path, hour, None).unwrap();
+        journal.backlog = 10;
+        let mut store = Store::new(crate::closure::StoreId::new(), None, 0);
+        store.start_journal();
+        let now = Instant::now();
+        store
+            .set("first".into(), Value::from(0), None, now)
+            .unwrap();
+        // Handed off at once (the thread was ready), which keeps the thread busy for an hour.
+        journal.flush(&mut store, now);
+        assert!(!journal.shared.ready.load(Ordering::Acquire));
+        for i in 0..10 {
+            // One key, rewritten: one row to write, but ten changes.
+            store.set("hot".into(), Value::from(i), None, now).unwrap();
+        }
+        assert!(!journal.backlogged(store.marks()));
+        store
+            .set("one-more".into(), Value::from(0), None, now)
+            .unwrap();
+        assert!(journal.backlogged(store.marks()));
+        // Nothing is handed off while the thread is busy.
+        journal.flush(&mut store, now);
+        assert!(journal.backlogged(store.marks()));
+        // Ready (as the thread says after its interval): no longer held back, and handed off.
+        journal.shared.ready.store(true, Ordering::Release);
+        assert!(!journal.backlogged(store.marks()));
+        journal.flush(&mut store, now);
+        assert_eq!(journal.handed, store.marks());
+        assert!(!journal.backlogged(store.marks()));
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        runtime.block_on(journal.close(&mut store, now));
+        // What was handed off, and what the close handed off, is in the file.
+        let conn = Connection::open(&path).unwrap();
+        let rows: Vec<(String, String)> = conn
+            .prepare("SELECT key, value FROM kv ORDER BY key")
+            .unwrap()
+            .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        let expected = [("first", "0"), ("hot", "9"), ("one-more", "0")];
+        let expected: Vec<(String, String)> = expected
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        assert_eq!(rows, expected);
     }
 
     #[test]
