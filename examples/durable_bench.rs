@@ -18,10 +18,16 @@
 //!   a 64-float embedding (the seed capped-log workload);
 //! - **writes**: 256 tasks each `set`ting 50 keys of its own (group commit under `EveryBatch`).
 //!
+//! - **allocations per `get`**: one task's 10,000 `get`s of a filled store (given 1 s to commit), counted by a global
+//!   allocator (every thread's allocations, so the journal's too): what a read costs beyond the
+//!   in-memory store's, free of the machine's noise.
+//!
 //! Under `EveryBatch` the two one-caller list workloads are left out: one caller waits for one
 //! commit per call, so they measure the disk's fsync rate, which is printed.
 
+use std::alloc::{GlobalAlloc, Layout, System};
 use std::io::Write;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -31,6 +37,47 @@ use serde_json::{json, Value};
 const TASKS: usize = 256;
 const KEYS: usize = 100_000;
 const OPS: usize = 400_000;
+
+/// The system allocator, counting allocations.
+struct Counting;
+
+static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
+
+// SAFETY: every call is forwarded to `System` unchanged; only a counter is added.
+#[allow(unsafe_code)] // the only way to count allocations; nothing else is done
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        // SAFETY: the caller's guarantees, passed on.
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: the caller's guarantees, passed on.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        // SAFETY: the caller's guarantees, passed on.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+/// Allocations per `get` of one task's 10,000 `get`s of existing keys.
+async fn allocations_per_get(kv: &KvHandle, keys: &Arc<[String]>) -> f64 {
+    let (kv, keys) = (kv.clone(), Arc::clone(keys));
+    tokio::spawn(async move {
+        let before = ALLOCATIONS.load(Ordering::Relaxed);
+        for i in 0..10_000 {
+            std::hint::black_box(kv.get(&keys[i * 7 % keys.len()]).await.unwrap());
+        }
+        (ALLOCATIONS.load(Ordering::Relaxed) - before) as f64 / 10_000.0
+    })
+    .await
+    .unwrap()
+}
 
 /// SplitMix64: the same seed gives the same keys and operations on every store.
 fn splitmix(state: &mut u64) -> u64 {
@@ -74,7 +121,7 @@ impl Kind {
     }
 }
 
-/// A store holding `k{i}` = `i` for every key, its fill given time to reach the disk.
+/// A store holding `k{i}` = `i` for every key, its fill given a second to reach the disk.
 async fn filled(kv: KvHandle, keys: &Arc<[String]>) -> KvHandle {
     for chunk in keys.chunks(10_000) {
         let pairs: Vec<_> = chunk
@@ -84,7 +131,7 @@ async fn filled(kv: KvHandle, keys: &Arc<[String]>) -> KvHandle {
             .collect();
         kv.mset(pairs).await.unwrap();
     }
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    tokio::time::sleep(Duration::from_millis(1000)).await;
     kv
 }
 
@@ -202,7 +249,14 @@ fn fsync_rate(dir: &std::path::Path) -> f64 {
     f64::from(n) / started.elapsed().as_secs_f64()
 }
 
-const WORKLOADS: [&str; 5] = ["90/10", "reads", "inbox", "capped log", "writes"];
+const WORKLOADS: [&str; 6] = [
+    "90/10",
+    "reads",
+    "inbox",
+    "capped log",
+    "writes",
+    "allocations per get",
+];
 
 /// The median, lowest and highest of `figures`.
 fn spread(figures: &[f64]) -> (f64, f64, f64) {
@@ -248,6 +302,9 @@ async fn main() {
                     "reads" => mix(&filled(kv.clone(), &keys).await, &keys, 0).await,
                     "inbox" => inbox(&kv).await,
                     "capped log" => capped_log(&kv).await,
+                    "allocations per get" => {
+                        allocations_per_get(&filled(kv.clone(), &keys).await, &keys).await
+                    }
                     _ => writes(&kv).await,
                 };
                 figures[k][w].push(rate);
@@ -255,7 +312,7 @@ async fn main() {
             }
         }
     }
-    println!("| store | workload | calls/s (median) | lowest–highest | vs in-memory (median) |");
+    println!("| store | workload | calls/s (median; allocations for the last) | lowest–highest | vs in-memory (median) |");
     println!("|---|---|--:|--:|--:|");
     for (k, kind) in kinds.iter().enumerate() {
         for (w, workload) in WORKLOADS.iter().enumerate() {
@@ -265,7 +322,7 @@ async fn main() {
             let (median, low, high) = spread(&figures[k][w]);
             let (base, _, _) = spread(&figures[0][w]);
             println!(
-                "| {} | {workload} | {median:.0} | {low:.0}–{high:.0} | {:.2}x |",
+                "| {} | {workload} | {median:.2} | {low:.2}–{high:.2} | {:.2}x |",
                 kind.name(),
                 median / base
             );
