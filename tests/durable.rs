@@ -234,6 +234,39 @@ async fn shutdown_returns_once_the_file_is_closed() {
     }
 }
 
+/// Under `EveryBatch` a waiting pop's reply is relayed by the owner until its commit; a caller
+/// that stopped waiting is still seen as gone by the next push, and its pop takes nothing (rule
+/// 27, as without a journal).
+#[tokio::test]
+async fn under_every_batch_a_dropped_waiting_pop_takes_nothing() {
+    let dir = Dir::new("dropped-pop");
+    let kv = open(&dir.file()).await;
+    for round in 0..10 {
+        let waiter = {
+            let kv = kv.clone();
+            tokio::spawn(async move {
+                kv.list_pop_front("jobs", 1)
+                    .wait(Duration::from_secs(60))
+                    .await
+            })
+        };
+        let parked = std::time::Instant::now();
+        while kv.stats().await.unwrap().watchers == 0 {
+            assert!(parked.elapsed() < Duration::from_secs(10), "never parked");
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        waiter.abort();
+        let _ = waiter.await;
+        kv.list_push("jobs", [json!(round)]).await.unwrap();
+        assert_eq!(
+            kv.list_pop_all("jobs").await.unwrap(),
+            [json!(round)],
+            "round {round}"
+        );
+    }
+    kv.shutdown().await;
+}
+
 /// Writes `bytes` at `offset` of the file.
 fn patch(path: &PathBuf, offset: usize, bytes: &[u8]) {
     let mut data = std::fs::read(path).unwrap();

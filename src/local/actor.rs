@@ -138,6 +138,10 @@ impl Owner {
                     if received == 0 {
                         break; // every handle is gone
                     }
+                    #[cfg(feature = "durable")]
+                    if let Some(journal) = &mut self.journal {
+                        journal.poll_parked();
+                    }
                     for message in batch.drain(..) {
                         self.receive(message);
                         if self.shutdown.is_some() {

@@ -165,8 +165,9 @@ impl Journal {
     }
 
     /// Moves the answers of parked commands that answered to the held ones, and forgets those
-    /// whose caller left.
-    fn poll_parked(&mut self) {
+    /// whose caller left. Also called before each batch: a waiting pop whose caller left is then
+    /// seen as such by the batch's pushes, and takes nothing, as in a store without a journal.
+    pub(crate) fn poll_parked(&mut self) {
         if self.parked.is_empty() {
             return;
         }
