@@ -319,18 +319,26 @@ impl KvBuilder {
     /// live key as it was, values, lists and TTLs. Only with the `durable` cargo feature
     /// (`ephemeral-kv = { version = "0.1", features = ["durable"] }`).
     ///
-    /// Every call is served from memory by the same owner task, under the same rules; each batch
-    /// of changes is committed to the file by a journal thread, off the owner task, and
-    /// [`durability`](KvBuilder::durability) says whether a write is answered before or after
-    /// its commit. A read may see a write whose commit is still in flight: such a write is lost
-    /// only by a crash, and then its caller never got an OK (under `EveryBatch`). A TTL is kept
-    /// as a wall-clock deadline: a key that expired while no store had the file is not loaded.
-    /// `docs/durability.md` in the repository has the schema and the details.
+    /// Every call is served from memory by the same owner task, under the same rules; the
+    /// changes are committed to the file by a journal thread, off the owner task, each key's
+    /// latest state once per commit, and [`durability`](KvBuilder::durability) says whether a
+    /// write is answered before or after its commit (under `EveryBatch`, a waiting
+    /// `list_pop_front` served by a push is answered after its removal is committed, like any
+    /// write; reads are answered at once). A read may see a write whose commit is still in
+    /// flight: such a write is lost only by a crash, and then its caller never got an OK (under
+    /// `EveryBatch`). A TTL is kept as a wall-clock deadline: a key that expired while no store
+    /// had the file is not loaded. `docs/durability.md` in the repository has the schema and the
+    /// details.
     ///
-    /// One store has the file at a time; shut the store down
-    /// ([`KvHandle::shutdown`](crate::KvHandle::shutdown)) to close the file before opening it
-    /// again: dropping the last handle closes it too, but without waiting. Reading the file
-    /// takes about a second per million keys, on a blocking thread.
+    /// One store has the file at a time. While any handle of a store is alive, a second
+    /// `durable` on its file, in this process or another, is refused at once (`Locked`).
+    /// [`KvHandle::shutdown`](crate::KvHandle::shutdown) returns once every change is committed
+    /// and the file is closed, so that any opener finds it free. Dropping the last handle (every
+    /// clone and prefixed handle) commits and closes it too, on the owner task, without making
+    /// the dropper wait: a `durable` on that file in this process meanwhile waits for the close
+    /// (up to 10 s, on a blocking thread) rather than being refused; another process may be
+    /// refused as `Locked` until it is done. Reading the file takes about a second per million
+    /// keys, on a blocking thread.
     ///
     /// # Errors
     /// [`KvError::Durable`], with its [`kind`](crate::DurableErrorKind):
@@ -361,6 +369,10 @@ impl KvBuilder {
     /// assert_eq!(kv.get("user_id").await?.as_deref(), Some(&json!(42)));
     /// assert!(matches!(kv.ttl("user_id").await?, Ttl::Expires(left) if left <= Duration::from_secs(600)));
     /// assert_eq!(kv.list_pop_all("jobs").await?, vec![json!("a"), json!("b")]);
+    /// drop(kv); // the last handle: the owner task closes the file...
+    ///
+    /// let kv = KvHandle::builder().durable(&path).await?; // ...which this open waits for
+    /// assert_eq!(kv.get("jobs").await?, None);
     /// # kv.shutdown().await;
     /// # std::fs::remove_dir_all(&dir).unwrap();
     /// # Ok(())

@@ -19,9 +19,11 @@ use std::time::Duration;
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum Durability {
-    /// A call that changed something is answered only once its change is committed (and synced)
-    /// to the file: an OK survives a crash or a power cut. The commands that arrived together
-    /// share one commit, so many concurrent writers cost one sync per batch, not per write.
+    /// A call that changed something (a write, a pop, a closure) is answered only once its
+    /// change is committed (and synced) to the file: an OK survives a crash or a power cut. A
+    /// waiting `list_pop_front` served by a push is answered after its removal is committed too.
+    /// Every command that came while the previous commit ran shares the next one, so many
+    /// concurrent writers cost one sync per commit, not per write. Reads are answered at once.
     ///
     /// ```no_run
     /// use ephemeral_kv::{Durability, KvHandle};
@@ -34,9 +36,10 @@ pub enum Durability {
     /// ```
     #[default]
     EveryBatch,
-    /// Every call is answered at once, as by the in-memory store; the changes are committed
-    /// within the given time. A crash loses at most that much of acknowledged writes, never part
-    /// of a command.
+    /// Every call is answered at once, as by the in-memory store; the changes are committed at
+    /// most once per the given time, each key's latest state once, so a write is on disk within
+    /// that time plus one commit's. A crash loses at most that much of acknowledged writes, never
+    /// part of a command.
     ///
     /// ```no_run
     /// use std::time::Duration;

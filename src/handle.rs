@@ -1058,7 +1058,8 @@ impl KvHandle {
 
     /// Stops the store: the owner task answers every command queued before this one, then ends and
     /// frees the store. Every later call, on any handle, returns [`KvError::Closed`]. Returns once
-    /// the owner task has stopped; calling it on a stopped store returns at once.
+    /// the owner task has stopped (for a [`durable`](crate::KvBuilder::durable) store, once its
+    /// changes are committed and its file closed); calling it on a stopped store returns at once.
     ///
     /// ```
     /// use ephemeral_kv::KvError;

@@ -187,6 +187,86 @@ async fn a_second_store_on_the_same_file_is_refused_until_the_first_closes() {
     kv.shutdown().await;
 }
 
+/// Dropping the last handle closes the file on the owner task, soon after: a `durable(path)` on
+/// the same file meanwhile waits for that close rather than being refused as `Locked`.
+#[tokio::test]
+async fn dropping_the_last_handle_then_reopening_at_once_finds_the_file_released() {
+    let dir = Dir::new("drop-reopen");
+    for round in 0..20 {
+        let kv = open(&dir.file()).await;
+        assert_eq!(
+            kv.get("round").await.unwrap().as_deref(),
+            (round > 0).then(|| json!(round - 1)).as_ref()
+        );
+        kv.set("round", round).await.unwrap();
+        drop(kv);
+    }
+}
+
+/// The same on a runtime with worker threads, the last handle dropped from another task.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dropping_the_last_handle_on_another_task_then_reopening_finds_the_file_released() {
+    let dir = Dir::new("drop-reopen-mt");
+    for round in 0..20 {
+        let kv = open(&dir.file()).await;
+        assert_eq!(
+            kv.get("round").await.unwrap().as_deref(),
+            (round > 0).then(|| json!(round - 1)).as_ref()
+        );
+        kv.set("round", round).await.unwrap();
+        tokio::spawn(async move { drop(kv) }).await.unwrap();
+    }
+}
+
+/// `shutdown().await` returns once the file is closed: another opener, even one that does not
+/// wait (another process, here a plain SQLite connection asking for a write lock at once), finds
+/// it free.
+#[tokio::test]
+async fn shutdown_returns_once_the_file_is_closed() {
+    let dir = Dir::new("shutdown-closed");
+    for round in 0..10 {
+        let kv = open(&dir.file()).await;
+        kv.set("round", round).await.unwrap();
+        kv.shutdown().await;
+        let conn = rusqlite::Connection::open(dir.file()).unwrap();
+        conn.busy_timeout(Duration::ZERO).unwrap();
+        conn.execute_batch("BEGIN EXCLUSIVE; COMMIT;").unwrap();
+    }
+}
+
+/// Under `EveryBatch` a waiting pop's reply is relayed by the owner until its commit; a caller
+/// that stopped waiting is still seen as gone by the next push, and its pop takes nothing (rule
+/// 27, as without a journal).
+#[tokio::test]
+async fn under_every_batch_a_dropped_waiting_pop_takes_nothing() {
+    let dir = Dir::new("dropped-pop");
+    let kv = open(&dir.file()).await;
+    for round in 0..10 {
+        let waiter = {
+            let kv = kv.clone();
+            tokio::spawn(async move {
+                kv.list_pop_front("jobs", 1)
+                    .wait(Duration::from_secs(60))
+                    .await
+            })
+        };
+        let parked = std::time::Instant::now();
+        while kv.stats().await.unwrap().watchers == 0 {
+            assert!(parked.elapsed() < Duration::from_secs(10), "never parked");
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        waiter.abort();
+        let _ = waiter.await;
+        kv.list_push("jobs", [json!(round)]).await.unwrap();
+        assert_eq!(
+            kv.list_pop_all("jobs").await.unwrap(),
+            [json!(round)],
+            "round {round}"
+        );
+    }
+    kv.shutdown().await;
+}
+
 /// Writes `bytes` at `offset` of the file.
 fn patch(path: &PathBuf, offset: usize, bytes: &[u8]) {
     let mut data = std::fs::read(path).unwrap();

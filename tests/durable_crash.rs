@@ -8,6 +8,9 @@
 //!   Round 0 also checks that a second process is refused the file while the child has it.
 //! - `a_full_disk_fails_the_write_and_refuses_calls_after_it`: the child runs under a file-size
 //!   limit (`ulimit -f`, with `SIGXFSZ` ignored, so a write past it fails as on a full disk).
+//! - `an_answered_blocking_pop_is_on_disk`: a child's waiting pop is served by a push, and the
+//!   child aborts the moment the pop is answered; the reopened file has the item gone (else a
+//!   crash would hand the same job out again).
 #![cfg(all(feature = "durable", unix))]
 
 use std::io::{BufRead, BufReader};
@@ -284,5 +287,68 @@ async fn a_full_disk_fails_the_write_and_refuses_calls_after_it() {
         kv.scan_prefix("").await.unwrap()
     );
     kv.shutdown().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The child's half: a pop waits on an empty list, a push of `x` and `y` serves it, and the
+/// process aborts as soon as the pop is answered, before anything else can reach the disk.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn child_pop() {
+    let Some(path) = std::env::var_os(CHILD) else {
+        return;
+    };
+    let kv = KvHandle::builder()
+        .durable(PathBuf::from(path))
+        .await
+        .unwrap();
+    let waiter = {
+        let kv = kv.clone();
+        tokio::spawn(async move {
+            let popped = kv
+                .list_pop_front("jobs", 1)
+                .wait(Duration::from_secs(30))
+                .await
+                .unwrap();
+            println!("\npopped {popped:?}");
+            std::process::abort();
+        })
+    };
+    // The pop is parked once it counts as a watcher.
+    let parked = Instant::now();
+    while kv.stats().await.unwrap().watchers == 0 {
+        assert!(
+            parked.elapsed() < Duration::from_secs(10),
+            "the pop never parked"
+        );
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    let _ = kv.list_push("jobs", [json!("x"), json!("y")]).await;
+    let _ = waiter.await;
+}
+
+#[tokio::test]
+async fn an_answered_blocking_pop_is_on_disk() {
+    if std::env::var_os(CHILD).is_some() {
+        return;
+    }
+    let dir = temp_dir("pop");
+    for round in 0..5 {
+        let path = dir.join(format!("kv{round}.db"));
+        let output = child("child_pop", &path).output().unwrap();
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert!(
+            stdout.lines().any(|line| line == r#"popped [String("x")]"#),
+            "round {round}: {stdout}"
+        );
+        let kv = KvHandle::builder().durable(&path).await.unwrap();
+        // The pop's removal was committed (with the push it answered): `x` is not handed out
+        // again.
+        assert_eq!(
+            kv.get("jobs").await.unwrap().as_deref(),
+            Some(&json!(["y"])),
+            "round {round}"
+        );
+        kv.shutdown().await;
+    }
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -19,6 +19,7 @@ pub struct Update {
 
 impl Op for Update {
     const NAME: &'static str = "update";
+    const WRITES: bool = true;
     type Answer = Option<Arc<Value>>;
     fn subject(&self) -> Subject {
         Subject::key(&self.key)
@@ -34,6 +35,7 @@ pub struct Transaction {
 
 impl Op for Transaction {
     const NAME: &'static str = "transaction";
+    const WRITES: bool = true;
     type Answer = ();
     fn subject(&self) -> Subject {
         Subject::prefix(&self.prefix)

@@ -20,6 +20,7 @@ pub struct Watch {
 
 impl Op for Watch {
     const NAME: &'static str = "watch";
+    const WRITES: bool = false;
     type Answer = broadcast::Receiver<Change>;
     fn subject(&self) -> Subject {
         Subject::prefix(&self.prefix)
@@ -34,6 +35,7 @@ pub struct WaitFor {
 
 impl Op for WaitFor {
     const NAME: &'static str = "wait_for";
+    const WRITES: bool = false;
     type Answer = Arc<Value>;
     fn subject(&self) -> Subject {
         Subject::key(&self.key)

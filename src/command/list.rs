@@ -18,6 +18,7 @@ pub struct ListAppendUnique {
 
 impl Op for ListAppendUnique {
     const NAME: &'static str = "list_append_unique";
+    const WRITES: bool = true;
     type Answer = Arc<Value>;
     fn subject(&self) -> Subject {
         Subject::key(&self.key)
@@ -32,6 +33,7 @@ pub struct ListPopAll {
 
 impl Op for ListPopAll {
     const NAME: &'static str = "list_pop_all";
+    const WRITES: bool = true;
     type Answer = Option<Arc<Value>>;
     fn subject(&self) -> Subject {
         Subject::key(&self.key)
@@ -50,6 +52,7 @@ pub struct ListPush {
 
 impl Op for ListPush {
     const NAME: &'static str = "list_push";
+    const WRITES: bool = true;
     type Answer = usize;
     fn subject(&self) -> Subject {
         Subject::key(&self.key)
@@ -68,6 +71,7 @@ pub struct ListPopFront {
 
 impl Op for ListPopFront {
     const NAME: &'static str = "list_pop_front";
+    const WRITES: bool = true;
     type Answer = Vec<Value>;
     fn subject(&self) -> Subject {
         Subject::key(&self.key)

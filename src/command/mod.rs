@@ -60,6 +60,10 @@ pub trait Op: Sized + Send + 'static {
     /// The operation's name, as the reference API (or, for the coordination commands, the
     /// [`KvHandle`](crate::KvHandle) method) spells it.
     const NAME: &'static str;
+    /// Whether the command may change the store (a write, a pop, a closure): a durable store
+    /// under `EveryBatch` holds such a command's answer until its change is committed, and
+    /// answers the others (reads, feeds, `stats`, `purge_expired`, `shutdown`) as it handles them.
+    const WRITES: bool;
     /// What the executor answers the command with.
     type Answer: Send + 'static;
     /// What the command's debug line names: its key, prefix or number of keys, never a value.
@@ -121,15 +125,19 @@ macro_rules! commands {
                 }
             }
 
-            /// The command with a reply of the executor's own in place of the caller's, and what
-            /// relays the answer to the caller once the command is handled: how a durable store
-            /// holds a write's answer until its commit.
-            pub(crate) fn detach_reply(self) -> (Command, Detached) {
+            /// For a command that [`WRITES`](Op::WRITES): the command with a reply of the
+            /// executor's own in place of the caller's, and what relays the answer to the caller
+            /// once the command has answered: how a durable store holds a write's answer until
+            /// its commit. Any other command comes back as it was, with `None`.
+            pub(crate) fn detach_reply(self) -> (Command, Option<Detached>) {
                 match self {
                     $(Command::$name(Call { args, reply }) => {
+                        if !$name::WRITES {
+                            return (Command::$name(Call { args, reply }), None);
+                        }
                         let (inner, answer) = oneshot::channel();
-                        let relay: Detached = Box::new(move || relay(answer, reply));
-                        (Command::$name(Call { args, reply: inner }), relay)
+                        let relay: Detached = Box::new(Relaying { answer, reply: Some(reply) });
+                        (Command::$name(Call { args, reply: inner }), Some(relay))
                     })*
                 }
             }
@@ -182,48 +190,68 @@ impl std::fmt::Debug for Command {
     }
 }
 
-/// A command as its debug line names it: see `Command::described`.
-/// Called once a detached command was handled: what to do with its answer.
+/// An answer held until a commit: given the commit's error if it failed, it sends that error to
+/// the caller in place of a success.
 #[cfg(feature = "durable")]
-pub(crate) type Detached = Box<dyn FnOnce() -> Relay + Send>;
+pub(crate) type Ack = Box<dyn FnOnce(Option<KvError>) + Send>;
+
+/// A detached command's answer on its way to the caller (see `Command::detach_reply`).
+#[cfg(feature = "durable")]
+pub(crate) type Detached = Box<dyn Relay>;
+
+/// Relays a detached command's answer: [`Relay::poll`]ed once the command was handled, and again
+/// after later batches while it is parked (a waiting pop).
+#[cfg(feature = "durable")]
+pub(crate) trait Relay: Send {
+    /// What became of the answer so far.
+    fn poll(&mut self) -> Polled;
+}
 
 /// What became of a detached command's answer.
 #[cfg(feature = "durable")]
-pub(crate) enum Relay {
-    /// The command answered: this sends the answer to the caller, or, given the error of a
-    /// failed commit, that error in place of a success.
-    Answered(Box<dyn FnOnce(Option<KvError>) + Send>),
-    /// The command parked its reply (a waiting pop, a `wait_for`), or dropped it: a task relays
-    /// whatever comes, when it comes.
+pub(crate) enum Polled {
+    /// The command answered: this sends the answer on to the caller.
+    Answered(Ack),
+    /// The command parked its reply (a waiting pop) and its caller still waits.
     Parked,
+    /// The command dropped its reply, or the caller stopped waiting: dropping the relay tells
+    /// whoever holds the command's reply that no one listens (a waiting pop then takes nothing).
+    Gone,
+}
+
+/// The one [`Relay`]: the executor's receiver and the caller's reply.
+#[cfg(feature = "durable")]
+struct Relaying<T> {
+    answer: oneshot::Receiver<Result<T, KvError>>,
+    /// `None` once the answer was relayed.
+    reply: Option<Reply<T>>,
 }
 
 #[cfg(feature = "durable")]
-fn relay<T: Send + 'static>(
-    mut answer: oneshot::Receiver<Result<T, KvError>>,
-    reply: Reply<T>,
-) -> Relay {
-    match answer.try_recv() {
-        Ok(result) => Relay::Answered(Box::new(move |failed| {
-            let result = match (failed, result) {
-                (Some(error), Ok(_)) => Err(error),
-                (_, result) => result,
-            };
-            let _ = reply.send(result);
-        })),
-        Err(oneshot::error::TryRecvError::Empty) => {
-            tokio::spawn(async move {
-                if let Ok(result) = answer.await {
-                    let _ = reply.send(result);
-                }
-            });
-            Relay::Parked
+impl<T: Send + 'static> Relay for Relaying<T> {
+    fn poll(&mut self) -> Polled {
+        let Some(reply) = self.reply.take() else {
+            return Polled::Gone;
+        };
+        match self.answer.try_recv() {
+            Ok(result) => Polled::Answered(Box::new(move |failed| {
+                let result = match (failed, result) {
+                    (Some(error), Ok(_)) => Err(error),
+                    (_, result) => result,
+                };
+                let _ = reply.send(result);
+            })),
+            Err(oneshot::error::TryRecvError::Empty) if !reply.is_closed() => {
+                self.reply = Some(reply);
+                Polled::Parked
+            }
+            // Dropped unanswered (dropping `reply` tells the caller the same), or the caller left.
+            Err(_) => Polled::Gone,
         }
-        // Dropped unanswered: dropping `reply` tells the caller the same.
-        Err(oneshot::error::TryRecvError::Closed) => Relay::Parked,
     }
 }
 
+/// A command as its debug line names it: see `Command::described`.
 #[derive(Debug)]
 pub(crate) struct Described {
     op: &'static str,

@@ -15,6 +15,7 @@ pub struct Get {
 
 impl Op for Get {
     const NAME: &'static str = "get";
+    const WRITES: bool = false;
     type Answer = Option<Arc<Value>>;
     fn subject(&self) -> Subject {
         Subject::key(&self.key)
@@ -29,6 +30,7 @@ pub struct Mget {
 
 impl Op for Mget {
     const NAME: &'static str = "mget";
+    const WRITES: bool = false;
     type Answer = Vec<Option<Arc<Value>>>;
     fn subject(&self) -> Subject {
         Subject::Keys(self.keys.len())
@@ -43,6 +45,7 @@ pub struct Exists {
 
 impl Op for Exists {
     const NAME: &'static str = "exists";
+    const WRITES: bool = false;
     type Answer = bool;
     fn subject(&self) -> Subject {
         Subject::key(&self.key)
@@ -57,6 +60,7 @@ pub struct Ttl {
 
 impl Op for Ttl {
     const NAME: &'static str = "ttl";
+    const WRITES: bool = false;
     type Answer = ttl::Ttl;
     fn subject(&self) -> Subject {
         Subject::key(&self.key)
@@ -72,6 +76,7 @@ pub struct ScanPrefix {
 
 impl Op for ScanPrefix {
     const NAME: &'static str = "scan_prefix";
+    const WRITES: bool = false;
     type Answer = Vec<String>;
     fn subject(&self) -> Subject {
         Subject::prefix(&self.prefix)

@@ -11,6 +11,7 @@ pub struct PurgeExpired {
 
 impl Op for PurgeExpired {
     const NAME: &'static str = "purge_expired";
+    const WRITES: bool = false;
     type Answer = usize;
     fn subject(&self) -> Subject {
         Subject::Limit(self.limit)
@@ -23,6 +24,7 @@ pub struct Stats;
 
 impl Op for Stats {
     const NAME: &'static str = "stats";
+    const WRITES: bool = false;
     type Answer = stats::Stats;
     fn subject(&self) -> Subject {
         Subject::Store
@@ -35,6 +37,7 @@ pub struct Shutdown;
 
 impl Op for Shutdown {
     const NAME: &'static str = "shutdown";
+    const WRITES: bool = false;
     type Answer = ();
     fn subject(&self) -> Subject {
         Subject::Store

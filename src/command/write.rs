@@ -18,6 +18,7 @@ pub struct Set {
 
 impl Op for Set {
     const NAME: &'static str = "set";
+    const WRITES: bool = true;
     type Answer = ();
     fn subject(&self) -> Subject {
         Subject::key(&self.key)
@@ -33,6 +34,7 @@ pub struct Mset {
 
 impl Op for Mset {
     const NAME: &'static str = "mset";
+    const WRITES: bool = true;
     type Answer = ();
     fn subject(&self) -> Subject {
         Subject::Keys(self.entries.len())
@@ -47,6 +49,7 @@ pub struct Delete {
 
 impl Op for Delete {
     const NAME: &'static str = "delete";
+    const WRITES: bool = true;
     type Answer = ();
     fn subject(&self) -> Subject {
         Subject::key(&self.key)
@@ -62,6 +65,7 @@ pub struct Expire {
 
 impl Op for Expire {
     const NAME: &'static str = "expire";
+    const WRITES: bool = true;
     type Answer = bool;
     fn subject(&self) -> Subject {
         Subject::key(&self.key)
@@ -76,6 +80,7 @@ pub struct Persist {
 
 impl Op for Persist {
     const NAME: &'static str = "persist";
+    const WRITES: bool = true;
     type Answer = bool;
     fn subject(&self) -> Subject {
         Subject::key(&self.key)
@@ -92,6 +97,7 @@ pub struct Incr {
 
 impl Op for Incr {
     const NAME: &'static str = "incr";
+    const WRITES: bool = true;
     type Answer = i64;
     fn subject(&self) -> Subject {
         Subject::key(&self.key)
@@ -108,6 +114,7 @@ pub struct SetIfAbsent {
 
 impl Op for SetIfAbsent {
     const NAME: &'static str = "set_if_absent";
+    const WRITES: bool = true;
     type Answer = bool;
     fn subject(&self) -> Subject {
         Subject::key(&self.key)
@@ -126,6 +133,7 @@ pub struct CompareAndSet {
 
 impl Op for CompareAndSet {
     const NAME: &'static str = "compare_and_set";
+    const WRITES: bool = true;
     type Answer = bool;
     fn subject(&self) -> Subject {
         Subject::key(&self.key)
@@ -140,6 +148,7 @@ pub struct GetDel {
 
 impl Op for GetDel {
     const NAME: &'static str = "get_del";
+    const WRITES: bool = true;
     type Answer = Option<Arc<Value>>;
     fn subject(&self) -> Subject {
         Subject::key(&self.key)

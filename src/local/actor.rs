@@ -16,6 +16,8 @@ use tokio::time::{sleep_until, Instant};
 use super::feeds::Feeds;
 use super::store::Store;
 use super::Config;
+#[cfg(feature = "durable")]
+use crate::command::Polled;
 use crate::command::{
     Call, Command, CompareAndSet, Expire, Incr, ListAppendUnique, ListPopFront, ListPush, Message,
     Mset, Op, Reply, ScanPrefix, Set, SetIfAbsent, Transaction, Update, Watch,
@@ -70,12 +72,22 @@ impl Owner {
         owner
     }
 
-    /// Sends the journal the changes of the batch just handled, with the answers it held.
+    /// After a batch: hands the journal the changes so far if it is ready for them.
     #[cfg(feature = "durable")]
     fn journal_batch(&mut self, now: Instant) {
         if let Some(journal) = &mut self.journal {
-            journal.send(self.store.take_journal(now), now);
+            journal.flush(&mut self.store, now);
         }
+    }
+
+    /// Whether so many changes wait for a busy journal thread that the owner takes no command
+    /// until it is ready (`journal::BACKLOG`).
+    fn held_back(&self) -> bool {
+        #[cfg(feature = "durable")]
+        if let Some(journal) = &self.journal {
+            return journal.backlogged(self.store.marks());
+        }
+        false
     }
 
     /// Runs the owner task until the mailbox closes or a shutdown command arrives.
@@ -95,6 +107,11 @@ impl Owner {
         // expiry and for waiting pops whose time is up while no commands arrive.
         let mut timer = pin!(sleep_until(Instant::now()));
         let mut armed_for = None;
+        // A durable store's owner also wakes when the journal thread is ready for its changes.
+        #[cfg(feature = "durable")]
+        let journal_ready = self.journal.as_ref().map(super::journal::Journal::wake);
+        #[cfg(not(feature = "durable"))]
+        let journal_ready: Option<std::sync::Arc<tokio::sync::Notify>> = None;
 
         loop {
             let expiry = self
@@ -113,12 +130,17 @@ impl Owner {
                 }
             }
 
+            let held_back = self.held_back();
             tokio::select! {
                 // Commands first: expiry is housekeeping and may wait for the next turn.
                 biased;
-                received = mailbox.recv_many(&mut batch, BATCH) => {
+                received = mailbox.recv_many(&mut batch, BATCH), if !held_back => {
                     if received == 0 {
                         break; // every handle is gone
+                    }
+                    #[cfg(feature = "durable")]
+                    if let Some(journal) = &mut self.journal {
+                        journal.poll_parked();
                     }
                     for message in batch.drain(..) {
                         self.receive(message);
@@ -135,6 +157,7 @@ impl Owner {
                     }
                 }
                 () = &mut timer, if next_deadline.is_some() => {}
+                () = ready(journal_ready.as_deref()), if journal_ready.is_some() => {}
             }
 
             let now = Instant::now();
@@ -153,11 +176,10 @@ impl Owner {
         drop(mailbox);
         #[cfg(feature = "durable")]
         {
-            // The last batch (the one with the shutdown) is committed and the file closed before
+            // The last changes (the shutdown's batch) are committed and the file closed before
             // the shutdown is answered, so that it can be opened again at once.
-            self.journal_batch(Instant::now());
             if let Some(journal) = self.journal.take() {
-                journal.close().await;
+                journal.close(&mut self.store, Instant::now()).await;
             }
         }
         let Owner {
@@ -201,15 +223,23 @@ impl Owner {
         if !journal.every_batch() {
             return Some(command);
         }
-        let (command, detached) = command.detach_reply();
+        // A command that writes nothing is answered as it is handled.
+        let (command, relay) = command.detach_reply();
+        let Some(mut relay) = relay else {
+            return Some(command);
+        };
         let before = self.store.marks();
         self.logged(command, now);
         let changed = self.store.marks() != before;
-        if let crate::command::Relay::Answered(answer) = detached() {
-            match &mut self.journal {
-                Some(journal) if changed => journal.hold(answer),
-                _ => answer(None),
-            }
+        let Some(journal) = &mut self.journal else {
+            return None;
+        };
+        match relay.poll() {
+            Polled::Answered(answer) if changed => journal.hold(answer),
+            Polled::Answered(answer) => answer(None),
+            // A waiting pop: its answer is held for the commit of the batch that serves it.
+            Polled::Parked => journal.park(relay),
+            Polled::Gone => {}
         }
         None
     }
@@ -372,6 +402,14 @@ impl Owner {
         };
         self.feeds.publish(&mut self.store, now);
         outcome
+    }
+}
+
+/// Resolves when `wake` (a durable store's journal thread) is notified; never without one.
+async fn ready(wake: Option<&tokio::sync::Notify>) {
+    match wake {
+        Some(wake) => wake.notified().await,
+        None => std::future::pending().await,
     }
 }
 

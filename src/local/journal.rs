@@ -1,31 +1,46 @@
 //! The journal of a durable store (feature `durable`): the SQLite file every change is committed
 //! to, and the thread that commits.
 //!
-//! The owner task never touches the disk. After each batch it hands the journal thread, over an
-//! unbounded channel it never waits on, the final state of every key the batch changed (the
-//! stored `Arc<Value>` and a wall-clock deadline, or "gone"), and under
-//! [`Durability::EveryBatch`] the answers of the commands that changed something. The thread
-//! serializes the values, writes a group of batches in one SQLite transaction, commits (synced),
-//! and only then sends the held answers. A batch is always whole in one transaction, so no command
-//! (a `transaction`, an `mset`) is ever half on disk.
+//! The owner task never touches the disk and never waits for it. The store keeps the set of keys
+//! changed since the last hand-off, one entry per key however often it changes (`ChangeLog`'s
+//! dirty set), and under [`Durability::EveryBatch`] the journal keeps the answers of the commands
+//! that changed something. Only when the journal thread is **ready** (idle; under `Interval(d)`,
+//! also `d` after its last commit began) does the owner hand it, in one message, each such key's
+//! final state (the stored `Arc<Value>` and its deadline, or "gone") and the held answers. The
+//! thread serializes the values first (so that it holds the owner's `Arc`s only that long: a list
+//! the owner changes meanwhile is copied, as it would be for a reader), writes them in one SQLite
+//! transaction, commits (synced), sends the answers, and says it is ready again.
+//!
+//! So at most one hand-off is in flight, and what waits is bounded by the keys changed since
+//! (the store's size, plus keys deleted since): the channel needs no bound. Should those changes
+//! pile up past [`BACKLOG`] (a disk far slower than the writers), the owner stops taking
+//! commands until the thread takes them ([`Journal::backlogged`]): the mailbox's bound then
+//! pushes back on callers. A hand-off is always whole in one transaction, so no command (a
+//! `transaction`, an `mset`) is ever half on disk.
 //!
 //! The file (`docs/durability.md`): one table `kv (key, value, expires_at_ms)`, WAL mode,
 //! `synchronous=FULL`, `locking_mode=EXCLUSIVE` (one store at a time, across processes), marked
 //! as this crate's with `PRAGMA application_id` and versioned with `user_version`.
+//!
+//! One store per file in this process is also tracked in a process-wide table, so that a store
+//! whose last handle was just dropped (its owner task about to close the file) is waited for by a
+//! new `durable(path)` on the same file instead of refusing it as locked.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use rusqlite::{params, Connection, ErrorCode, OpenFlags};
 use serde_json::Value;
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, Notify};
 use tokio::time::Instant;
 
+use crate::command::{Ack, Detached, Message, Polled};
 use crate::durability::Durability;
 use crate::error::{DurableErrorKind, KvError};
-use crate::local::store::Journaled;
+use crate::local::store::{Journaled, Store};
 
 /// `PRAGMA application_id` of this crate's files: "EKV1".
 pub(crate) const APPLICATION_ID: i32 = 0x454B_5631;
@@ -33,33 +48,60 @@ pub(crate) const APPLICATION_ID: i32 = 0x454B_5631;
 /// The file format this version writes and reads (`PRAGMA user_version`).
 pub(crate) const FORMAT: i32 = 1;
 
+/// How many changes may wait for the journal thread before the owner stops taking commands until
+/// it takes them. Changes to one key count once each, so this is reached only when the thread
+/// falls seconds behind (at a few hundred thousand writes a second): memory stays bounded, and in
+/// the common case the owner never waits.
+pub(crate) const BACKLOG: u64 = 1 << 20;
+
+/// How long a `durable(path)` waits for a store of this process whose handles are all gone to
+/// close the same file, before it is refused as locked.
+const CLOSE_WAIT: Duration = Duration::from_secs(10);
+
 /// A key read from the file: its value and what was left of its TTL when it was read.
 pub(crate) type Loaded = (String, Value, Option<Duration>);
 
-/// One key's change as the journal thread writes it: the value and its deadline in ms since the
-/// epoch, or `None`: the key is gone.
-type Row = (String, Option<(Arc<Value>, Option<i64>)>);
-
-/// An answer held until its commit: given the commit's error if it failed.
-type Ack = Box<dyn FnOnce(Option<KvError>) + Send>;
-
 /// What the owner sends the journal thread.
 enum ToJournal {
-    /// One batch's changes (a key's value and deadline in ms since the epoch, or `None`: gone),
-    /// and the answers to send once they are committed.
-    Batch { changes: Vec<Row>, acks: Vec<Ack> },
+    /// The final state of every key changed since the last hand-off, at `now` on tokio's clock
+    /// (`wall` on the system's), and the answers to send once it is committed.
+    Changes {
+        changes: Vec<Journaled>,
+        now: Instant,
+        wall: SystemTime,
+        acks: Vec<Ack>,
+    },
     /// Commit what is queued, close the file, then answer.
     Close(oneshot::Sender<()>),
+}
+
+/// What the owner task and the journal thread share.
+#[derive(Debug, Default)]
+struct Shared {
+    /// Set by the journal thread when a commit fails (or it stops); from then on every call is
+    /// refused.
+    failure: OnceLock<KvError>,
+    /// Set by the journal thread when it wants the next hand-off; taken by the owner with it.
+    ready: AtomicBool,
+    /// Wakes the owner task when the thread becomes ready.
+    wake: Arc<Notify>,
 }
 
 /// The owner task's side of the journal.
 pub(crate) struct Journal {
     sender: mpsc::Sender<ToJournal>,
-    /// Set by the journal thread when a commit fails; from then on every call is refused.
-    failure: Arc<OnceLock<KvError>>,
+    shared: Arc<Shared>,
     every_batch: bool,
-    /// Answers held for the batch being handled.
+    /// Answers held until the next hand-off is committed.
     acks: Vec<Ack>,
+    /// Detached answers of commands still parked (waiting pops): held once they answer.
+    parked: Vec<Detached>,
+    /// The store's change count at the last hand-off.
+    handed: u64,
+    /// How many changes may wait before the owner is held back ([`BACKLOG`]).
+    backlog: u64,
+    /// This store's entry in the process's table of open files.
+    open: Arc<OpenFile>,
 }
 
 impl std::fmt::Debug for Journal {
@@ -67,6 +109,7 @@ impl std::fmt::Debug for Journal {
         f.debug_struct("Journal")
             .field("every_batch", &self.every_batch)
             .field("held", &self.acks.len())
+            .field("parked", &self.parked.len())
             .finish_non_exhaustive()
     }
 }
@@ -79,57 +122,177 @@ impl Journal {
 
     /// The error every call gets once a commit has failed.
     pub(crate) fn failed(&self) -> Option<KvError> {
-        self.failure.get().map(copy_error)
+        self.shared.failure.get().map(copy_error)
     }
 
-    /// Holds an answer until the current batch is committed.
+    /// What the owner task waits on, beside its mailbox, for the journal thread to be ready.
+    pub(crate) fn wake(&self) -> Arc<Notify> {
+        Arc::clone(&self.shared.wake)
+    }
+
+    /// Tells the table of open files which mailbox is this store's: once it has no sender left,
+    /// the store is closing.
+    pub(crate) fn watch_mailbox(&self, mailbox: tokio::sync::mpsc::WeakSender<Message>) {
+        if let Ok(mut slot) = self.open.mailbox.lock() {
+            *slot = Some(mailbox);
+        }
+    }
+
+    /// Holds an answer until the changes so far are committed.
     pub(crate) fn hold(&mut self, ack: Ack) {
         self.acks.push(ack);
     }
 
-    /// Sends the journal thread the batch's changes (their state at `now`) and held answers.
-    pub(crate) fn send(&mut self, changes: Vec<Journaled>, now: Instant) {
-        if changes.is_empty() && self.acks.is_empty() {
+    /// Keeps the relay of a command that parked its reply, to hold its answer once it comes.
+    pub(crate) fn park(&mut self, relay: Detached) {
+        self.parked.push(relay);
+    }
+
+    /// Whether more than [`BACKLOG`] changes wait for the journal thread, which is busy: the
+    /// owner then takes no command until it is ready.
+    pub(crate) fn backlogged(&self, marks: u64) -> bool {
+        marks.wrapping_sub(self.handed) > self.backlog && !self.shared.ready.load(Ordering::Acquire)
+    }
+
+    /// After a batch: holds the answers of parked commands that answered, and if the journal
+    /// thread is ready and anything waits, hands it the changes and the held answers.
+    pub(crate) fn flush(&mut self, store: &mut Store, now: Instant) {
+        self.poll_parked();
+        let due = store.marks() != self.handed || !self.acks.is_empty();
+        if due && self.shared.ready.swap(false, Ordering::AcqRel) {
+            self.hand_off(store, now);
+        }
+    }
+
+    /// Moves the answers of parked commands that answered to the held ones, and forgets those
+    /// whose caller left. Also called before each batch: a waiting pop whose caller left is then
+    /// seen as such by the batch's pushes, and takes nothing, as in a store without a journal.
+    pub(crate) fn poll_parked(&mut self) {
+        if self.parked.is_empty() {
             return;
         }
-        let wall = epoch_ms(SystemTime::now());
-        let changes = changes
-            .into_iter()
-            .map(|(key, state)| {
-                let state = state.map(|(value, deadline)| {
-                    let at = deadline.map(|deadline| {
-                        let left = deadline.saturating_duration_since(now).as_millis();
-                        wall.saturating_add(i64::try_from(left).unwrap_or(i64::MAX))
-                    });
-                    (value, at)
-                });
-                (key, state)
-            })
-            .collect();
-        let acks = std::mem::take(&mut self.acks);
-        if let Err(mpsc::SendError(ToJournal::Batch { acks, .. })) =
-            self.sender.send(ToJournal::Batch { changes, acks })
-        {
+        let mut acks = Vec::new();
+        self.parked.retain_mut(|relay| match relay.poll() {
+            Polled::Answered(ack) => {
+                acks.push(ack);
+                false
+            }
+            Polled::Parked => true,
+            Polled::Gone => false,
+        });
+        self.acks.extend(acks);
+    }
+
+    /// Sends the journal thread every change since the last hand-off, and the held answers.
+    fn hand_off(&mut self, store: &mut Store, now: Instant) {
+        self.handed = store.marks();
+        let message = ToJournal::Changes {
+            changes: store.take_journal(now),
+            now,
+            wall: SystemTime::now(),
+            acks: std::mem::take(&mut self.acks),
+        };
+        if let Err(mpsc::SendError(ToJournal::Changes { acks, .. })) = self.sender.send(message) {
             // The thread is gone (it only ends when told to, or by a panic): refuse the writes.
-            let error = self.failed().unwrap_or_else(|| KvError::Durable {
-                path: PathBuf::new(),
-                kind: DurableErrorKind::Commit,
-                message: "the journal thread has stopped".into(),
-                source: None,
-            });
+            let error = self.failed().unwrap_or_else(stopped);
             for ack in acks {
                 ack(Some(copy_error(&error)));
             }
         }
     }
 
-    /// Commits what is queued and closes the file; returns once it is closed, so that the file
-    /// can be opened again at once.
-    pub(crate) async fn close(self) {
+    /// Hands off what is left, commits it and closes the file; returns once it is closed, so
+    /// that the file can be opened again at once.
+    pub(crate) async fn close(mut self, store: &mut Store, now: Instant) {
+        self.open.closing.store(true, Ordering::Release);
+        self.poll_parked();
+        if store.marks() != self.handed || !self.acks.is_empty() {
+            self.hand_off(store, now);
+        }
         let (done, closed) = oneshot::channel();
         if self.sender.send(ToJournal::Close(done)).is_ok() {
             let _ = closed.await;
         }
+    }
+}
+
+/// The error of a journal thread that stopped without a failed commit (a panic).
+fn stopped() -> KvError {
+    KvError::Durable {
+        path: PathBuf::new(),
+        kind: DurableErrorKind::Commit,
+        message: "the journal thread has stopped".into(),
+        source: None,
+    }
+}
+
+/// A file a store of this process has open: in [`OPEN_FILES`] from its open until its journal
+/// thread has closed it.
+#[derive(Debug, Default)]
+struct OpenFile {
+    /// The store's mailbox, to tell whether any handle is left.
+    mailbox: Mutex<Option<tokio::sync::mpsc::WeakSender<Message>>>,
+    /// Set when the owner task starts closing the file (a shutdown, or its last handle gone).
+    closing: AtomicBool,
+    /// Set, under the lock, when the file is closed; `released` is notified then.
+    closed: Mutex<bool>,
+    released: Condvar,
+}
+
+impl OpenFile {
+    /// Whether the store is on its way out: its owner is closing, or no handle is left.
+    fn is_closing(&self) -> bool {
+        self.closing.load(Ordering::Acquire)
+            || self
+                .mailbox
+                .lock()
+                .is_ok_and(|slot| slot.as_ref().is_some_and(|weak| weak.strong_count() == 0))
+    }
+
+    /// Waits, up to `limit`, for the file to be closed; whether it was.
+    fn wait_closed(&self, limit: Duration) -> bool {
+        let Ok(closed) = self.closed.lock() else {
+            return false;
+        };
+        self.released
+            .wait_timeout_while(closed, limit, |closed| !*closed)
+            .is_ok_and(|(closed, _)| *closed)
+    }
+}
+
+/// The files the stores of this process have open, by canonical path.
+static OPEN_FILES: Mutex<Vec<(PathBuf, Arc<OpenFile>)>> = Mutex::new(Vec::new());
+
+/// The entry of the open file at `path`, if a store of this process has it.
+fn open_file(path: &Path) -> Option<Arc<OpenFile>> {
+    let path = std::fs::canonicalize(path).ok()?;
+    let files = OPEN_FILES.lock().ok()?;
+    files
+        .iter()
+        .find(|(open, _)| *open == path)
+        .map(|(_, file)| Arc::clone(file))
+}
+
+/// Closes the file's entry: called by the journal thread once its connection is closed.
+struct Release {
+    path: Option<PathBuf>,
+    file: Arc<OpenFile>,
+    shared: Arc<Shared>,
+}
+
+impl Drop for Release {
+    fn drop(&mut self) {
+        if let (Some(path), Ok(mut files)) = (&self.path, OPEN_FILES.lock()) {
+            files.retain(|(open, file)| !(open == path && Arc::ptr_eq(file, &self.file)));
+        }
+        if let Ok(mut closed) = self.file.closed.lock() {
+            *closed = true;
+        }
+        self.file.released.notify_all();
+        // Whatever the reason the thread ends, calls after it are refused, not left waiting.
+        let _ = self.shared.failure.set(stopped());
+        self.shared.ready.store(true, Ordering::Release);
+        self.shared.wake.notify_one();
     }
 }
 
@@ -166,8 +329,28 @@ fn epoch_ms(at: SystemTime) -> i64 {
 
 /// Opens (or creates) the file at `path`, checks that it is this crate's, takes it for this
 /// process, reads every live key, and starts the journal thread. Blocking: run it off the runtime.
-/// A file holding more live keys than `max_entries` is refused.
+/// A file holding more live keys than `max_entries` is refused. A file a store of this process is
+/// closing (its handles all dropped, or shutting down) is waited for, up to [`CLOSE_WAIT`].
 pub(crate) fn open(
+    path: &Path,
+    durability: Durability,
+    max_entries: Option<usize>,
+) -> Result<(Journal, Vec<Loaded>), KvError> {
+    match open_once(path, durability, max_entries) {
+        Err(KvError::Durable {
+            kind: DurableErrorKind::Locked,
+            ..
+        }) if open_file(path)
+            .is_some_and(|file| file.is_closing() && file.wait_closed(CLOSE_WAIT)) =>
+        {
+            open_once(path, durability, max_entries)
+        }
+        opened => opened,
+    }
+}
+
+/// [`open`], once.
+fn open_once(
     path: &Path,
     durability: Durability,
     max_entries: Option<usize>,
@@ -295,13 +478,24 @@ pub(crate) fn open(
         .map_err(|e| classify("cannot configure SQLite", e))?;
 
     let (sender, receiver) = mpsc::channel();
-    let failure = Arc::new(OnceLock::new());
+    let shared = Arc::new(Shared::default());
+    shared.ready.store(true, Ordering::Release);
+    let open = Arc::new(OpenFile::default());
+    let canonical = std::fs::canonicalize(path).ok();
+    if let (Some(canonical), Ok(mut files)) = (&canonical, OPEN_FILES.lock()) {
+        files.push((canonical.clone(), Arc::clone(&open)));
+    }
     let thread = Thread {
         conn,
         receiver,
-        failure: Arc::clone(&failure),
+        shared: Arc::clone(&shared),
         durability,
         path: path.to_owned(),
+        release: Release {
+            path: canonical,
+            file: Arc::clone(&open),
+            shared: Arc::clone(&shared),
+        },
     };
     std::thread::Builder::new()
         .name("ephemeral-kv-journal".into())
@@ -314,9 +508,13 @@ pub(crate) fn open(
         })?;
     let journal = Journal {
         sender,
-        failure,
+        shared,
         every_batch: durability == Durability::EveryBatch,
         acks: Vec::new(),
+        parked: Vec::new(),
+        handed: 0,
+        backlog: BACKLOG,
+        open,
     };
     Ok((journal, loaded))
 }
@@ -346,84 +544,76 @@ fn parse(text: &str) -> Result<Value, String> {
     Ok(value)
 }
 
+/// One key's change as the journal thread writes it: its JSON text and deadline in ms since the
+/// epoch, or `None`: the key is gone.
+type Row = (String, Option<(String, Option<i64>)>);
+
 /// The journal thread: owns the connection.
 struct Thread {
+    /// Declared before `release`: the connection is closed before the file is said to be.
     conn: Connection,
     receiver: mpsc::Receiver<ToJournal>,
-    failure: Arc<OnceLock<KvError>>,
+    shared: Arc<Shared>,
     durability: Durability,
     path: PathBuf,
+    /// Dropped last, however the thread ends: says the file is closed.
+    release: Release,
 }
 
 impl Thread {
     fn run(mut self) {
-        let mut last_commit = Duration::ZERO;
+        let mut early = None;
         loop {
-            let Ok(first) = self.receiver.recv() else {
-                return; // the owner is gone (its runtime ended): everything sent is committed
+            let message = match early.take() {
+                Some(message) => message,
+                None => match self.receiver.recv() {
+                    Ok(message) => message,
+                    // The owner is gone (its runtime ended): everything it sent is committed.
+                    Err(_) => return,
+                },
             };
-            let mut group = Vec::new();
-            let mut close = None;
-            match first {
-                ToJournal::Close(done) => close = Some(done),
-                batch => group.push(batch),
-            }
-            // Group commit: under `EveryBatch` everything already queued; under `Interval(d)`
-            // everything that comes within `d` of the first batch (less a commit's time, so that
-            // the first is on disk within `d`).
-            let until = match self.durability {
-                Durability::Interval(d) => {
-                    std::time::Instant::now().checked_add(d.saturating_sub(last_commit))
-                }
-                _ => None,
-            };
-            while close.is_none() {
-                let next = match until {
-                    Some(until) => {
-                        let left = until.saturating_duration_since(std::time::Instant::now());
-                        match self.receiver.recv_timeout(left) {
-                            Ok(next) => next,
-                            Err(_) => break,
-                        }
-                    }
-                    None => match self.receiver.try_recv() {
-                        Ok(next) => next,
-                        Err(_) => break,
-                    },
-                };
-                match next {
-                    ToJournal::Close(done) => close = Some(done),
-                    batch => group.push(batch),
-                }
-            }
             let started = std::time::Instant::now();
-            self.commit(group);
-            last_commit = started.elapsed();
-            if let Some(done) = close {
-                drop(self.conn);
-                let _ = done.send(());
-                return;
+            match message {
+                ToJournal::Close(done) => {
+                    let Thread { conn, release, .. } = self;
+                    drop(conn);
+                    drop(release);
+                    let _ = done.send(());
+                    return;
+                }
+                ToJournal::Changes {
+                    changes,
+                    now,
+                    wall,
+                    acks,
+                } => self.commit(changes, now, wall, acks),
             }
+            // Under `Interval(d)` the next hand-off comes `d` after this one began; under
+            // `EveryBatch` as soon as this one is committed. Only a closing owner sends before
+            // it is told: that is handled at once.
+            if let Durability::Interval(d) = self.durability {
+                let left = d.saturating_sub(started.elapsed());
+                match self.receiver.recv_timeout(left) {
+                    Ok(message) => early = Some(message),
+                    Err(mpsc::RecvTimeoutError::Timeout) => {}
+                    Err(mpsc::RecvTimeoutError::Disconnected) => return,
+                }
+            }
+            self.ready();
         }
     }
 
-    /// Writes the group in one transaction, commits, and sends the held answers.
-    fn commit(&mut self, group: Vec<ToJournal>) {
-        let mut acks = Vec::new();
-        let mut batches = Vec::new();
-        for message in group {
-            if let ToJournal::Batch {
-                changes,
-                acks: held,
-            } = message
-            {
-                acks.extend(held);
-                batches.push(changes);
-            }
-        }
-        let outcome = match self.failure.get() {
+    /// Tells the owner it may hand off the next changes.
+    fn ready(&self) {
+        self.shared.ready.store(true, Ordering::Release);
+        self.shared.wake.notify_one();
+    }
+
+    /// Writes the changes in one transaction, commits, and sends the held answers.
+    fn commit(&mut self, changes: Vec<Journaled>, now: Instant, wall: SystemTime, acks: Vec<Ack>) {
+        let outcome = match self.shared.failure.get() {
             Some(_) => Err(None), // refused since an earlier commit failed
-            None => self.write(&batches).map_err(Some),
+            None => self.write(changes, now, wall).map_err(Some),
         };
         let error = match outcome {
             Ok(()) => None,
@@ -435,28 +625,53 @@ impl Thread {
                     source: Some(Arc::new(error)),
                 };
                 tracing::error!(%error, "ephemeral-kv journal commit failed");
-                let _ = self.failure.set(copy_error(&error));
+                let _ = self.shared.failure.set(copy_error(&error));
                 Some(error)
             }
-            Err(None) => self.failure.get().map(copy_error),
+            Err(None) => self.shared.failure.get().map(copy_error),
         };
         for ack in acks {
             ack(error.as_ref().map(copy_error));
         }
     }
 
-    fn write(&mut self, batches: &[Vec<Row>]) -> Result<(), rusqlite::Error> {
+    /// Serializes every change (dropping the owner's values as it goes), then writes them.
+    fn write(
+        &mut self,
+        changes: Vec<Journaled>,
+        now: Instant,
+        wall: SystemTime,
+    ) -> Result<(), rusqlite::Error> {
+        if changes.is_empty() {
+            return Ok(()); // only answers to send: a parked pop that timed out
+        }
+        let wall = epoch_ms(wall);
+        let mut rows: Vec<Row> = Vec::with_capacity(changes.len());
+        for (key, state) in changes {
+            let state = match state {
+                Some((value, deadline)) => {
+                    let text = serde_json::to_string(&*value)
+                        .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
+                    drop(value);
+                    let at = deadline.map(|deadline| {
+                        let left = deadline.saturating_duration_since(now).as_millis();
+                        wall.saturating_add(i64::try_from(left).unwrap_or(i64::MAX))
+                    });
+                    Some((text, at))
+                }
+                None => None,
+            };
+            rows.push((key, state));
+        }
         let tx = self.conn.transaction()?;
         {
             let mut put = tx.prepare_cached(
                 "INSERT OR REPLACE INTO kv (key, value, expires_at_ms) VALUES (?1, ?2, ?3)",
             )?;
             let mut delete = tx.prepare_cached("DELETE FROM kv WHERE key = ?1")?;
-            for (key, state) in batches.iter().flatten() {
+            for (key, state) in &rows {
                 match state {
-                    Some((value, at)) => {
-                        let text = serde_json::to_string(&**value)
-                            .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
+                    Some((text, at)) => {
                         put.execute(params![key, text, at])?;
                     }
                     None => {
@@ -514,6 +729,62 @@ mod tests {
             .query_row("SELECT value FROM kv WHERE key = 'k'", [], |row| row.get(0))
             .unwrap();
         assert_eq!(kept, "{not json");
+    }
+
+    /// The backlog bound: changes (not keys) past it, while the thread is busy, hold the owner
+    /// back; the thread becoming ready, or the hand-off, lets it go on.
+    #[test]
+    fn changes_past_the_backlog_hold_the_owner_back_until_the_thread_is_ready() {
+        let path = temp_file("backlog");
+        let hour = Durability::Interval(Duration::from_secs(3600));
+        let (mut journal, _) = open(&path, hour, None).unwrap();
+        journal.backlog = 10;
+        let mut store = Store::new(crate::closure::StoreId::new(), None, 0);
+        store.start_journal();
+        let now = Instant::now();
+        store
+            .set("first".into(), Value::from(0), None, now)
+            .unwrap();
+        // Handed off at once (the thread was ready), which keeps the thread busy for an hour.
+        journal.flush(&mut store, now);
+        assert!(!journal.shared.ready.load(Ordering::Acquire));
+        for i in 0..10 {
+            // One key, rewritten: one row to write, but ten changes.
+            store.set("hot".into(), Value::from(i), None, now).unwrap();
+        }
+        assert!(!journal.backlogged(store.marks()));
+        store
+            .set("one-more".into(), Value::from(0), None, now)
+            .unwrap();
+        assert!(journal.backlogged(store.marks()));
+        // Nothing is handed off while the thread is busy.
+        journal.flush(&mut store, now);
+        assert!(journal.backlogged(store.marks()));
+        // Ready (as the thread says after its interval): no longer held back, and handed off.
+        journal.shared.ready.store(true, Ordering::Release);
+        assert!(!journal.backlogged(store.marks()));
+        journal.flush(&mut store, now);
+        assert_eq!(journal.handed, store.marks());
+        assert!(!journal.backlogged(store.marks()));
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        runtime.block_on(journal.close(&mut store, now));
+        // What was handed off, and what the close handed off, is in the file.
+        let conn = Connection::open(&path).unwrap();
+        let rows: Vec<(String, String)> = conn
+            .prepare("SELECT key, value FROM kv ORDER BY key")
+            .unwrap()
+            .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        let expected = [("first", "0"), ("hot", "9"), ("one-more", "0")];
+        let expected: Vec<(String, String)> = expected
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        assert_eq!(rows, expected);
     }
 
     #[test]

@@ -73,6 +73,7 @@ pub(crate) fn spawn_durable(
     loaded: Vec<(String, serde_json::Value, Option<tokio::time::Instant>)>,
 ) -> mpsc::Sender<Message> {
     let (sender, mailbox) = mpsc::channel(config.mailbox_capacity);
+    journal.watch_mailbox(sender.downgrade());
     tokio::spawn(actor::Owner::durable(config, journal, loaded).run(mailbox));
     sender
 }

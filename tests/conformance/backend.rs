@@ -43,6 +43,15 @@ pub trait Backend {
     /// on tokio's paused clock, within the real time a test takes on Redis.
     fn assert_ttl(&self, ttl: Ttl, units: u32, after: u32);
 
+    /// The store of `kv` (the last one this backend built) after a restart, if the backend has
+    /// one: a durable store's last handle dropped and its file opened again at once, with default
+    /// settings. `None` (the default): the backend keeps nothing across a restart, or is a server
+    /// that lives on regardless; the restart tests then have nothing to check.
+    async fn restart(&self, kv: KvHandle) -> Option<KvHandle> {
+        drop(kv);
+        None
+    }
+
     /// A handle with default settings on a fresh namespace.
     async fn kv(&self) -> KvHandle {
         self.build(KvHandle::builder()).await
@@ -107,6 +116,8 @@ impl Backend for Local {
 pub struct Durable {
     dir: std::path::PathBuf,
     files: AtomicUsize,
+    /// The file of the last store built, which [`Backend::restart`] opens again.
+    last: std::sync::Mutex<Option<std::path::PathBuf>>,
 }
 
 #[cfg(feature = "durable")]
@@ -121,7 +132,20 @@ impl Durable {
         Durable {
             dir,
             files: AtomicUsize::new(0),
+            last: std::sync::Mutex::new(None),
         }
+    }
+
+    /// Opens the store at `path` with `builder`'s settings.
+    async fn open(&self, builder: KvBuilder, path: std::path::PathBuf) -> KvHandle {
+        *self.last.lock().unwrap() = Some(path.clone());
+        builder
+            .durability(ephemeral_kv::Durability::Interval(Duration::from_millis(
+                10,
+            )))
+            .durable(path)
+            .await
+            .expect("open the test's durable store")
     }
 }
 
@@ -138,13 +162,14 @@ impl Backend for Durable {
         let n = self
             .files
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        builder
-            .durability(ephemeral_kv::Durability::Interval(Duration::from_millis(
-                10,
-            )))
-            .durable(self.dir.join(format!("{n}.db")))
-            .await
-            .expect("open the test's durable store")
+        self.open(builder, self.dir.join(format!("{n}.db"))).await
+    }
+
+    async fn restart(&self, kv: KvHandle) -> Option<KvHandle> {
+        // Dropped, not shut down: a reopen waits for the owner task to close the file.
+        drop(kv);
+        let path = self.last.lock().unwrap().clone()?;
+        Some(self.open(KvHandle::builder(), path).await)
     }
 
     fn unit(&self) -> Duration {

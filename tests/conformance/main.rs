@@ -24,6 +24,8 @@
 //!   its own closures), and rules 18 and 19 for closures that panic with (or capture) values whose
 //!   `Drop` panics;
 //! - [`arbitrary_json`]: rule 28 for generated JSON of every shape, through every call;
+//! - [`restart`]: values, lists, TTLs and counters kept across a restart, on the backends that
+//!   have one (`Backend::restart`: the durable store);
 //! - `redis_only` (with `--features redis`): what only a Redis server can show (handles built
 //!   separately sharing one store, a server that dies and comes back, contention, foreign data).
 //!
@@ -200,6 +202,7 @@ mod hostile;
 mod lists;
 #[cfg(feature = "redis")]
 mod redis_only;
+mod restart;
 
 // Without the feature: in place of the `redis::` half of every `conformance!` list and of
 // `redis_only`, one ignored test that says how to run them.
