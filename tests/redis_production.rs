@@ -64,6 +64,87 @@ mod tls {
         .await
     }
 
+    /// `redis_cluster` over `rediss://` on a TLS-only 6-node cluster (client connections, the
+    /// cluster bus and replication all TLS) with the test's own CA: calls on keys spread over the
+    /// slots, the multi-key and optimistic calls and the change feed under a hash-tagged prefix,
+    /// and the same certificate refusal as one server without the CA.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_cluster_over_rediss_runs_calls_and_refuses_an_unknown_issuer() {
+        use super::support::redis_cluster::RedisCluster;
+        use serde_json::Value;
+
+        let test = "a_cluster_over_rediss_runs_calls_and_refuses_an_unknown_issuer";
+        let ca = Ca::new("ephemeral-kv cluster CA");
+        let Some(cluster) = RedisCluster::start_tls(test, &ca).await else {
+            return;
+        };
+        let urls = cluster.urls();
+        assert!(
+            urls.iter().all(|url| url.starts_with("rediss://")),
+            "{urls:?}"
+        );
+        let connect = |prefix: &'static str| {
+            let urls = urls.clone();
+            let pem = ca.pem();
+            async move {
+                bounded(
+                    "connect",
+                    KvHandle::builder()
+                        .prefix(prefix)
+                        .redis_ca_certificate(pem)
+                        .redis_cluster(urls),
+                )
+                .await
+                .unwrap()
+            }
+        };
+        // Keys spread over the slots, and so over the three primaries.
+        let spread = connect("spread:").await;
+        for n in 0..30 {
+            spread.set(format!("k{n}"), n).await.unwrap();
+        }
+        for n in 0..30 {
+            assert_eq!(
+                spread.get(format!("k{n}")).await.unwrap().as_deref(),
+                Some(&json!(n))
+            );
+        }
+        assert_eq!(spread.incr("hits", 2).await.unwrap(), 2);
+        assert_eq!(spread.scan_prefix("k").await.unwrap().len(), 30);
+        // One hash tag: every call, the feed included.
+        let kv = connect("{tls}:").await;
+        kv.mset([("a", 1), ("b", 2)]).await.unwrap();
+        let updated = kv
+            .update("a", |v| v.and_then(Value::as_i64).map(|n| json!(n + 1)))
+            .await;
+        assert_eq!(updated.unwrap().as_deref(), Some(&json!(2)));
+        kv.transaction(|txn| {
+            let b = txn.get("b").and_then(Value::as_i64).unwrap_or(0);
+            txn.set("c", b * 10);
+        })
+        .await
+        .unwrap();
+        assert_eq!(kv.get("c").await.unwrap().as_deref(), Some(&json!(20)));
+        let mut events = kv.watch("").await.unwrap();
+        kv.set("d", 4).await.unwrap();
+        let event = bounded("watch", futures::StreamExt::next(&mut events))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(event.key(), "d");
+        // Without the CA: the certificate is refused at connect, saying so.
+        let refused = bounded(
+            "connect",
+            KvHandle::builder()
+                .prefix("{tls}:")
+                .redis_cluster(cluster.urls()),
+        )
+        .await;
+        let (kind, message) = backend(refused);
+        assert_eq!(kind, BackendErrorKind::Config, "{message}");
+        assert!(message.contains("unknown issuer"), "{message}");
+    }
+
     #[tokio::test]
     async fn a_handle_over_rediss_with_its_own_ca_runs_calls() {
         let test = "a_handle_over_rediss_with_its_own_ca_runs_calls";
@@ -420,6 +501,17 @@ mod acl {
                 vec!["a", "n", "s", "sum", "u"]
             );
             assert_eq!(kv.stats().await.unwrap().entries, 5);
+            // The change feed, whose scripts are in the library too: a watch, a blocking pop.
+            let mut events = kv.watch("w").await.unwrap();
+            kv.set("w1", 1).await.unwrap();
+            let event = bounded("watch", futures::StreamExt::next(&mut events))
+                .await
+                .unwrap()
+                .unwrap();
+            assert_eq!(event.key(), "w1");
+            kv.list_push("jobs", [json!({"id": 1})]).await.unwrap();
+            let popped = kv.list_pop_front("jobs", 1).wait(Duration::from_secs(1));
+            assert_eq!(popped.await.unwrap(), vec![json!({"id": 1})]);
         })
         .await;
         // The keys are where the ACL allows, under `app:`.
@@ -765,53 +857,73 @@ mod cluster {
         let Some(cluster) = RedisCluster::start(test).await else {
             return;
         };
+        // `app`: the documented minimal line and the two commands a cluster client reads the slot
+        // map with (docs/redis-deploy.md); `wide`: the shorter `+@all -@dangerous` line.
+        let mut minimal: Vec<&str> = vec!["ACL", "SETUSER", "app"];
+        minimal.extend_from_slice(super::support::redis_acl::APP_RULES);
+        minimal.extend(["+cluster|slots", "+cluster|shards"]);
+        let wide = [
+            "ACL",
+            "SETUSER",
+            "wide",
+            "on",
+            ">pw",
+            "~app:*",
+            "&app:*",
+            "+@all",
+            "-@dangerous",
+        ];
         for port in cluster.ports() {
-            let line = [
-                "ACL",
-                "SETUSER",
-                "app",
-                "on",
-                ">pw",
-                "~app:*",
-                "&app:*",
-                "+@all",
-                "-@dangerous",
-            ];
-            assert_eq!(cli(port, &line), "OK");
+            assert_eq!(cli(port, &minimal), "OK");
+            assert_eq!(cli(port, &wide), "OK");
+        }
+        for (user, tag) in [("app", "{t}"), ("wide", "{w}")] {
+            let urls: Vec<String> = cluster
+                .ports()
+                .into_iter()
+                .map(|port| format!("redis://{user}:pw@127.0.0.1:{port}"))
+                .collect();
+            let kv = bounded(
+                "connect",
+                KvHandle::builder()
+                    .prefix(format!("app:{tag}:"))
+                    .redis_cluster(urls.clone()),
+            )
+            .await
+            .unwrap();
+            kv.mset([("a", 1), ("b", 2)]).await.unwrap();
+            assert_eq!(kv.incr("n", 3).await.unwrap(), 3);
+            let updated = kv
+                .update("a", |v| v.and_then(Value::as_i64).map(|n| json!(n + 1)))
+                .await;
+            assert_eq!(updated.unwrap().as_deref(), Some(&json!(2)), "{user}");
+            kv.transaction(|txn| {
+                let b = txn.get("b").and_then(Value::as_i64).unwrap_or(0);
+                txn.set("c", b * 10);
+            })
+            .await
+            .unwrap();
+            assert_eq!(kv.scan_prefix("").await.unwrap(), vec!["a", "b", "c", "n"]);
+            assert_eq!(kv.stats().await.unwrap().entries, 4, "{user}");
+            let mut events = kv.watch("").await.unwrap();
+            kv.set("d", 4).await.unwrap();
+            let event = bounded("watch", futures::StreamExt::next(&mut events))
+                .await
+                .unwrap()
+                .unwrap();
+            assert_eq!(event.key(), "d");
+            kv.list_push("jobs", [json!({"id": 1})]).await.unwrap();
+            let popped = kv
+                .list_pop_front("jobs", 1)
+                .wait(Duration::from_secs(1))
+                .await;
+            assert_eq!(popped.unwrap(), vec![json!({"id": 1})], "{user}");
         }
         let urls: Vec<String> = cluster
             .ports()
             .into_iter()
             .map(|port| format!("redis://app:pw@127.0.0.1:{port}"))
             .collect();
-        let kv = bounded(
-            "connect",
-            KvHandle::builder()
-                .prefix("app:{t}:")
-                .redis_cluster(urls.clone()),
-        )
-        .await
-        .unwrap();
-        kv.mset([("a", 1), ("b", 2)]).await.unwrap();
-        assert_eq!(kv.incr("n", 3).await.unwrap(), 3);
-        let updated = kv
-            .update("a", |v| v.and_then(Value::as_i64).map(|n| json!(n + 1)))
-            .await;
-        assert_eq!(updated.unwrap().as_deref(), Some(&json!(2)));
-        kv.transaction(|txn| {
-            let b = txn.get("b").and_then(Value::as_i64).unwrap_or(0);
-            txn.set("c", b * 10);
-        })
-        .await
-        .unwrap();
-        assert_eq!(kv.scan_prefix("").await.unwrap(), vec!["a", "b", "c", "n"]);
-        let mut events = kv.watch("").await.unwrap();
-        kv.set("d", 4).await.unwrap();
-        let event = bounded("watch", futures::StreamExt::next(&mut events))
-            .await
-            .unwrap()
-            .unwrap();
-        assert_eq!(event.key(), "d");
         // Outside the prefix: refused, naming the key.
         let outside = bounded(
             "connect",

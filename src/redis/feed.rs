@@ -36,6 +36,7 @@ use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio::time::Instant;
 
 use super::exec::{backend, connection_error, pipelined, plan, stream_name, Step, STREAM_MAXLEN};
+use super::scripts::{query_loaded, Scripts};
 use super::{answer, Batch, Owner};
 use crate::command::{Call, Command, Get, ListPopFront, Reply, WaitFor, Watch};
 use crate::error::{BackendErrorKind, KvError};
@@ -45,16 +46,6 @@ use task::{Control, PopWaiter, Task, Wake};
 /// How long the change stream lives without a feed refreshing it: after the last watcher or
 /// waiter of every process is gone, writes stop adding to it at most this long after.
 pub(crate) const STREAM_TTL: Duration = Duration::from_secs(60);
-
-const OPEN: &str = concat!(
-    include_str!("feed/common.lua"),
-    include_str!("feed/open.lua")
-);
-const READ: &str = concat!(
-    include_str!("feed/common.lua"),
-    include_str!("feed/read.lua")
-);
-const PUSH_FRONT: &str = include_str!("feed/push_front.lua");
 
 /// What the feed task connects with: a client of one server, or of a cluster (whose
 /// connection the feed task then has to itself, as its `XREAD BLOCK` holds the stream's node's
@@ -72,6 +63,8 @@ pub(crate) enum FeedClient {
 pub(crate) struct Feed {
     stream: String,
     client: FeedClient,
+    /// The library holding the feed's scripts (`feed_open`, `feed_read`, `feed_push_front`).
+    scripts: Arc<Scripts>,
     control: Option<mpsc::UnboundedSender<(u64, Control)>>,
     /// How many messages were sent to the feed task (each is numbered).
     sent: u64,
@@ -83,11 +76,12 @@ pub(crate) struct Feed {
 }
 
 impl Feed {
-    pub(crate) fn new(client: FeedClient, prefix: &str) -> Feed {
+    pub(crate) fn new(client: FeedClient, prefix: &str, scripts: Arc<Scripts>) -> Feed {
         let (wakes_sender, wakes) = mpsc::unbounded_channel();
         Feed {
             stream: stream_name(prefix),
             client,
+            scripts,
             control: None,
             sent: 0,
             wakes_sender,
@@ -111,6 +105,7 @@ impl Feed {
         let task = Task::new(
             self.stream.clone(),
             self.client.clone(),
+            Arc::clone(&self.scripts),
             receiver,
             self.wakes_sender.clone(),
         );
@@ -147,9 +142,8 @@ impl Feed {
     }
 
     fn open_command(&self) -> Cmd {
-        let mut command = redis::cmd("EVAL");
+        let mut command = self.scripts.feed_open.call();
         command
-            .arg(OPEN)
             .arg(1)
             .arg(&self.stream)
             .arg(STREAM_TTL.as_millis() as u64);
@@ -319,9 +313,8 @@ impl Owner {
     }
 
     async fn push_front(&mut self, key: &str, items: Vec<Value>) {
-        let mut command = redis::cmd("EVAL");
+        let mut command = self.scripts.feed_push_front.call();
         command
-            .arg(PUSH_FRONT)
             .arg(2)
             .arg(key)
             .arg(&self.feed.stream)
@@ -329,7 +322,8 @@ impl Owner {
         for item in &items {
             command.arg(item.to_string());
         }
-        match command.query_async::<i64>(&mut self.connection).await {
+        let outcome = query_loaded(&mut self.connection, &self.scripts, &command).await;
+        match outcome.and_then(|reply| Ok(redis::from_redis_value::<i64>(reply)?)) {
             Ok(1) => {}
             Ok(_) => tracing::error!(
                 key,
@@ -357,10 +351,8 @@ impl Owner {
 
     /// Creates the stream if missing and refreshes its TTL; answers where it ends.
     async fn open(&mut self) -> Result<Mark, KvError> {
-        let reply = self
-            .feed
-            .open_command()
-            .query_async::<RedisValue>(&mut self.connection)
+        let command = self.feed.open_command();
+        let reply = query_loaded(&mut self.connection, &self.scripts, &command)
             .await
             .map_err(|error| connection_error("redis change stream open failed", &error))?;
         mark(reply)

@@ -76,7 +76,7 @@ pub(crate) async fn connect(
     store: StoreId,
 ) -> Result<mpsc::Sender<Message>, KvError> {
     let client = client::open(url).await?;
-    let feed = feed::Feed::new(feed::FeedClient::Server(client.clone()), &prefix);
+    let feed = feed::FeedClient::Server(client.clone());
     let settings = client.get_connection_info().redis_settings();
     if settings.protocol() == redis::ProtocolVersion::RESP3 {
         // Under RESP3 the connection manager reconnects a dropped connection silently, so an
@@ -142,7 +142,7 @@ pub(crate) async fn connect_cluster(
         .await
         .map_err(|error| connection_error("cannot connect to the Redis Cluster", &error))?;
     let cluster = slots::Cluster::new(&prefix, opener, CONNECT_TIMEOUT, RESPONSE_TIMEOUT);
-    let feed = feed::Feed::new(feed::FeedClient::Cluster(client), &prefix);
+    let feed = feed::FeedClient::Cluster(client);
     start(
         Connection::Cluster(connection),
         Some(cluster),
@@ -158,13 +158,14 @@ pub(crate) async fn connect_cluster(
 async fn start(
     mut connection: Connection,
     cluster: Option<slots::Cluster>,
-    feed: feed::Feed,
+    feed: feed::FeedClient,
     prefix: String,
     mailbox_capacity: usize,
     store: StoreId,
 ) -> Result<mpsc::Sender<Message>, KvError> {
     let scripts = Arc::new(Scripts::new());
     load_scripts(&mut connection, &scripts).await?;
+    let feed = feed::Feed::new(feed, &prefix, Arc::clone(&scripts));
     let (sender, mailbox) = mpsc::channel(mailbox_capacity);
     // On a cluster without a hash tag the stream cannot share the keys' slots: writes never
     // name it (`slots.rs`).

@@ -30,6 +30,7 @@ use redis::{Cmd, Script, ServerError};
 use crate::error::KvError;
 
 /// One script of the library: what `FCALL` names.
+#[derive(Clone)]
 pub(crate) struct Function {
     name: String,
 }
@@ -67,7 +68,7 @@ impl Flags {
 }
 
 /// Every script: its name, its file and what it may do.
-const SCRIPTS: [(&str, &str, Flags); 15] = [
+const SCRIPTS: [(&str, &str, Flags); 18] = [
     ("get", include_str!("lua/get.lua"), Flags::Reads),
     ("mget", include_str!("lua/mget.lua"), Flags::Reads),
     ("set", include_str!("lua/set.lua"), Flags::Writes),
@@ -107,6 +108,14 @@ const SCRIPTS: [(&str, &str, Flags); 15] = [
         include_str!("lua/list_pop_all.lua"),
         Flags::Frees,
     ),
+    // The change feed's own (docs/redis-feed.md), with `feed/common.lua` in the library too.
+    ("feed_open", include_str!("feed/open.lua"), Flags::Writes),
+    ("feed_read", include_str!("feed/read.lua"), Flags::Writes),
+    (
+        "feed_push_front",
+        include_str!("feed/push_front.lua"),
+        Flags::Writes,
+    ),
 ];
 
 /// The library, and one [`Function`] per script, built once per handle.
@@ -128,12 +137,17 @@ pub(crate) struct Scripts {
     pub(crate) list_push: Function,
     pub(crate) list_pop_front: Function,
     pub(crate) list_pop_all: Function,
+    pub(crate) feed_open: Function,
+    pub(crate) feed_read: Function,
+    pub(crate) feed_push_front: Function,
 }
 
 impl Scripts {
     pub(crate) fn new() -> Scripts {
         // The prelude, then each script as a local function of the library.
         let mut body = String::from(include_str!("lua/prelude.lua"));
+        body.push('\n');
+        body.push_str(include_str!("feed/common.lua"));
         for (name, text, flags) in SCRIPTS {
             body.push_str(&format!(
                 "\n-- {name} ({})\nlocal function run_{name}(KEYS, ARGV)\n  init()\n{text}\nend\n",
@@ -170,6 +184,9 @@ impl Scripts {
             list_push: function("list_push"),
             list_pop_front: function("list_pop_front"),
             list_pop_all: function("list_pop_all"),
+            feed_open: function("feed_open"),
+            feed_read: function("feed_read"),
+            feed_push_front: function("feed_push_front"),
             library,
         }
     }
@@ -204,6 +221,39 @@ pub(crate) fn is_not_loaded(error: &ServerError) -> bool {
             .is_some_and(|details| details.starts_with("Function not found"))
 }
 
+/// Whether a command's outcome, as an error or as a server error reply, says our functions are
+/// not loaded ([`is_not_loaded`]).
+pub(crate) fn outcome_not_loaded(outcome: &redis::RedisResult<redis::Value>) -> bool {
+    match outcome {
+        Ok(redis::Value::ServerError(error)) => is_not_loaded(error),
+        Ok(_) => false,
+        Err(error) => {
+            error.code() == Some("ERR")
+                && error
+                    .detail()
+                    .is_some_and(|detail| detail.starts_with("Function not found"))
+        }
+    }
+}
+
+/// Runs `command` (an `FCALL`) on `connection`; if the server lost the library (a restart
+/// without persistence, `FUNCTION FLUSH`), loads it and runs the command once more. Refused
+/// calls had not run, so running one again applies it once.
+pub(crate) async fn query_loaded<C: ConnectionLike>(
+    connection: &mut C,
+    scripts: &Scripts,
+    command: &Cmd,
+) -> redis::RedisResult<redis::Value> {
+    let outcome = command.query_async(connection).await;
+    if !outcome_not_loaded(&outcome) {
+        return outcome;
+    }
+    if let Err(error) = load(connection, scripts).await {
+        tracing::warn!(%error, "cannot load the scripts into Redis again");
+    }
+    command.query_async(connection).await
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -219,7 +269,7 @@ mod tests {
         }
         assert_eq!(
             scripts.library.matches("redis.register_function{").count(),
-            15
+            SCRIPTS.len()
         );
         assert!(scripts
             .library

@@ -12,12 +12,13 @@ use super::redis_server::available;
 /// `app:`, and the command categories the crate's calls use:
 /// - `+@read +@write`: every data command it sends (`GET`, `SET`, `MGET`, `DEL`, `EXISTS`,
 ///   `PTTL`, `PEXPIRE`, `PERSIST`, `SCAN`, `DBSIZE`, the list and hash commands its scripts call,
-///   and, for the change feeds to come, `XADD`/`XREAD`/`XTRIM`);
+///   and the change stream's `XADD`/`XREAD`/`XRANGE`/`XGROUP`/`XINFO`);
 /// - `+@transaction`: `WATCH`, `MULTI`, `EXEC`, `UNWATCH` (`update`, `transaction`, ...);
 /// - `+@connection`: `PING`, `HELLO`, `CLIENT SETNAME`/`SETINFO`, ... (`AUTH` is always allowed);
 /// - `+fcall +function|load`: the crate's scripts (a Functions library loaded at connect, then
 ///   `FCALL`), not all of `@scripting`, which holds `FUNCTION FLUSH`/`DELETE` and `EVAL` of any
 ///   text;
+/// - `+time`: `TIME`, which the change feed's scripts read (a new stream's generation);
 /// - `-@dangerous` last: takes back what `@read`/`@write` hold that no application needs
 ///   (`KEYS`, `SORT`, `FLUSHDB`, `FLUSHALL`, `MIGRATE`, `RESTORE`, ...).
 pub const APP_RULES: &[&str] = &[
@@ -33,6 +34,7 @@ pub const APP_RULES: &[&str] = &[
     "+@connection",
     "+fcall",
     "+function|load",
+    "+time",
     "-@dangerous",
 ];
 

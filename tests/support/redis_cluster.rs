@@ -12,8 +12,9 @@ use std::collections::HashSet;
 use std::net::TcpListener;
 use std::time::{Duration, Instant};
 
-use super::redis_process::{cli, redis_cli, ScratchDir, ServerProcess};
+use super::redis_process::{redis_cli, ScratchDir, ServerProcess};
 use super::redis_server::available;
+use super::redis_tls::Ca;
 
 /// How many nodes: 3 primaries and a replica for each.
 pub const NODES: usize = 6;
@@ -36,6 +37,8 @@ pub struct Node {
 /// A running 6-node cluster.
 pub struct RedisCluster {
     nodes: Vec<ServerProcess>,
+    /// The CA file of a TLS-only cluster ([`RedisCluster::start_tls`]), which `redis-cli` trusts.
+    tls: Option<String>,
     _dir: ScratchDir,
 }
 
@@ -43,15 +46,56 @@ impl RedisCluster {
     /// Starts the nodes, creates the cluster and waits until every node says `cluster_state:ok`;
     /// or says why not (no `redis-server` or `redis-cli` on PATH) and returns `None`.
     pub async fn start(test: &str) -> Option<RedisCluster> {
+        RedisCluster::launch(test, None).await
+    }
+
+    /// As [`start`](RedisCluster::start), but TLS only: every node listens on its TLS port alone
+    /// (`--port 0`), with a certificate for `127.0.0.1` signed by `ca`, and the cluster bus and
+    /// replication run over TLS too (`--tls-cluster yes`, `--tls-replication yes`); clients need
+    /// `rediss://` URLs ([`urls`](RedisCluster::urls)) and `ca`'s certificate.
+    pub async fn start_tls(test: &str, ca: &Ca) -> Option<RedisCluster> {
+        RedisCluster::launch(test, Some(ca)).await
+    }
+
+    async fn launch(test: &str, ca: Option<&Ca>) -> Option<RedisCluster> {
         if !available("redis-server", test) || !available("redis-cli", test) {
             return None;
         }
         let dir = ScratchDir::new("cluster");
+        let tls = ca.map(|ca| {
+            let issued = ca.issue(&["127.0.0.1", "localhost"], false);
+            (
+                dir.write("node.crt", &issued.cert_pem),
+                dir.write("node.key", &issued.key_pem),
+                dir.write("ca.crt", ca.pem()),
+            )
+        });
         let mut nodes = Vec::with_capacity(NODES);
         for port in cluster_ports(NODES) {
+            let listen: Vec<String> = match &tls {
+                None => vec!["--port".to_owned(), port.to_string()],
+                Some((cert, key, ca)) => [
+                    "--port",
+                    "0",
+                    "--tls-port",
+                    &port.to_string(),
+                    "--tls-cluster",
+                    "yes",
+                    "--tls-replication",
+                    "yes",
+                    "--tls-cert-file",
+                    cert,
+                    "--tls-key-file",
+                    key,
+                    "--tls-ca-cert-file",
+                    ca,
+                    "--tls-auth-clients",
+                    "optional",
+                ]
+                .map(str::to_owned)
+                .to_vec(),
+            };
             let args = [
-                "--port".to_owned(),
-                port.to_string(),
                 "--cluster-enabled".to_owned(),
                 "yes".to_owned(),
                 "--cluster-config-file".to_owned(),
@@ -59,13 +103,16 @@ impl RedisCluster {
                 "--cluster-node-timeout".to_owned(),
                 NODE_TIMEOUT_MS.to_string(),
             ];
+            let args: Vec<String> = listen.into_iter().chain(args).collect();
             nodes.push(ServerProcess::start(dir.path(), port, &args).await);
         }
         let addresses: Vec<String> = nodes
             .iter()
             .map(|node| format!("127.0.0.1:{}", node.port()))
             .collect();
-        let mut create = vec!["--cluster".to_owned(), "create".to_owned()];
+        let tls = tls.map(|(_, _, ca)| ca);
+        let mut create = tls_args(&tls);
+        create.extend(["--cluster".to_owned(), "create".to_owned()]);
         create.extend(addresses);
         create.extend(["--cluster-replicas", "1", "--cluster-yes"].map(str::to_owned));
         let output = tokio::task::spawn_blocking(move || {
@@ -74,7 +121,11 @@ impl RedisCluster {
         })
         .await
         .unwrap();
-        let cluster = RedisCluster { nodes, _dir: dir };
+        let cluster = RedisCluster {
+            nodes,
+            tls,
+            _dir: dir,
+        };
         assert!(
             output.status.success()
                 && String::from_utf8_lossy(&output.stdout).contains("All 16384 slots covered"),
@@ -102,7 +153,9 @@ impl RedisCluster {
                 .filter(|node| !node.primary && running.contains(&node.port))
                 .map(|node| node.port)
                 .filter(|&port| {
-                    !cli(port, &["INFO", "replication"]).contains("master_link_status:up")
+                    !self
+                        .cli(port, &["INFO", "replication"])
+                        .contains("master_link_status:up")
                 })
                 .collect();
             if pending.is_empty() {
@@ -128,14 +181,40 @@ impl RedisCluster {
     /// A URL of one running node, `redis://127.0.0.1:<port>` (a cluster client discovers the
     /// others from it).
     pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.ports()[0])
+        format!("{}://127.0.0.1:{}", self.scheme(), self.ports()[0])
+    }
+
+    /// `rediss` for a TLS-only cluster, else `redis`.
+    fn scheme(&self) -> &'static str {
+        if self.tls.is_some() {
+            "rediss"
+        } else {
+            "redis"
+        }
+    }
+
+    /// `redis-cli -p <port> <args>`'s standard output, trimmed (over TLS for a TLS cluster);
+    /// panics when it fails.
+    pub fn cli(&self, port: u16, args: &[&str]) -> String {
+        let port = port.to_string();
+        let mut all = tls_args(&self.tls);
+        all.extend(["-h", "127.0.0.1", "-p", &port].map(str::to_owned));
+        all.extend(args.iter().map(|arg| (*arg).to_owned()));
+        let all: Vec<&str> = all.iter().map(String::as_str).collect();
+        let output = redis_cli(&all);
+        assert!(
+            output.status.success(),
+            "redis-cli {all:?} failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8_lossy(&output.stdout).trim().to_owned()
     }
 
     /// The URLs of every running node.
     pub fn urls(&self) -> Vec<String> {
         self.ports()
             .into_iter()
-            .map(|port| format!("redis://127.0.0.1:{port}"))
+            .map(|port| format!("{}://127.0.0.1:{port}", self.scheme()))
             .collect()
     }
 
@@ -143,7 +222,7 @@ impl RedisCluster {
     /// while the cluster remembers them.
     pub fn topology(&self) -> Vec<Node> {
         let port = self.ports()[0];
-        cli(port, &["CLUSTER", "NODES"])
+        self.cli(port, &["CLUSTER", "NODES"])
             .lines()
             .filter_map(|line| {
                 let fields: Vec<&str> = line.split_whitespace().collect();
@@ -208,8 +287,8 @@ impl RedisCluster {
 
     /// The port of the primary that serves `key`'s slot.
     pub fn owner(&self, key: &str) -> u16 {
-        let slot = cli(self.ports()[0], &["CLUSTER", "KEYSLOT", key]);
-        let slots = cli(self.ports()[0], &["CLUSTER", "SLOTS"]);
+        let slot = self.cli(self.ports()[0], &["CLUSTER", "KEYSLOT", key]);
+        let slots = self.cli(self.ports()[0], &["CLUSTER", "SLOTS"]);
         // redis-cli prints each range as lines: first, last, then host, port, id of the primary.
         let lines: Vec<&str> = slots.lines().collect();
         let slot: u32 = slot.parse().expect("CLUSTER KEYSLOT");
@@ -235,21 +314,21 @@ impl RedisCluster {
             .iter()
             .find(|&&port| port != from)
             .expect("a second primary");
-        let slot = cli(from, &["CLUSTER", "KEYSLOT", key]);
-        let id = |port: u16| cli(port, &["CLUSTER", "MYID"]);
+        let slot = self.cli(from, &["CLUSTER", "KEYSLOT", key]);
+        let id = |port: u16| self.cli(port, &["CLUSTER", "MYID"]);
         let (from_id, to_id) = (id(from), id(to));
         assert_eq!(
-            cli(to, &["CLUSTER", "SETSLOT", &slot, "IMPORTING", &from_id]),
+            self.cli(to, &["CLUSTER", "SETSLOT", &slot, "IMPORTING", &from_id]),
             "OK"
         );
         assert_eq!(
-            cli(from, &["CLUSTER", "SETSLOT", &slot, "MIGRATING", &to_id]),
+            self.cli(from, &["CLUSTER", "SETSLOT", &slot, "MIGRATING", &to_id]),
             "OK"
         );
-        let keys = cli(from, &["CLUSTER", "GETKEYSINSLOT", &slot, "1000"]);
+        let keys = self.cli(from, &["CLUSTER", "GETKEYSINSLOT", &slot, "1000"]);
         let to_port = to.to_string();
         for key in keys.lines().filter(|key| !key.is_empty()) {
-            let moved = cli(from, &["MIGRATE", "127.0.0.1", &to_port, key, "0", "5000"]);
+            let moved = self.cli(from, &["MIGRATE", "127.0.0.1", &to_port, key, "0", "5000"]);
             assert_eq!(moved, "OK", "MIGRATE {key}");
         }
         // On the primaries (replicas refuse SETSLOT and learn it from them), the new owner first.
@@ -258,7 +337,7 @@ impl RedisCluster {
             .into_iter()
             .filter(|&p| p != to && p != from);
         for port in [to, from].into_iter().chain(others) {
-            let set = cli(port, &["CLUSTER", "SETSLOT", &slot, "NODE", &to_id]);
+            let set = self.cli(port, &["CLUSTER", "SETSLOT", &slot, "NODE", &to_id]);
             assert_eq!(set, "OK", "SETSLOT on {port}");
         }
         to
@@ -275,9 +354,10 @@ impl RedisCluster {
 
     /// Whether every running node says `cluster_state:ok`.
     pub fn all_ok(&self) -> bool {
-        self.ports()
-            .into_iter()
-            .all(|port| cli(port, &["CLUSTER", "INFO"]).contains("cluster_state:ok"))
+        self.ports().into_iter().all(|port| {
+            self.cli(port, &["CLUSTER", "INFO"])
+                .contains("cluster_state:ok")
+        })
     }
 
     /// Waits until [`all_ok`](RedisCluster::all_ok), or panics after `within`.
@@ -290,6 +370,14 @@ impl RedisCluster {
             );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
+    }
+}
+
+/// `redis-cli`'s TLS options for a cluster whose CA file is `ca`, or none.
+fn tls_args(ca: &Option<String>) -> Vec<String> {
+    match ca {
+        Some(ca) => vec!["--tls".to_owned(), "--cacert".to_owned(), ca.clone()],
+        None => Vec::new(),
     }
 }
 

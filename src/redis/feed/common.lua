@@ -1,4 +1,5 @@
--- common.lua: prepended to the change feed's scripts (open.lua, read.lua). See docs/redis-feed.md.
+-- common.lua: the change feed's helpers (for open.lua, read.lua), in the crate's Functions library
+-- after prelude.lua (src/redis/scripts.rs). See docs/redis-feed.md.
 --
 -- The change stream of a store is `ekv:changes:` .. the builder's prefix. Writing scripts add to
 -- it only if it exists, so it exists only while someone watches: a watcher (or a waiting

@@ -20,9 +20,10 @@ use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio::time::Instant;
 
 use super::entry::{self, Entry, Gen, Mark, StreamId};
-use super::{FeedClient, READ, STREAM_TTL};
+use super::{FeedClient, STREAM_TTL};
 use crate::command::{Change, ChangeKind, Reply};
 use crate::redis::connection::Connection;
+use crate::redis::scripts::{self, query_loaded, Scripts};
 
 /// How long one `XREAD BLOCK` waits on the server before the feed reads again anyway (refreshing
 /// the stream's TTL and noticing a stream that vanished).
@@ -138,6 +139,8 @@ type IoFuture = Pin<Box<dyn Future<Output = Io> + Send>>;
 pub(crate) struct Task {
     stream: String,
     client: FeedClient,
+    /// The library holding `feed_read` (loaded again if the server lost it).
+    scripts: Arc<Scripts>,
     control: mpsc::UnboundedReceiver<(u64, Control)>,
     wakes: mpsc::UnboundedSender<Wake>,
     /// The number of the last message handled.
@@ -159,12 +162,14 @@ impl Task {
     pub(crate) fn new(
         stream: String,
         client: FeedClient,
+        scripts: Arc<Scripts>,
         control: mpsc::UnboundedReceiver<(u64, Control)>,
         wakes: mpsc::UnboundedSender<Wake>,
     ) -> Task {
         Task {
             stream,
             client,
+            scripts,
             control,
             wakes,
             seen: 0,
@@ -184,11 +189,16 @@ impl Task {
         loop {
             let mut io: Option<IoFuture> = match (&connection, self.at) {
                 (_, None) => None,
-                (None, Some(_)) => Some(Box::pin(connect(self.client.clone(), delay))),
+                (None, Some(_)) => Some(Box::pin(connect(
+                    self.client.clone(),
+                    delay,
+                    self.recheck.then(|| Arc::clone(&self.scripts)),
+                ))),
                 // After a reconnection, read at once: a stream that vanished is made again now,
                 // not after a block.
                 (Some(connection), Some(at)) => Some(Box::pin(read(
                     connection.clone(),
+                    Arc::clone(&self.scripts),
                     self.stream.clone(),
                     at,
                     !self.recheck,
@@ -609,7 +619,8 @@ impl Task {
     async fn close(&mut self, mut connection: Connection) {
         let Some(mut at) = self.at else { return };
         loop {
-            let reply = query(&mut connection, &self.stream, at).await;
+            let command = read_command(&self.scripts, &self.stream, at);
+            let reply = query_loaded(&mut connection, &self.scripts, &command).await;
             let Ok(reply) = reply else { break };
             let read = match &reply {
                 RedisValue::Array(parts) => match parts.get(3) {
@@ -634,7 +645,10 @@ fn missed(count: u64) -> Change {
     }
 }
 
-async fn connect(client: FeedClient, delay: Duration) -> Io {
+///
+/// With `reload` (a reconnection after a failure, which may be a server restart that lost the
+/// scripts' library), the library is loaded again on the new connection first.
+async fn connect(client: FeedClient, delay: Duration, reload: Option<Arc<Scripts>>) -> Io {
     tokio::time::sleep(delay).await;
     let connected = async {
         match client {
@@ -664,14 +678,19 @@ async fn connect(client: FeedClient, delay: Duration) -> Io {
             }
         }
     };
-    Io::Connected(connected.await)
+    let connected = connected.await;
+    if let (Ok(connection), Some(scripts)) = (&connected, reload) {
+        if let Err(error) = scripts::load(&mut connection.clone(), &scripts).await {
+            tracing::warn!(%error, "change feed cannot load the scripts into Redis again");
+        }
+    }
+    Io::Connected(connected)
 }
 
 /// `read.lua`'s command.
-fn read_command(stream: &str, at: Mark) -> redis::Cmd {
-    let mut command = redis::cmd("EVAL");
+fn read_command(scripts: &Scripts, stream: &str, at: Mark) -> redis::Cmd {
+    let mut command = scripts.feed_read.call();
     command
-        .arg(READ)
         .arg(1)
         .arg(stream)
         .arg(STREAM_TTL.as_millis() as u64)
@@ -682,7 +701,16 @@ fn read_command(stream: &str, at: Mark) -> redis::Cmd {
 }
 
 /// One read: `XREAD BLOCK` for an entry after the cursor, then `read.lua` at once after it.
-async fn read(mut connection: Connection, stream: String, at: Mark, block: bool) -> Io {
+///
+/// If the server lost the scripts' library (a restart without persistence), it is loaded again
+/// here and the read fails: the task reads again at once, as after any failed read.
+async fn read(
+    mut connection: Connection,
+    scripts: Arc<Scripts>,
+    stream: String,
+    at: Mark,
+    block: bool,
+) -> Io {
     let mut pipe = redis::pipe();
     if block {
         pipe.cmd("XREAD")
@@ -695,7 +723,7 @@ async fn read(mut connection: Connection, stream: String, at: Mark, block: bool)
             .arg(at.id.to_string())
             .ignore();
     }
-    pipe.add_command(read_command(&stream, at));
+    pipe.add_command(read_command(&scripts, &stream, at));
     let read = pipe.query_async::<(RedisValue,)>(&mut connection);
     let result = match tokio::time::timeout(BLOCK + READ_MARGIN, read).await {
         Ok(result) => result.map(|(reply,)| reply),
@@ -704,14 +732,14 @@ async fn read(mut connection: Connection, stream: String, at: Mark, block: bool)
             "change feed read timed out",
         ))),
     };
+    if scripts::outcome_not_loaded(&result) {
+        if let Err(error) = scripts::load(&mut connection, &scripts).await {
+            tracing::warn!(%error, "cannot load the scripts into Redis again");
+        }
+        return Io::Read(Err(RedisError::from((
+            redis::ErrorKind::Io,
+            "the server had lost the scripts (loaded again)",
+        ))));
+    }
     Io::Read(result)
-}
-
-/// `read.lua` alone, on the owner's connection.
-async fn query(
-    connection: &mut Connection,
-    stream: &str,
-    at: Mark,
-) -> Result<RedisValue, RedisError> {
-    read_command(stream, at).query_async(connection).await
 }
