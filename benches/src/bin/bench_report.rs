@@ -45,6 +45,8 @@ const LIST_ROUNDS: u64 = 2_000;
 /// call follows a 2 ms wait, during which other programs may take the core and its caches; a sum
 /// over several calls would mostly measure how often that happened.
 const PURGE_CALLS: usize = 20;
+/// Calls of `scan_prefix(..).limit(10)`, and of `get`, in the latency report; the median counts.
+const SCAN_CALLS: usize = 1_000;
 
 fn main() {
     let started = Instant::now();
@@ -52,6 +54,12 @@ fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.first().map(String::as_str) == Some("latency") {
         let quick = args.iter().any(|arg| arg == "--quick");
+        // `--only grow,scan`: only those parts (grow, leave, expiry, mset, drop, scan).
+        let only: Option<Vec<String>> = args
+            .iter()
+            .position(|arg| arg == "--only")
+            .and_then(|at| args.get(at + 1))
+            .map(|parts| parts.split(',').map(str::to_owned).collect());
         println!("# ephemeral-kv: latency under the owner's big jobs");
         println!();
         println!(
@@ -61,7 +69,11 @@ fn main() {
             if quick { " --quick" } else { "" }
         );
         println!();
-        latency_report(if quick { Sizes::quick() } else { Sizes::full() });
+        let wanted = |part: &str| {
+            only.as_ref()
+                .is_none_or(|only| only.iter().any(|p| p == part))
+        };
+        latency_report(if quick { Sizes::quick() } else { Sizes::full() }, &wanted);
         println!("(ran in {:.0} s)", started.elapsed().as_secs_f64());
         return;
     }
@@ -126,7 +138,8 @@ fn time(time: Duration) -> String {
     match secs {
         s if s >= 1.0 => format!("{s:.2} s"),
         s if s >= 1e-3 => format!("{:.1} ms", s * 1e3),
-        s => format!("{:.0} µs", s * 1e6),
+        s if s >= 1e-5 => format!("{:.0} µs", s * 1e6),
+        s => format!("{:.2} µs", s * 1e6),
     }
 }
 
@@ -656,7 +669,7 @@ where
     latencies
 }
 
-fn latency_report(sizes: Sizes) {
+fn latency_report(sizes: Sizes, wanted: &dyn Fn(&str) -> bool) {
     println!(
         "{} reader tasks, each sending a `get` of one of {} hot keys every {} ms (open loop: a \
          request's latency runs from when it was due, so a stall counts for every request it \
@@ -682,7 +695,7 @@ fn latency_report(sizes: Sizes) {
         }};
     }
 
-    for &keys in &sizes.grow {
+    for &keys in sizes.grow.iter().filter(|_| wanted("grow")) {
         let scenario = format!(
             "grows to {} keys (`mset` of {})",
             thousands(keys),
@@ -709,7 +722,7 @@ fn latency_report(sizes: Sizes) {
     }
 
     let list = thousands(sizes.list);
-    for how in Leave::ALL {
+    for how in Leave::ALL.into_iter().filter(|_| wanted("leave")) {
         let scenario = format!("a {list}-item list is {}", how.name());
         latency_row(
             &scenario,
@@ -735,35 +748,73 @@ fn latency_report(sizes: Sizes) {
         }
     }
 
-    latency_row(
-        &format!(
-            "{} keys expire at one instant (active expiry)",
-            thousands(sizes.expiring)
-        ),
-        "ephemeral-kv",
-        run(&rt, latency::mass_expiry(sizes.expiring)),
-    );
+    if wanted("expiry") {
+        latency_row(
+            &format!(
+                "{} keys expire at one instant (active expiry)",
+                thousands(sizes.expiring)
+            ),
+            "ephemeral-kv",
+            run(&rt, latency::mass_expiry(sizes.expiring)),
+        );
+    }
 
-    each_store!(
-        format!(
-            "an `mset` of {} keys every {} ms",
-            thousands(sizes.mset),
-            sizes.mset_every.as_millis()
-        ),
-        periodic_mset(sizes.mset, sizes.mset_every, sizes.mset_for)
-    );
-    each_store!(
-        format!(
-            "the last handle of another {}-key store is dropped",
-            thousands(sizes.drop_keys)
-        ),
-        last_handle_dropped(sizes.drop_keys)
-    );
+    if wanted("mset") {
+        each_store!(
+            format!(
+                "an `mset` of {} keys every {} ms",
+                thousands(sizes.mset),
+                sizes.mset_every.as_millis()
+            ),
+            periodic_mset(sizes.mset, sizes.mset_every, sizes.mset_for)
+        );
+    }
+    if wanted("drop") {
+        each_store!(
+            format!(
+                "the last handle of another {}-key store is dropped",
+                thousands(sizes.drop_keys)
+            ),
+            last_handle_dropped(sizes.drop_keys)
+        );
+    }
+    let sessions = sizes.scan / 100;
+    for keys in [sizes.scan, sessions]
+        .into_iter()
+        .filter(|_| wanted("scan"))
+    {
+        latency_row(
+            &format!(
+                "a full `scan_prefix` of the {} keys under a prefix, among {}",
+                thousands(sessions),
+                thousands(keys)
+            ),
+            "ephemeral-kv",
+            run(&rt, latency::full_scan(keys)),
+        );
+    }
     println!();
-    let inline = latency::inline_drop(sizes.list);
-    println!(
-        "Dropping the {list}-item list inline, on one thread, takes {} (the best of two).",
-        time(inline)
-    );
-    println!();
+    if wanted("scan") {
+        let (scan, get) = rt.block_on(w::on_worker(latency::scan_limit_and_get(
+            sizes.scan, SCAN_CALLS,
+        )));
+        println!(
+            "In a store of {} keys, `scan_prefix(\"{}\").limit(10)` takes {} and a `get` {} ({}; \
+         the median of {SCAN_CALLS} calls each, from one task).",
+            thousands(sizes.scan),
+            latency::SCAN_PREFIX,
+            time(scan),
+            time(get),
+            ratio(scan.as_secs_f64() / get.as_secs_f64())
+        );
+        println!();
+    }
+    if wanted("leave") {
+        let inline = latency::inline_drop(sizes.list);
+        println!(
+            "Dropping the {list}-item list inline, on one thread, takes {} (the best of two).",
+            time(inline)
+        );
+        println!();
+    }
 }
