@@ -564,3 +564,34 @@ pub async fn scan_limit_and_get(keys: usize, calls: usize) -> (Duration, Duratio
     kv.close(keys).await;
     (median(scans), median(gets))
 }
+
+/// `keys` keys with one deadline, removed by `purge_expired().limit(slice)` calls from one task
+/// (active expiry off), each call timed: the median and the slowest call. The owner's own cost
+/// of a slice of active expiry, with no readers around to share the machine with.
+pub async fn purge_slices(keys: usize, slice: usize) -> (Duration, Duration) {
+    let kv = KvHandle::builder().active_expiry(false).spawn();
+    let entries: Vec<(String, Value)> = (0..keys)
+        .map(|i| (format!("exp:{i}"), small_value(i)))
+        .collect();
+    kv.mset(entries)
+        .ttl(Duration::from_millis(10))
+        .await
+        .expect("store is running");
+    sleep(Duration::from_millis(20)).await;
+    let mut times = Vec::new();
+    loop {
+        let started = Instant::now();
+        let removed = kv
+            .purge_expired()
+            .limit(slice)
+            .await
+            .expect("store is running");
+        times.push(started.elapsed());
+        if removed == 0 {
+            break;
+        }
+    }
+    kv.close(keys).await;
+    times.sort_unstable();
+    (times[times.len() / 2], times[times.len() - 1])
+}

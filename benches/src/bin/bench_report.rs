@@ -47,6 +47,8 @@ const LIST_ROUNDS: u64 = 2_000;
 const PURGE_CALLS: usize = 20;
 /// Calls of `scan_prefix(..).limit(10)`, and of `get`, in the latency report; the median counts.
 const SCAN_CALLS: usize = 1_000;
+/// Entries active expiry removes between two batches (`src/local/actor.rs`).
+const EXPIRY_SLICE: usize = 256;
 
 fn main() {
     let started = Instant::now();
@@ -806,6 +808,20 @@ fn latency_report(sizes: Sizes, wanted: &dyn Fn(&str) -> bool) {
             time(scan),
             time(get),
             ratio(scan.as_secs_f64() / get.as_secs_f64())
+        );
+        println!();
+    }
+    if wanted("expiry") {
+        let (median, slowest) = rt.block_on(w::on_worker(latency::purge_slices(
+            sizes.expiring,
+            EXPIRY_SLICE,
+        )));
+        println!(
+            "Removing {} expired keys by `purge_expired().limit({EXPIRY_SLICE})` calls (active \
+             expiry's slice) from one task: the median call takes {}, the slowest {}.",
+            thousands(sizes.expiring),
+            time(median),
+            time(slowest)
         );
         println!();
     }
