@@ -225,6 +225,7 @@ impl Store {
             return Ok(list);
         };
         if !entry.ids.as_ref().is_some_and(|ids| ids.is_for(id_key)) {
+            entry.drop_ids();
             entry.ids = Some(Box::new(IdIndex::build(id_key, as_list(&entry.value))));
         }
         let fresh = match &mut entry.ids {
