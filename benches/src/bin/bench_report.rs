@@ -79,6 +79,15 @@ fn main() {
         println!("(ran in {:.0} s)", started.elapsed().as_secs_f64());
         return;
     }
+    if args.first().map(String::as_str) == Some("floor") {
+        println!("# ephemeral-kv: the call against a bare actor");
+        println!();
+        println!("Machine: {cores} cores. Command: `{COMMAND} floor`.");
+        println!();
+        floor();
+        println!("(ran in {:.0} s)", started.elapsed().as_secs_f64());
+        return;
+    }
     println!("# ephemeral-kv benchmarks");
     println!();
     println!(
@@ -91,6 +100,7 @@ fn main() {
     rust_stores();
     memory();
     held_versions();
+    floor();
     println!("(ran in {:.0} s)", started.elapsed().as_secs_f64());
 }
 
@@ -636,6 +646,58 @@ fn held_versions() {
             self::time(time),
             bytes as f64 / (1024.0 * 1024.0)
         );
+    }
+    println!();
+}
+
+// ---- 5. The call against a bare actor ----------------------------------------------------------
+
+/// Calls per run of the floor comparison.
+const FLOOR_CALLS: usize = 200_000;
+
+fn floor() {
+    use ephemeral_kv_benches::floor::{self, Bare, Call};
+    println!("## The call against a bare actor");
+    println!();
+    println!(
+        "Time per call of {} calls over {} held keys, on a 2-worker multi-thread runtime: a bare \
+         tokio actor (bounded `mpsc` of requests, a `oneshot` per answer, a `HashMap` on its \
+         task, drained 64 at a time) against `KvHandle`. The two take turns, {REPS} runs each; \
+         the best counts.",
+        thousands(FLOOR_CALLS),
+        thousands(floor::KEYS)
+    );
+    println!();
+    println!("| call | tasks | bare actor | ephemeral-kv | ephemeral-kv ÷ bare |");
+    println!("|---|--:|--:|--:|--:|");
+    let rt = w::runtime();
+    let (bare, kv) = rt.block_on(w::on_worker(async {
+        let (bare, kv) = (Bare::spawn(), KvHandle::spawn());
+        floor::fill(&bare).await;
+        floor::fill(&kv).await;
+        (bare, kv)
+    }));
+    for call in [Call::Get, Call::Set] {
+        for tasks in [1, 16] {
+            let (mut best_bare, mut best_kv) = (Duration::MAX, Duration::MAX);
+            for _ in 0..REPS {
+                let b = bare.clone();
+                best_bare = best_bare.min(rt.block_on(w::on_worker(async move {
+                    floor::per_call(&b, call, tasks, FLOOR_CALLS).await
+                })));
+                let k = kv.clone();
+                best_kv = best_kv.min(rt.block_on(w::on_worker(async move {
+                    floor::per_call(&k, call, tasks, FLOOR_CALLS).await
+                })));
+            }
+            println!(
+                "| {} | {tasks} | {:.0} ns | {:.0} ns | {} |",
+                if call == Call::Get { "`get`" } else { "`set`" },
+                best_bare.as_nanos(),
+                best_kv.as_nanos(),
+                ratio(best_kv.as_secs_f64() / best_bare.as_secs_f64())
+            );
+        }
     }
     println!();
 }
