@@ -109,6 +109,8 @@ pub struct Sizes {
     pub mset_for: Duration,
     /// Keys of the store whose last handle is dropped.
     pub drop_keys: usize,
+    /// Keys of the store that is scanned (1% of them under the prefix).
+    pub scan: usize,
 }
 
 impl Sizes {
@@ -123,6 +125,7 @@ impl Sizes {
             mset_every: Duration::from_millis(50),
             mset_for: Duration::from_secs(2),
             drop_keys: 1_000_000,
+            scan: 1_000_000,
         }
     }
 
@@ -137,6 +140,7 @@ impl Sizes {
             mset_every: Duration::from_millis(50),
             mset_for: Duration::from_millis(500),
             drop_keys: 100_000,
+            scan: 100_000,
         }
     }
 }
@@ -491,4 +495,103 @@ pub async fn drop_off_runtime<T: Send + 'static>(value: T) {
     tokio::task::spawn_blocking(move || drop(value))
         .await
         .expect("a blocking task");
+}
+
+/// The prefix the scan scenarios scan: 1% of their store's keys start with it.
+pub const SCAN_PREFIX: &str = "session:";
+
+/// A store of `keys` keys, of which `keys / 100` start with [`SCAN_PREFIX`]; the others sort
+/// before and after them (`key:{i}`, `user:{i}`), beside the hot keys.
+async fn scan_store(keys: usize) -> KvHandle {
+    let kv = KvHandle::spawn();
+    store_hot(&kv).await;
+    let sessions = keys / 100;
+    for start in (0..keys).step_by(10_000) {
+        let entries: Vec<(String, Value)> = (start..(start + 10_000).min(keys))
+            .map(|i| {
+                let key = match i % 100 {
+                    0 => format!("{SCAN_PREFIX}{}", i / 100),
+                    n if n % 2 == 0 => format!("key:{i}"),
+                    _ => format!("user:{i}"),
+                };
+                (key, small_value(i))
+            })
+            .collect();
+        kv.mset(entries).await.expect("store is running");
+    }
+    let found = kv.scan_prefix(SCAN_PREFIX).await.expect("store is running");
+    assert_eq!(found.len(), sessions.max(1));
+    kv
+}
+
+/// A full `scan_prefix` of the 1% of a `keys`-key store under [`SCAN_PREFIX`], while the readers
+/// read.
+pub async fn full_scan(keys: usize) -> Latencies {
+    let kv = scan_store(keys).await;
+    let latencies = around(&kv, async {
+        let found = kv.scan_prefix(SCAN_PREFIX).await.expect("store is running");
+        drop_off_runtime(found).await;
+    })
+    .await;
+    kv.close(keys).await;
+    latencies
+}
+
+/// In a store of `keys` keys, the median time of `calls` calls of `scan_prefix(SCAN_PREFIX)
+/// .limit(10)` and of `calls` `get`s of a hot key, one after another from one task.
+pub async fn scan_limit_and_get(keys: usize, calls: usize) -> (Duration, Duration) {
+    let kv = scan_store(keys).await;
+    let median = |mut times: Vec<Duration>| {
+        times.sort_unstable();
+        times[times.len() / 2]
+    };
+    let mut scans = Vec::with_capacity(calls);
+    let mut gets = Vec::with_capacity(calls);
+    for i in 0..calls {
+        let started = Instant::now();
+        let found = kv
+            .scan_prefix(SCAN_PREFIX)
+            .limit(10)
+            .await
+            .expect("store is running");
+        scans.push(started.elapsed());
+        assert_eq!(found.len(), 10.min(keys / 100));
+        let started = Instant::now();
+        let value = kv.get(hot_key(i % HOT)).await.expect("store is running");
+        gets.push(started.elapsed());
+        assert!(value.is_some());
+    }
+    kv.close(keys).await;
+    (median(scans), median(gets))
+}
+
+/// `keys` keys with one deadline, removed by `purge_expired().limit(slice)` calls from one task
+/// (active expiry off), each call timed: the median and the slowest call. The owner's own cost
+/// of a slice of active expiry, with no readers around to share the machine with.
+pub async fn purge_slices(keys: usize, slice: usize) -> (Duration, Duration) {
+    let kv = KvHandle::builder().active_expiry(false).spawn();
+    let entries: Vec<(String, Value)> = (0..keys)
+        .map(|i| (format!("exp:{i}"), small_value(i)))
+        .collect();
+    kv.mset(entries)
+        .ttl(Duration::from_millis(10))
+        .await
+        .expect("store is running");
+    sleep(Duration::from_millis(20)).await;
+    let mut times = Vec::new();
+    loop {
+        let started = Instant::now();
+        let removed = kv
+            .purge_expired()
+            .limit(slice)
+            .await
+            .expect("store is running");
+        times.push(started.elapsed());
+        if removed == 0 {
+            break;
+        }
+    }
+    kv.close(keys).await;
+    times.sort_unstable();
+    (times[times.len() / 2], times[times.len() - 1])
 }

@@ -4,6 +4,7 @@
 //! - [`baselines`]: the Rust stores ephemeral-kv is compared against, with the store's semantics.
 //! - [`workloads`]: the data and the timed workloads of those comparisons, generic over
 //!   [`baselines::Kv`].
+//! - [`floor`]: a bare mpsc + oneshot actor, the least a call of this shape costs.
 //! - [`latency`]: open-loop readers measuring `get` latency while a store grows, frees a big
 //!   value, expires many keys, takes big writes or is dropped.
 //! - [`seed`]: the seed workloads, the same as `python/seed_workloads.py` runs on the Python
@@ -13,6 +14,7 @@
 
 pub mod alloc;
 pub mod baselines;
+pub mod floor;
 pub mod latency;
 pub mod seed;
 pub mod workloads;

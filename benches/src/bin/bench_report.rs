@@ -45,6 +45,10 @@ const LIST_ROUNDS: u64 = 2_000;
 /// call follows a 2 ms wait, during which other programs may take the core and its caches; a sum
 /// over several calls would mostly measure how often that happened.
 const PURGE_CALLS: usize = 20;
+/// Calls of `scan_prefix(..).limit(10)`, and of `get`, in the latency report; the median counts.
+const SCAN_CALLS: usize = 1_000;
+/// Entries active expiry removes between two batches (`src/local/actor.rs`).
+const EXPIRY_SLICE: usize = 256;
 
 fn main() {
     let started = Instant::now();
@@ -52,6 +56,12 @@ fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.first().map(String::as_str) == Some("latency") {
         let quick = args.iter().any(|arg| arg == "--quick");
+        // `--only grow,scan`: only those parts (grow, leave, expiry, mset, drop, scan).
+        let only: Option<Vec<String>> = args
+            .iter()
+            .position(|arg| arg == "--only")
+            .and_then(|at| args.get(at + 1))
+            .map(|parts| parts.split(',').map(str::to_owned).collect());
         println!("# ephemeral-kv: latency under the owner's big jobs");
         println!();
         println!(
@@ -61,7 +71,20 @@ fn main() {
             if quick { " --quick" } else { "" }
         );
         println!();
-        latency_report(if quick { Sizes::quick() } else { Sizes::full() });
+        let wanted = |part: &str| {
+            only.as_ref()
+                .is_none_or(|only| only.iter().any(|p| p == part))
+        };
+        latency_report(if quick { Sizes::quick() } else { Sizes::full() }, &wanted);
+        println!("(ran in {:.0} s)", started.elapsed().as_secs_f64());
+        return;
+    }
+    if args.first().map(String::as_str) == Some("floor") {
+        println!("# ephemeral-kv: the call against a bare actor");
+        println!();
+        println!("Machine: {cores} cores. Command: `{COMMAND} floor`.");
+        println!();
+        floor();
         println!("(ran in {:.0} s)", started.elapsed().as_secs_f64());
         return;
     }
@@ -77,6 +100,7 @@ fn main() {
     rust_stores();
     memory();
     held_versions();
+    floor();
     println!("(ran in {:.0} s)", started.elapsed().as_secs_f64());
 }
 
@@ -126,7 +150,8 @@ fn time(time: Duration) -> String {
     match secs {
         s if s >= 1.0 => format!("{s:.2} s"),
         s if s >= 1e-3 => format!("{:.1} ms", s * 1e3),
-        s => format!("{:.0} µs", s * 1e6),
+        s if s >= 1e-5 => format!("{:.0} µs", s * 1e6),
+        s => format!("{:.2} µs", s * 1e6),
     }
 }
 
@@ -625,6 +650,58 @@ fn held_versions() {
     println!();
 }
 
+// ---- 5. The call against a bare actor ----------------------------------------------------------
+
+/// Calls per run of the floor comparison.
+const FLOOR_CALLS: usize = 200_000;
+
+fn floor() {
+    use ephemeral_kv_benches::floor::{self, Bare, Call};
+    println!("## The call against a bare actor");
+    println!();
+    println!(
+        "Time per call of {} calls over {} held keys, on a 2-worker multi-thread runtime: a bare \
+         tokio actor (bounded `mpsc` of requests, a `oneshot` per answer, a `HashMap` on its \
+         task, drained 64 at a time) against `KvHandle`. The two take turns, {REPS} runs each; \
+         the best counts.",
+        thousands(FLOOR_CALLS),
+        thousands(floor::KEYS)
+    );
+    println!();
+    println!("| call | tasks | bare actor | ephemeral-kv | ephemeral-kv ÷ bare |");
+    println!("|---|--:|--:|--:|--:|");
+    let rt = w::runtime();
+    let (bare, kv) = rt.block_on(w::on_worker(async {
+        let (bare, kv) = (Bare::spawn(), KvHandle::spawn());
+        floor::fill(&bare).await;
+        floor::fill(&kv).await;
+        (bare, kv)
+    }));
+    for call in [Call::Get, Call::Set] {
+        for tasks in [1, 16] {
+            let (mut best_bare, mut best_kv) = (Duration::MAX, Duration::MAX);
+            for _ in 0..REPS {
+                let b = bare.clone();
+                best_bare = best_bare.min(rt.block_on(w::on_worker(async move {
+                    floor::per_call(&b, call, tasks, FLOOR_CALLS).await
+                })));
+                let k = kv.clone();
+                best_kv = best_kv.min(rt.block_on(w::on_worker(async move {
+                    floor::per_call(&k, call, tasks, FLOOR_CALLS).await
+                })));
+            }
+            println!(
+                "| {} | {tasks} | {:.0} ns | {:.0} ns | {} |",
+                if call == Call::Get { "`get`" } else { "`set`" },
+                best_bare.as_nanos(),
+                best_kv.as_nanos(),
+                ratio(best_kv.as_secs_f64() / best_bare.as_secs_f64())
+            );
+        }
+    }
+    println!();
+}
+
 // ---- Latency: `get` while the store does something big ----------------------------------------
 
 /// One row of the latency table.
@@ -656,7 +733,7 @@ where
     latencies
 }
 
-fn latency_report(sizes: Sizes) {
+fn latency_report(sizes: Sizes, wanted: &dyn Fn(&str) -> bool) {
     println!(
         "{} reader tasks, each sending a `get` of one of {} hot keys every {} ms (open loop: a \
          request's latency runs from when it was due, so a stall counts for every request it \
@@ -682,7 +759,7 @@ fn latency_report(sizes: Sizes) {
         }};
     }
 
-    for &keys in &sizes.grow {
+    for &keys in sizes.grow.iter().filter(|_| wanted("grow")) {
         let scenario = format!(
             "grows to {} keys (`mset` of {})",
             thousands(keys),
@@ -709,7 +786,7 @@ fn latency_report(sizes: Sizes) {
     }
 
     let list = thousands(sizes.list);
-    for how in Leave::ALL {
+    for how in Leave::ALL.into_iter().filter(|_| wanted("leave")) {
         let scenario = format!("a {list}-item list is {}", how.name());
         latency_row(
             &scenario,
@@ -735,35 +812,87 @@ fn latency_report(sizes: Sizes) {
         }
     }
 
-    latency_row(
-        &format!(
-            "{} keys expire at one instant (active expiry)",
-            thousands(sizes.expiring)
-        ),
-        "ephemeral-kv",
-        run(&rt, latency::mass_expiry(sizes.expiring)),
-    );
+    if wanted("expiry") {
+        latency_row(
+            &format!(
+                "{} keys expire at one instant (active expiry)",
+                thousands(sizes.expiring)
+            ),
+            "ephemeral-kv",
+            run(&rt, latency::mass_expiry(sizes.expiring)),
+        );
+    }
 
-    each_store!(
-        format!(
-            "an `mset` of {} keys every {} ms",
-            thousands(sizes.mset),
-            sizes.mset_every.as_millis()
-        ),
-        periodic_mset(sizes.mset, sizes.mset_every, sizes.mset_for)
-    );
-    each_store!(
-        format!(
-            "the last handle of another {}-key store is dropped",
-            thousands(sizes.drop_keys)
-        ),
-        last_handle_dropped(sizes.drop_keys)
-    );
+    if wanted("mset") {
+        each_store!(
+            format!(
+                "an `mset` of {} keys every {} ms",
+                thousands(sizes.mset),
+                sizes.mset_every.as_millis()
+            ),
+            periodic_mset(sizes.mset, sizes.mset_every, sizes.mset_for)
+        );
+    }
+    if wanted("drop") {
+        each_store!(
+            format!(
+                "the last handle of another {}-key store is dropped",
+                thousands(sizes.drop_keys)
+            ),
+            last_handle_dropped(sizes.drop_keys)
+        );
+    }
+    let sessions = sizes.scan / 100;
+    for keys in [sizes.scan, sessions]
+        .into_iter()
+        .filter(|_| wanted("scan"))
+    {
+        latency_row(
+            &format!(
+                "a full `scan_prefix` of the {} keys under a prefix, among {}",
+                thousands(sessions),
+                thousands(keys)
+            ),
+            "ephemeral-kv",
+            run(&rt, latency::full_scan(keys)),
+        );
+    }
     println!();
-    let inline = latency::inline_drop(sizes.list);
-    println!(
-        "Dropping the {list}-item list inline, on one thread, takes {} (the best of two).",
-        time(inline)
-    );
-    println!();
+    if wanted("scan") {
+        let (scan, get) = rt.block_on(w::on_worker(latency::scan_limit_and_get(
+            sizes.scan, SCAN_CALLS,
+        )));
+        println!(
+            "In a store of {} keys, `scan_prefix(\"{}\").limit(10)` takes {} and a `get` {} ({}; \
+         the median of {SCAN_CALLS} calls each, from one task).",
+            thousands(sizes.scan),
+            latency::SCAN_PREFIX,
+            time(scan),
+            time(get),
+            ratio(scan.as_secs_f64() / get.as_secs_f64())
+        );
+        println!();
+    }
+    if wanted("expiry") {
+        let (median, slowest) = rt.block_on(w::on_worker(latency::purge_slices(
+            sizes.expiring,
+            EXPIRY_SLICE,
+        )));
+        println!(
+            "Removing {} expired keys by `purge_expired().limit({EXPIRY_SLICE})` calls (active \
+             expiry's slice) from one task: the median call takes {}, the slowest {}.",
+            thousands(sizes.expiring),
+            time(median),
+            time(slowest)
+        );
+        println!();
+    }
+    if wanted("leave") {
+        let inline = latency::inline_drop(sizes.list);
+        println!(
+            "Dropping the {list}-item list inline, on one thread, takes {} (the best of two).",
+            time(inline)
+        );
+        println!();
+    }
 }

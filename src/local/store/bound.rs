@@ -185,7 +185,7 @@ impl Store {
     fn overflow(&self, bound: Bound, writes: &Writes<'_>) -> usize {
         let (mut added, mut removed) = (0_usize, 0_usize);
         for (key, after) in &writes.keys {
-            let held = self.map.contains_key(*key);
+            let held = self.map.contains_key(key);
             match after {
                 After::Held if !held => added += 1,
                 After::Gone if held => removed += 1,
@@ -201,7 +201,7 @@ impl Store {
         writes
             .keys
             .iter()
-            .find(|(key, after)| *after == After::Held && !self.map.contains_key(*key))
+            .find(|(key, after)| *after == After::Held && !self.map.contains_key(key))
             .map_or("", |(key, _)| key)
     }
 

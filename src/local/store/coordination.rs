@@ -209,22 +209,16 @@ impl Store {
 
     /// The live keys starting with `prefix`, sorted, at most `limit` of them.
     ///
-    /// Costs a pass over the whole map: the map is a hash map, kept for the speed of the point
-    /// commands that make up most of the traffic; scans are meant for small stores or rare use.
+    /// Walks the table's ordered keys from `prefix` on: costs the keys under the prefix it
+    /// examines (the live ones it returns, and any expired ones among them), not the store.
     pub(crate) fn scan_prefix(&self, prefix: &str, limit: usize, now: Instant) -> Vec<String> {
-        let mut keys: Vec<String> = self
-            .map
-            .iter()
-            .filter(|(key, entry)| key.starts_with(prefix) && !entry.is_expired(now))
-            .map(|(key, _)| key.clone())
-            .collect();
-        if keys.len() > limit {
-            // Only the first `limit` in order are wanted: partition around them, then sort those.
-            keys.select_nth_unstable(limit);
-            keys.truncate(limit);
-        }
-        keys.sort_unstable();
-        keys
+        self.map
+            .from(prefix)
+            .take_while(|(key, _)| key.starts_with(prefix))
+            .filter(|(_, entry)| !entry.is_expired(now))
+            .take(limit)
+            .map(|(key, _)| key.to_owned())
+            .collect()
     }
 
     /// Removes `key` as expired if its deadline has passed, so that a command about to remove it
@@ -295,5 +289,28 @@ mod tests {
         assert_eq!(store.scan_prefix("p:", 2, t0), vec!["p:a", "p:b"]);
         assert_eq!(store.scan_prefix("p:", 10, t0).len(), 4);
         assert_eq!(store.scan_prefix("p:", 0, t0), Vec::<String>::new());
+    }
+
+    #[test]
+    fn scan_prefix_walks_only_its_prefix_and_skips_expired_keys_before_the_limit() {
+        let t0 = Instant::now();
+        let mut store = Store::default();
+        for key in ["p", "p:a", "p:c", "p;", "o:z", "p:\u{10ffff}"] {
+            store.set(key.into(), json!(0), None, t0).unwrap();
+        }
+        store.set("p:b".into(), json!(0), Some(SEC), t0).unwrap();
+        assert_eq!(store.scan_prefix("p:", 2, t0), vec!["p:a", "p:b"]);
+        // Once expired, "p:b" is passed over and the limit is filled from after it.
+        assert_eq!(store.scan_prefix("p:", 2, t0 + SEC), vec!["p:a", "p:c"]);
+        assert_eq!(
+            store.scan_prefix("p:", 10, t0 + SEC),
+            vec!["p:a", "p:c", "p:\u{10ffff}"]
+        );
+        assert_eq!(store.scan_prefix("", 3, t0 + SEC), vec!["o:z", "p", "p:a"]);
+        assert_eq!(store.scan_prefix("q", 10, t0), Vec::<String>::new());
+        // A key removed or added later is seen as the map sees it.
+        store.delete("p:a", t0);
+        store.set("p:0".into(), json!(1), None, t0).unwrap();
+        assert_eq!(store.scan_prefix("p:", 1, t0 + SEC), vec!["p:0"]);
     }
 }

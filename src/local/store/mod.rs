@@ -23,7 +23,6 @@
 //! it, so every way out (delete, overwrite, pop, expiry, eviction) is covered, and the store's
 //! own `Drop` sends the whole map there.
 
-use griddle::hash_map::Entry as MapEntry;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -42,23 +41,10 @@ mod coordination;
 mod ids;
 mod lazyfree;
 mod pops;
+mod table;
 
 use ids::IdIndex;
-
-/// The store's map: griddle's hash map, hashed with foldhash.
-///
-/// Why griddle and not std's `HashMap`: a `HashMap` grows by moving every entry to a table twice
-/// the size, in one go, inside the insert that found it full: at a million keys that is a pause of
-/// 100-400 ms for every caller of the owner task, at ten million seconds. Griddle's table (the
-/// same hashbrown underneath) keeps the old table beside the new one and moves a few entries over
-/// on each later insert, as Redis's `dict.c` does, so no single command pays for the resize;
-/// lookups meanwhile look in both. Foldhash rather than SipHash: every command hashes its key on
-/// the one owner task, and foldhash is several times faster on short keys while still seeded per
-/// map.
-type Map = griddle::HashMap<String, Entry, foldhash::fast::RandomState>;
-
-/// A map this small is never shrunk: its memory is not worth the rehash.
-const SMALL_MAP: usize = 1024;
+use table::Table;
 
 /// One stored value and when it stops being visible.
 #[derive(Debug)]
@@ -139,20 +125,14 @@ struct Counters {
 /// The map of keys to values with their deadlines, and the index of those deadlines.
 #[derive(Debug, Default)]
 pub(crate) struct Store {
-    /// See [`Map`] for why this map.
-    map: Map,
+    /// The keys and their entries, by hash and in order (see `table`).
+    map: Table<Entry>,
     expiry: ExpiryIndex,
     /// Changes made by the current command, for the owner task's watchers.
     pub(crate) changes: ChangeLog,
     counters: Counters,
     /// The store's id, which closures run under (see [`closure`](crate::closure)).
     id: StoreId,
-    /// How many entries the map's table is sized for: what it was last shrunk to, or the most it
-    /// has held since.
-    sized_for: usize,
-    /// The size the store was built for ([`KvBuilder::capacity`](crate::KvBuilder::capacity)),
-    /// which the table is never shrunk below.
-    capacity: usize,
     /// The most entries the map may hold after a command, and what to do when full; `None`:
     /// unbounded.
     bound: Option<Bound>,
@@ -164,9 +144,7 @@ impl Store {
         let mut store = Store::default();
         store.id = id;
         store.bound = bound;
-        store.capacity = capacity;
-        store.sized_for = capacity;
-        store.map = Map::with_capacity_and_hasher(capacity, Default::default());
+        store.map = Table::with_capacity(capacity);
         store
     }
 
@@ -247,6 +225,7 @@ impl Store {
             return Ok(list);
         };
         if !entry.ids.as_ref().is_some_and(|ids| ids.is_for(id_key)) {
+            entry.drop_ids();
             entry.ids = Some(Box::new(IdIndex::build(id_key, as_list(&entry.value))));
         }
         let fresh = match &mut entry.ids {
@@ -381,7 +360,6 @@ impl Store {
             self.map.remove(key);
             self.note_expired(key);
         }
-        self.shrink_if_sparse();
         keys.len()
     }
 
@@ -452,19 +430,15 @@ impl Store {
 
     /// Inserts or replaces an entry, keeping the expiry index in step.
     fn put(&mut self, key: String, value: Arc<Value>, deadline: Option<Instant>) {
-        match self.map.entry(key) {
-            MapEntry::Occupied(mut slot) => {
-                self.changes.set(slot.key(), &value);
-                self.expiry
-                    .reschedule(slot.key(), slot.get().deadline, deadline);
-                slot.insert(Entry::new(value, deadline));
-            }
-            MapEntry::Vacant(slot) => {
-                self.changes.created(slot.key(), &value);
-                self.expiry.reschedule(slot.key(), None, deadline);
-                slot.insert(Entry::new(value, deadline));
-                self.sized_for = self.sized_for.max(self.map.len());
-            }
+        if let Some(entry) = self.map.get_mut(&key) {
+            self.changes.set(&key, &value);
+            self.expiry.reschedule(&key, entry.deadline, deadline);
+            // The old entry drops here: off the owner task if it is big.
+            *entry = Entry::new(value, deadline);
+        } else {
+            self.changes.created(&key, &value);
+            self.expiry.reschedule(&key, None, deadline);
+            self.map.insert_new(key, Entry::new(value, deadline));
         }
     }
 
@@ -490,22 +464,7 @@ impl Store {
     fn unlink(&mut self, key: &str) -> Option<Entry> {
         let entry = self.map.remove(key)?;
         self.expiry.reschedule(key, entry.deadline, None);
-        self.shrink_if_sparse();
         Some(entry)
-    }
-
-    /// Gives memory back once the map is mostly empty. A `HashMap` keeps the table of its peak,
-    /// so without this a burst of keys that then expire would hold its memory for as long as the
-    /// store lives (`tests/churn.rs` pins it). The size is tracked here because
-    /// `HashMap::capacity` is no guide: slots freed by removals count against it until the next
-    /// rehash, so a table sized for a million keys can report a small capacity. Shrinking to twice
-    /// what is left costs `O(len)` and happens again only after half of that has gone, so it is
-    /// `O(1)` per removal over time.
-    fn shrink_if_sparse(&mut self) {
-        if self.sized_for > SMALL_MAP.max(self.capacity) && self.map.len() < self.sized_for / 4 {
-            self.sized_for = (self.map.len() * 2).max(self.capacity);
-            self.map.shrink_to(self.sized_for);
-        }
     }
 }
 
@@ -554,8 +513,12 @@ pub(crate) type Journaled = (String, Option<(Arc<Value>, Option<Instant>)>);
 impl Drop for Store {
     fn drop(&mut self) {
         if self.map.len() >= lazyfree::BIG {
-            lazyfree::free_items(std::mem::take(&mut self.map));
-            lazyfree::free_later(std::mem::take(&mut self.expiry));
+            let (map, old, keys) = self.map.take_all();
+            lazyfree::free_items(map);
+            if let Some(old) = old {
+                lazyfree::free_items(old);
+            }
+            lazyfree::free_later((keys, std::mem::take(&mut self.expiry)));
         }
     }
 }
@@ -627,7 +590,7 @@ mod tests {
         assert_eq!(sent(), before, "a small value is dropped inline");
 
         store.set("k".into(), big_list(), None, t0).unwrap();
-        let held = Arc::downgrade(&store.map["k"].value);
+        let held = Arc::downgrade(&store.map.get("k").unwrap().value);
         store.delete("k", t0);
         assert_eq!(sent(), before + 1, "deleted");
         lazyfree::flush();

@@ -35,7 +35,7 @@ impl Store {
             }
             return Ok(false);
         }
-        entry.ids = None;
+        entry.drop_ids();
         let left = as_list(&entry.value).len();
         if left == 0 {
             self.remove(key);
@@ -93,5 +93,26 @@ mod tests {
         // An empty or missing list offers nothing.
         let offered = store.list_pop_front_to("inbox", 1, t0, |_| panic!("nothing to offer"));
         assert!(!offered.unwrap());
+    }
+
+    #[test]
+    fn a_served_pop_frees_a_big_id_index_off_the_owner() {
+        let t0 = Instant::now();
+        let mut store = Store::default();
+        let items: Vec<Value> = (0..super::super::lazyfree::BIG)
+            .map(|i| json!({ "id": i }))
+            .collect();
+        store
+            .list_append_unique("inbox".into(), items, "id", None, t0)
+            .unwrap();
+        let before = super::super::lazyfree::SENT.with(std::cell::Cell::get);
+        let delivered = store.list_pop_front_to("inbox", 1, t0, |_| Ok(()));
+        assert!(delivered.unwrap());
+        let sent = super::super::lazyfree::SENT.with(std::cell::Cell::get);
+        assert_eq!(
+            sent,
+            before + 1,
+            "the id index of 64 ids went to the freeing thread"
+        );
     }
 }
