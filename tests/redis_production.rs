@@ -35,6 +35,19 @@ async fn bounded<T>(what: &str, future: impl std::future::Future<Output = T>) ->
         .unwrap_or_else(|_| panic!("{what} hung for {BOUND:?}"))
 }
 
+/// Watches `prefix` on `kv`, sets `key` (under it) to `value`, and checks that the watcher sees
+/// that write.
+#[cfg(feature = "redis")]
+async fn a_watcher_sees_a_set(kv: &KvHandle, prefix: &str, key: &str, value: i64) {
+    let mut events = kv.watch(prefix).await.unwrap();
+    kv.set(key, value).await.unwrap();
+    let event = bounded("watch", futures::StreamExt::next(&mut events))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(event.key(), key);
+}
+
 /// The message and kind of a backend error; panics on anything else.
 #[cfg(feature = "redis")]
 fn backend(result: Result<impl std::fmt::Debug, KvError>) -> (BackendErrorKind, String) {
@@ -125,13 +138,7 @@ mod tls {
         .await
         .unwrap();
         assert_eq!(kv.get("c").await.unwrap().as_deref(), Some(&json!(20)));
-        let mut events = kv.watch("").await.unwrap();
-        kv.set("d", 4).await.unwrap();
-        let event = bounded("watch", futures::StreamExt::next(&mut events))
-            .await
-            .unwrap()
-            .unwrap();
-        assert_eq!(event.key(), "d");
+        a_watcher_sees_a_set(&kv, "", "d", 4).await;
         // Without the CA: the certificate is refused at connect, saying so.
         let refused = bounded(
             "connect",
@@ -502,13 +509,7 @@ mod acl {
             );
             assert_eq!(kv.stats().await.unwrap().entries, 5);
             // The change feed, whose scripts are in the library too: a watch, a blocking pop.
-            let mut events = kv.watch("w").await.unwrap();
-            kv.set("w1", 1).await.unwrap();
-            let event = bounded("watch", futures::StreamExt::next(&mut events))
-                .await
-                .unwrap()
-                .unwrap();
-            assert_eq!(event.key(), "w1");
+            a_watcher_sees_a_set(&kv, "w", "w1", 1).await;
             kv.list_push("jobs", [json!({"id": 1})]).await.unwrap();
             let popped = kv.list_pop_front("jobs", 1).wait(Duration::from_secs(1));
             assert_eq!(popped.await.unwrap(), vec![json!({"id": 1})]);
@@ -839,13 +840,7 @@ mod cluster {
             .await
             .unwrap();
         assert_eq!(tagged.get("b").await.unwrap().as_deref(), Some(&json!(11)));
-        let mut events = tagged.watch("").await.unwrap();
-        tagged.set("c", 3).await.unwrap();
-        let event = bounded("watch", futures::StreamExt::next(&mut events))
-            .await
-            .unwrap()
-            .unwrap();
-        assert_eq!(event.key(), "c");
+        a_watcher_sees_a_set(&tagged, "", "c", 3).await;
     }
 
     /// An ACL user confined to its prefix (set up on every node) runs the calls of a handle on
@@ -905,13 +900,7 @@ mod cluster {
             .unwrap();
             assert_eq!(kv.scan_prefix("").await.unwrap(), vec!["a", "b", "c", "n"]);
             assert_eq!(kv.stats().await.unwrap().entries, 4, "{user}");
-            let mut events = kv.watch("").await.unwrap();
-            kv.set("d", 4).await.unwrap();
-            let event = bounded("watch", futures::StreamExt::next(&mut events))
-                .await
-                .unwrap()
-                .unwrap();
-            assert_eq!(event.key(), "d");
+            a_watcher_sees_a_set(&kv, "", "d", 4).await;
             kv.list_push("jobs", [json!({"id": 1})]).await.unwrap();
             let popped = kv
                 .list_pop_front("jobs", 1)

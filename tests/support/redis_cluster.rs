@@ -12,7 +12,7 @@ use std::collections::HashSet;
 use std::net::TcpListener;
 use std::time::{Duration, Instant};
 
-use super::redis_process::{redis_cli, ScratchDir, ServerProcess};
+use super::redis_process::{cli_with, redis_cli, ScratchDir, ServerProcess};
 use super::redis_server::available;
 use super::redis_tls::Ca;
 
@@ -196,18 +196,9 @@ impl RedisCluster {
     /// `redis-cli -p <port> <args>`'s standard output, trimmed (over TLS for a TLS cluster);
     /// panics when it fails.
     pub fn cli(&self, port: u16, args: &[&str]) -> String {
-        let port = port.to_string();
-        let mut all = tls_args(&self.tls);
-        all.extend(["-h", "127.0.0.1", "-p", &port].map(str::to_owned));
-        all.extend(args.iter().map(|arg| (*arg).to_owned()));
-        let all: Vec<&str> = all.iter().map(String::as_str).collect();
-        let output = redis_cli(&all);
-        assert!(
-            output.status.success(),
-            "redis-cli {all:?} failed: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        String::from_utf8_lossy(&output.stdout).trim().to_owned()
+        let options = tls_args(&self.tls);
+        let options: Vec<&str> = options.iter().map(String::as_str).collect();
+        cli_with(&options, port, args)
     }
 
     /// The URLs of every running node.

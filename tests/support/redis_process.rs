@@ -162,8 +162,14 @@ pub fn redis_cli(args: &[&str]) -> Output {
 
 /// `redis-cli -p <port> <args>`'s standard output, trimmed; panics when it fails to run.
 pub fn cli(port: u16, args: &[&str]) -> String {
+    cli_with(&[], port, args)
+}
+
+/// [`cli`] with `redis-cli` options of its own in front (`--tls --cacert <file>`, say).
+pub fn cli_with(options: &[&str], port: u16, args: &[&str]) -> String {
     let port = port.to_string();
-    let mut all = vec!["-h", "127.0.0.1", "-p", &port];
+    let mut all = options.to_vec();
+    all.extend(["-h", "127.0.0.1", "-p", &port]);
     all.extend_from_slice(args);
     let output = redis_cli(&all);
     assert!(
