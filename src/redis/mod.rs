@@ -368,6 +368,25 @@ impl Owner {
         }
     }
 
+    /// What `update` and `transaction` run with: the scripts and stream, and where their
+    /// `WATCH`/`MULTI`/`EXEC` go (this connection, or a cluster's node connections).
+    fn optimistic(&mut self) -> (optimistic::Env<'_>, optimistic::Target<'_>) {
+        let env = optimistic::Env {
+            scripts: &self.scripts,
+            stream: &self.stream,
+            store: self.store,
+        };
+        let target = match &mut self.cluster {
+            None => optimistic::Target::Server(&mut self.connection),
+            Some(cluster) => optimistic::Target::Cluster {
+                cluster,
+                connection: &mut self.connection,
+                redirects: 0,
+            },
+        };
+        (env, target)
+    }
+
     /// Runs a command that needs round trips of its own, or none.
     async fn alone(&mut self, alone: Alone) {
         match alone {
@@ -414,37 +433,13 @@ impl Owner {
             }
             Alone::Update(Call { args, reply }) => {
                 let Update { key, mut f } = args;
-                let env = optimistic::Env {
-                    scripts: &self.scripts,
-                    stream: &self.stream,
-                    store: self.store,
-                };
-                let mut target = match &mut self.cluster {
-                    None => optimistic::Target::Server(&mut self.connection),
-                    Some(cluster) => optimistic::Target::Cluster {
-                        cluster,
-                        connection: &mut self.connection,
-                        redirects: 0,
-                    },
-                };
+                let (env, mut target) = self.optimistic();
                 let result = optimistic::update(&mut target, &env, key, &mut f).await;
                 let _ = reply.send(result);
             }
             Alone::Transaction(Call { args, reply }) => {
                 let Transaction { prefix, mut f } = args;
-                let env = optimistic::Env {
-                    scripts: &self.scripts,
-                    stream: &self.stream,
-                    store: self.store,
-                };
-                let mut target = match &mut self.cluster {
-                    None => optimistic::Target::Server(&mut self.connection),
-                    Some(cluster) => optimistic::Target::Cluster {
-                        cluster,
-                        connection: &mut self.connection,
-                        redirects: 0,
-                    },
-                };
+                let (env, mut target) = self.optimistic();
                 let result = optimistic::transaction(&mut target, &env, &prefix, &mut f).await;
                 let _ = reply.send(result);
             }

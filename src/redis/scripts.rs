@@ -215,10 +215,12 @@ pub(crate) async fn load<C: ConnectionLike>(
 /// Whether a server error says our functions are not loaded (a restart without persistence, or
 /// `FUNCTION FLUSH`): `ERR Function not found`.
 pub(crate) fn is_not_loaded(error: &ServerError) -> bool {
-    error.code() == "ERR"
-        && error
-            .details()
-            .is_some_and(|details| details.starts_with("Function not found"))
+    says_not_loaded(error.code(), error.details())
+}
+
+/// Whether an error's code and details are the server's `ERR Function not found`.
+fn says_not_loaded(code: &str, details: Option<&str>) -> bool {
+    code == "ERR" && details.is_some_and(|details| details.starts_with("Function not found"))
 }
 
 /// Whether a command's outcome, as an error or as a server error reply, says our functions are
@@ -227,12 +229,9 @@ pub(crate) fn outcome_not_loaded(outcome: &redis::RedisResult<redis::Value>) -> 
     match outcome {
         Ok(redis::Value::ServerError(error)) => is_not_loaded(error),
         Ok(_) => false,
-        Err(error) => {
-            error.code() == Some("ERR")
-                && error
-                    .detail()
-                    .is_some_and(|detail| detail.starts_with("Function not found"))
-        }
+        Err(error) => error
+            .code()
+            .is_some_and(|code| says_not_loaded(code, error.detail())),
     }
 }
 
