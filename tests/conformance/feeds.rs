@@ -629,6 +629,21 @@ mod on_redis {
         assert_eq!(*value, json!([1, 2]));
     }
 
+    /// The ids of the feed connections (`ekv:feed`) the server has now.
+    async fn feed_connections(redis: &mut redis::aio::MultiplexedConnection) -> Vec<String> {
+        let clients: String = redis::cmd("CLIENT")
+            .arg("LIST")
+            .query_async(redis)
+            .await
+            .unwrap();
+        clients
+            .lines()
+            .filter(|line| line.contains(" name=ekv:feed "))
+            .filter_map(|line| line.split(' ').find_map(|f| f.strip_prefix("id=")))
+            .map(str::to_owned)
+            .collect()
+    }
+
     /// The feed's connection is killed: it reconnects and goes on from where it was, nothing
     /// lost or repeated, and a parked wait is still woken.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -656,21 +671,12 @@ mod on_redis {
         let _: () = add(1).query_async(&mut redis).await.unwrap();
         assert_eq!(next(&mut events).await.unwrap(), set("n", json!(1)));
         // The feed's connection is named.
-        let clients: String = redis::cmd("CLIENT")
-            .arg("LIST")
-            .query_async(&mut redis)
-            .await
-            .unwrap();
-        let feed: Vec<&str> = clients
-            .lines()
-            .filter(|line| line.contains(" name=ekv:feed "))
-            .filter_map(|line| line.split(' ').find_map(|f| f.strip_prefix("id=")))
-            .collect();
-        assert_eq!(feed.len(), 1, "{clients}");
+        let feed = feed_connections(&mut redis).await;
+        assert_eq!(feed.len(), 1, "{feed:?}");
         let _: () = redis::cmd("CLIENT")
             .arg("KILL")
             .arg("ID")
-            .arg(feed[0])
+            .arg(&feed[0])
             .query_async(&mut redis)
             .await
             .unwrap();
