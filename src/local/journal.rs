@@ -336,11 +336,15 @@ pub(crate) fn open(
     durability: Durability,
     max_entries: Option<usize>,
 ) -> Result<(Journal, Vec<Loaded>), KvError> {
+    // Looked up before the attempt too: a store closing its file may finish (and leave the
+    // table) between this attempt's refusal and a look after it.
+    let before = open_file(path);
     match open_once(path, durability, max_entries) {
         Err(KvError::Durable {
             kind: DurableErrorKind::Locked,
             ..
-        }) if open_file(path)
+        }) if before
+            .or_else(|| open_file(path))
             .is_some_and(|file| file.is_closing() && file.wait_closed(CLOSE_WAIT)) =>
         {
             open_once(path, durability, max_entries)
