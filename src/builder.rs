@@ -397,12 +397,15 @@ impl KvBuilder {
         })??;
         // TTLs become deadlines on tokio's clock here, on the runtime (paused in tests).
         let now = tokio::time::Instant::now();
-        let loaded = loaded
+        let loaded: Vec<_> = loaded
             .into_iter()
             .map(|(key, value, left)| (key, value, left.and_then(|left| now.checked_add(left))))
             .collect();
         let store = StoreId::new();
-        let sender = local::spawn_durable(self.local_config(store), journal, loaded);
+        let mut config = self.local_config(store);
+        // The table is sized for what the file holds, so loading it never grows the table.
+        config.capacity = config.capacity.max(loaded.len());
+        let sender = local::spawn_durable(config, journal, loaded);
         Ok(KvHandle::new(Mailbox::new(sender, self.prefix, store)))
     }
 

@@ -451,9 +451,13 @@ fn open_once(
             .map_err(|e| classify("cannot read the table", e))?;
         while let Some(row) = rows.next().map_err(|e| classify("cannot read", e))? {
             let key: String = row.get(0).map_err(|e| corrupt(path, e))?;
-            let text: String = row.get(1).map_err(|e| corrupt(path, e))?;
+            // The text is parsed where SQLite holds it, not copied out first.
+            let text = row
+                .get_ref(1)
+                .and_then(|text| text.as_str().map_err(Into::into))
+                .map_err(|e| corrupt(path, e))?;
             let at: Option<i64> = row.get(2).map_err(|e| corrupt(path, e))?;
-            let value = parse(&text).map_err(|why| KvError::Durable {
+            let value = parse(text).map_err(|why| KvError::Durable {
                 path: path.to_owned(),
                 kind: DurableErrorKind::Corrupt,
                 message: format!("the value of key `{key}` is not JSON this crate stores: {why}"),
