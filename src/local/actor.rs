@@ -73,10 +73,14 @@ impl Owner {
     }
 
     /// After a batch: hands the journal the changes so far if it is ready for them.
+    ///
+    /// Returns whether the owner is to yield and take another turn before it waits: it has just
+    /// answered writers, whose next writes are to join the next hand-off.
     #[cfg(feature = "durable")]
-    fn journal_batch(&mut self, now: Instant) {
-        if let Some(journal) = &mut self.journal {
-            journal.flush(&mut self.store, now);
+    fn journal_batch(&mut self, now: Instant, full: bool) -> bool {
+        match &mut self.journal {
+            Some(journal) => journal.flush(&mut self.store, now, full),
+            None => false,
         }
     }
 
@@ -113,6 +117,10 @@ impl Owner {
         #[cfg(not(feature = "durable"))]
         let journal_ready: Option<std::sync::Arc<tokio::sync::Notify>> = None;
 
+        // Set when the owner is to take another turn at once, after yielding to the callers it
+        // has just answered (a durable store's group commit, `Journal::flush`).
+        #[cfg_attr(not(feature = "durable"), allow(unused_mut))]
+        let mut again = false;
         loop {
             let expiry = self
                 .config
@@ -130,13 +138,23 @@ impl Owner {
                 }
             }
 
+            if again {
+                tokio::task::yield_now().await;
+            }
             let held_back = self.held_back();
+            // Whether this turn took a full batch from the mailbox: more commands may be waiting.
+            #[cfg(feature = "durable")]
+            let mut full = false;
             tokio::select! {
                 // Commands first: expiry is housekeeping and may wait for the next turn.
                 biased;
                 received = mailbox.recv_many(&mut batch, BATCH), if !held_back => {
                     if received == 0 {
                         break; // every handle is gone
+                    }
+                    #[cfg(feature = "durable")]
+                    {
+                        full = received == BATCH;
                     }
                     #[cfg(feature = "durable")]
                     if let Some(journal) = &mut self.journal {
@@ -158,6 +176,7 @@ impl Owner {
                 }
                 () = &mut timer, if next_deadline.is_some() => {}
                 () = ready(journal_ready.as_deref()), if journal_ready.is_some() => {}
+                () = std::future::ready(()), if again => {}
             }
 
             let now = Instant::now();
@@ -170,7 +189,9 @@ impl Owner {
             }
             self.feeds.publish(&mut self.store, now);
             #[cfg(feature = "durable")]
-            self.journal_batch(now);
+            {
+                again = self.journal_batch(now, full);
+            }
         }
 
         drop(mailbox);

@@ -9,7 +9,13 @@
 //! final state (the stored `Arc<Value>` and its deadline, or "gone") and the held answers. The
 //! thread serializes the values first (so that it holds the owner's `Arc`s only that long: a list
 //! the owner changes meanwhile is copied, as it would be for a reader), writes them in one SQLite
-//! transaction, commits (synced), sends the answers, and says it is ready again.
+//! transaction, commits (synced), leaves the answers for the owner, and says it is ready again.
+//!
+//! **Group commit.** The owner sends a commit's answers itself, on the runtime, then yields and
+//! takes the commands waiting in its mailbox (up to [`GATHER`] full batches) before the next
+//! hand-off. The callers just answered usually write again at once, so their writes join that
+//! hand-off instead of the one after it: with 256 writers, a commit holds each writer's next
+//! write, where handing off at once would split them over two commits that alternate.
 //!
 //! So at most one hand-off is in flight, and what waits is bounded by the keys changed since
 //! (the store's size, plus keys deleted since): the channel needs no bound. Should those changes
@@ -54,6 +60,11 @@ pub(crate) const FORMAT: i32 = 1;
 /// the common case the owner never waits.
 pub(crate) const BACKLOG: u64 = 1 << 20;
 
+/// How many full batches of commands the owner takes, after answering a commit, before it hands
+/// off the next changes while commands keep coming: the answered callers' next writes join the
+/// next commit, and a stream of commands cannot hold a commit back for longer than this many.
+const GATHER: u8 = 8;
+
 /// How long a `durable(path)` waits for a store of this process whose handles are all gone to
 /// close the same file, before it is refused as locked.
 const CLOSE_WAIT: Duration = Duration::from_secs(10);
@@ -83,8 +94,35 @@ struct Shared {
     failure: OnceLock<KvError>,
     /// Set by the journal thread when it wants the next hand-off; taken by the owner with it.
     ready: AtomicBool,
+    /// The answers of the last committed hand-off, and the commit's error if it failed: left by
+    /// the journal thread, sent by the owner task (see [`Journal::answer_committed`]).
+    committed: Mutex<Option<Committed>>,
     /// Wakes the owner task when the thread becomes ready.
     wake: Arc<Notify>,
+}
+
+/// A committed hand-off's answers and what came of the commit.
+struct Committed {
+    acks: Vec<Ack>,
+    error: Option<KvError>,
+}
+
+impl std::fmt::Debug for Committed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Committed")
+            .field("acks", &self.acks.len())
+            .field("error", &self.error)
+            .finish()
+    }
+}
+
+impl Committed {
+    /// Sends every answer.
+    fn answer(self) {
+        for ack in self.acks {
+            ack(self.error.as_ref().map(copy_error));
+        }
+    }
 }
 
 /// The owner task's side of the journal.
@@ -98,6 +136,9 @@ pub(crate) struct Journal {
     parked: Vec<Detached>,
     /// The store's change count at the last hand-off.
     handed: u64,
+    /// How many more full batches the owner may take, after answering a commit, before it hands
+    /// off the next changes ([`GATHER`]).
+    gathering: u8,
     /// How many changes may wait before the owner is held back ([`BACKLOG`]).
     backlog: u64,
     /// This store's entry in the process's table of open files.
@@ -156,11 +197,41 @@ impl Journal {
 
     /// After a batch: holds the answers of parked commands that answered, and if the journal
     /// thread is ready and anything waits, hands it the changes and the held answers.
-    pub(crate) fn flush(&mut self, store: &mut Store, now: Instant) {
+    ///
+    /// Returns whether it sent the answers of a commit instead: the next hand-off then waits for
+    /// the owner's next turn (see [`Journal::answer_committed`]).
+    pub(crate) fn flush(&mut self, store: &mut Store, now: Instant, full: bool) -> bool {
+        if self.answer_committed() {
+            self.gathering = GATHER;
+            return true;
+        }
         self.poll_parked();
+        if full && self.gathering > 0 {
+            self.gathering -= 1;
+            return true;
+        }
+        self.gathering = 0;
         let due = store.marks() != self.handed || !self.acks.is_empty();
         if due && self.shared.ready.swap(false, Ordering::AcqRel) {
             self.hand_off(store, now);
+        }
+        false
+    }
+
+    /// Sends the answers of the last commit, if the journal thread has left any; whether it did.
+    ///
+    /// They are sent here, on the runtime, rather than by the journal thread, for group commit:
+    /// the callers just answered are likely to write again at once, so the owner sends their
+    /// answers, lets them run (it yields once) and takes what they send before the next hand-off,
+    /// which then holds their writes too instead of leaving them for the commit after.
+    fn answer_committed(&self) -> bool {
+        let committed = self.shared.committed.lock().ok().and_then(|mut slot| slot.take());
+        match committed {
+            Some(committed) => {
+                committed.answer();
+                true
+            }
+            None => false,
         }
     }
 
@@ -205,6 +276,7 @@ impl Journal {
     /// that the file can be opened again at once.
     pub(crate) async fn close(mut self, store: &mut Store, now: Instant) {
         self.open.closing.store(true, Ordering::Release);
+        self.answer_committed();
         self.poll_parked();
         if store.marks() != self.handed || !self.acks.is_empty() {
             self.hand_off(store, now);
@@ -213,6 +285,7 @@ impl Journal {
         if self.sender.send(ToJournal::Close(done)).is_ok() {
             let _ = closed.await;
         }
+        self.answer_committed();
     }
 }
 
@@ -521,6 +594,7 @@ fn open_once(
         acks: Vec::new(),
         parked: Vec::new(),
         handed: 0,
+        gathering: 0,
         backlog: BACKLOG,
         open,
     };
@@ -617,7 +691,8 @@ impl Thread {
         self.shared.wake.notify_one();
     }
 
-    /// Writes the changes in one transaction, commits, and sends the held answers.
+    /// Writes the changes in one transaction, commits, and leaves the held answers for the owner
+    /// task to send.
     fn commit(&mut self, changes: Vec<Journaled>, now: Instant, wall: SystemTime, acks: Vec<Ack>) {
         let outcome = match self.shared.failure.get() {
             Some(_) => Err(None), // refused since an earlier commit failed
@@ -638,8 +713,20 @@ impl Thread {
             }
             Err(None) => self.shared.failure.get().map(copy_error),
         };
-        for ack in acks {
-            ack(error.as_ref().map(copy_error));
+        if acks.is_empty() {
+            return;
+        }
+        // Answers are held only under `EveryBatch`, where the thread says it is ready right after
+        // this, which wakes the owner for both. (Woken for the answers alone, it would hand off
+        // the next changes before the callers answered could add theirs.) The owner takes a
+        // commit's answers before it hands off the next changes, so none are left in the slot;
+        // should some be, they are sent here.
+        let earlier = match self.shared.committed.lock() {
+            Ok(mut slot) => slot.replace(Committed { acks, error }),
+            Err(_) => Some(Committed { acks, error }),
+        };
+        if let Some(earlier) = earlier {
+            earlier.answer();
         }
     }
 
@@ -754,7 +841,7 @@ mod tests {
             .set("first".into(), Value::from(0), None, now)
             .unwrap();
         // Handed off at once (the thread was ready), which keeps the thread busy for an hour.
-        journal.flush(&mut store, now);
+        journal.flush(&mut store, now, false);
         assert!(!journal.shared.ready.load(Ordering::Acquire));
         for i in 0..10 {
             // One key, rewritten: one row to write, but ten changes.
@@ -766,12 +853,12 @@ mod tests {
             .unwrap();
         assert!(journal.backlogged(store.marks()));
         // Nothing is handed off while the thread is busy.
-        journal.flush(&mut store, now);
+        journal.flush(&mut store, now, false);
         assert!(journal.backlogged(store.marks()));
         // Ready (as the thread says after its interval): no longer held back, and handed off.
         journal.shared.ready.store(true, Ordering::Release);
         assert!(!journal.backlogged(store.marks()));
-        journal.flush(&mut store, now);
+        journal.flush(&mut store, now, false);
         assert_eq!(journal.handed, store.marks());
         assert!(!journal.backlogged(store.marks()));
         let runtime = tokio::runtime::Builder::new_current_thread()
@@ -793,6 +880,69 @@ mod tests {
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
         assert_eq!(rows, expected);
+    }
+
+    /// Group commit: a commit's answers are sent by the owner, which then takes up to [`GATHER`]
+    /// more full batches before it hands off the next changes, so that the writers it answered
+    /// join them; no more than that, and at once when the mailbox is drained.
+    #[test]
+    fn after_answering_a_commit_the_owner_gathers_a_bounded_number_of_batches() {
+        let path = temp_file("gather");
+        let (mut journal, _) = open(&path, Durability::EveryBatch, None).unwrap();
+        let mut store = Store::new(crate::closure::StoreId::new(), None, 0);
+        store.start_journal();
+        let now = Instant::now();
+        let (answered, answers) = std::sync::mpsc::channel();
+        let ack = |name: &'static str| -> Ack {
+            let answered = answered.clone();
+            Box::new(move |error: Option<KvError>| {
+                let _ = answered.send((name, error.is_none()));
+            })
+        };
+        store.set("a".into(), Value::from(1), None, now).unwrap();
+        journal.hold(ack("a"));
+        // The thread is ready: handed off at once, and nothing is answered before the commit.
+        assert!(!journal.flush(&mut store, now, false));
+        assert_eq!(journal.handed, store.marks());
+        let committed = std::time::Instant::now();
+        while !journal.shared.ready.load(Ordering::Acquire) {
+            assert!(committed.elapsed() < Duration::from_secs(10), "no commit");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        assert!(answers.try_recv().is_err(), "answered by the journal thread");
+
+        store.set("b".into(), Value::from(2), None, now).unwrap();
+        journal.hold(ack("b"));
+        // This turn sends the commit's answers and hands off nothing.
+        assert!(journal.flush(&mut store, now, false));
+        assert_eq!(answers.try_recv().unwrap(), ("a", true));
+        assert_ne!(journal.handed, store.marks());
+        // Full batches keep coming: the owner takes GATHER more before it hands off.
+        for _ in 0..GATHER {
+            assert!(journal.flush(&mut store, now, true));
+            assert_ne!(journal.handed, store.marks());
+        }
+        assert!(!journal.flush(&mut store, now, true));
+        assert_eq!(journal.handed, store.marks());
+
+        // Once the mailbox is drained, the hand-off is at once.
+        let committed = std::time::Instant::now();
+        while !journal.shared.ready.load(Ordering::Acquire) {
+            assert!(committed.elapsed() < Duration::from_secs(10), "no commit");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        store.set("c".into(), Value::from(3), None, now).unwrap();
+        journal.hold(ack("c"));
+        assert!(journal.flush(&mut store, now, false));
+        assert_eq!(answers.try_recv().unwrap(), ("b", true));
+        assert!(!journal.flush(&mut store, now, false));
+        assert_eq!(journal.handed, store.marks());
+        // The close sends the last commit's answers.
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        runtime.block_on(journal.close(&mut store, now));
+        assert_eq!(answers.try_recv().unwrap(), ("c", true));
     }
 
     #[test]
