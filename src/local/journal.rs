@@ -225,7 +225,12 @@ impl Journal {
     /// answers, lets them run (it yields once) and takes what they send before the next hand-off,
     /// which then holds their writes too instead of leaving them for the commit after.
     fn answer_committed(&self) -> bool {
-        let committed = self.shared.committed.lock().ok().and_then(|mut slot| slot.take());
+        let committed = self
+            .shared
+            .committed
+            .lock()
+            .ok()
+            .and_then(|mut slot| slot.take());
         match committed {
             Some(committed) => {
                 committed.answer();
@@ -909,7 +914,10 @@ mod tests {
             assert!(committed.elapsed() < Duration::from_secs(10), "no commit");
             std::thread::sleep(Duration::from_millis(1));
         }
-        assert!(answers.try_recv().is_err(), "answered by the journal thread");
+        assert!(
+            answers.try_recv().is_err(),
+            "answered by the journal thread"
+        );
 
         store.set("b".into(), Value::from(2), None, now).unwrap();
         journal.hold(ack("b"));
