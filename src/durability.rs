@@ -22,8 +22,10 @@ pub enum Durability {
     /// A call that changed something (a write, a pop, a closure) is answered only once its
     /// change is committed (and synced) to the file: an OK survives a crash or a power cut. A
     /// waiting `list_pop_front` served by a push is answered after its removal is committed too.
-    /// Every command that came while the previous commit ran shares the next one, so many
-    /// concurrent writers cost one sync per commit, not per write. Reads are answered at once.
+    /// Every command that came while the previous commit ran shares the next one, and so do
+    /// the next writes of the callers that commit answered (the store lets them run before it
+    /// starts the next commit), so many concurrent writers cost one sync per commit, not per
+    /// write. Reads are answered at once.
     ///
     /// ```no_run
     /// use ephemeral_kv::{Durability, KvHandle};
