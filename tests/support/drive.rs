@@ -17,10 +17,18 @@ const CALL_TIMEOUT: Duration = Duration::from_secs(365 * 24 * 3600);
 
 /// Starts a store with `setup` and returns one handle per entry of [`HANDLES`].
 pub fn spawn(setup: Setup) -> Vec<KvHandle> {
-    let kv = KvHandle::builder()
+    handles(&builder(setup).spawn())
+}
+
+/// The builder of a store with `setup`.
+pub fn builder(setup: Setup) -> ephemeral_kv::KvBuilder {
+    KvHandle::builder()
         .prefix(setup.prefix)
         .active_expiry(setup.active_expiry)
-        .spawn();
+}
+
+/// One handle on `kv` per entry of [`HANDLES`].
+pub fn handles(kv: &KvHandle) -> Vec<KvHandle> {
     HANDLES
         .iter()
         .map(|(_, prefix)| kv.with_prefix(prefix))
@@ -256,7 +264,16 @@ fn typed<T: serde::Serialize>(
 ///
 /// Must run on a current-thread runtime with the clock paused.
 pub async fn check(script: &Script, final_keys: &[String]) -> Result<(), String> {
-    let kvs = spawn(script.setup);
+    check_on(&spawn(script.setup), script, final_keys).await
+}
+
+/// [`check`], on the store behind `kvs` (one handle per entry of [`HANDLES`], freshly built with
+/// `script.setup`).
+pub async fn check_on(
+    kvs: &[KvHandle],
+    script: &Script,
+    final_keys: &[String],
+) -> Result<(), String> {
     let mut model = Model::new(script.setup, Instant::now());
     let final_check = (0..HANDLES.len())
         .map(|h| Op::Mget {
@@ -266,7 +283,7 @@ pub async fn check(script: &Script, final_keys: &[String]) -> Result<(), String>
         .chain([Op::Stats { h: 0 }]);
     let steps = script.ops.iter().cloned().chain(final_check);
     for (index, op) in steps.enumerate() {
-        let got = answer(&op, &kvs)
+        let got = answer(&op, kvs)
             .await
             .map_err(|error| format!("step {index}: {error}"))?;
         let allowed = model.apply(&op);
