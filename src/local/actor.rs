@@ -155,10 +155,9 @@ impl Owner {
                     #[cfg(feature = "durable")]
                     {
                         full = received == BATCH;
-                    }
-                    #[cfg(feature = "durable")]
-                    if let Some(journal) = &mut self.journal {
-                        journal.poll_parked();
+                        if let Some(journal) = &mut self.journal {
+                            journal.poll_parked();
+                        }
                     }
                     for message in batch.drain(..) {
                         self.receive(message);

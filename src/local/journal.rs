@@ -198,8 +198,10 @@ impl Journal {
     /// After a batch: holds the answers of parked commands that answered, and if the journal
     /// thread is ready and anything waits, hands it the changes and the held answers.
     ///
-    /// Returns whether it sent the answers of a commit instead: the next hand-off then waits for
-    /// the owner's next turn (see [`Journal::answer_committed`]).
+    /// Returns whether the owner is to take another turn before the next hand-off: this call sent
+    /// a commit's answers instead (see [`Journal::answer_committed`]), or the owner is still
+    /// gathering the writes that follow them (`full`: its last turn took a full batch; at most
+    /// [`GATHER`] such turns).
     pub(crate) fn flush(&mut self, store: &mut Store, now: Instant, full: bool) -> bool {
         if self.answer_committed() {
             self.gathering = GATHER;
@@ -211,8 +213,7 @@ impl Journal {
             return true;
         }
         self.gathering = 0;
-        let due = store.marks() != self.handed || !self.acks.is_empty();
-        if due && self.shared.ready.swap(false, Ordering::AcqRel) {
+        if self.due(store) && self.shared.ready.swap(false, Ordering::AcqRel) {
             self.hand_off(store, now);
         }
         false
@@ -225,6 +226,9 @@ impl Journal {
     /// answers, lets them run (it yields once) and takes what they send before the next hand-off,
     /// which then holds their writes too instead of leaving them for the commit after.
     fn answer_committed(&self) -> bool {
+        if !self.every_batch {
+            return false; // answers are held only under `EveryBatch`
+        }
         let committed = self
             .shared
             .committed
@@ -259,6 +263,11 @@ impl Journal {
         self.acks.extend(acks);
     }
 
+    /// Whether anything waits for a hand-off: changes since the last one, or held answers.
+    fn due(&self, store: &Store) -> bool {
+        store.marks() != self.handed || !self.acks.is_empty()
+    }
+
     /// Sends the journal thread every change since the last hand-off, and the held answers.
     fn hand_off(&mut self, store: &mut Store, now: Instant) {
         self.handed = store.marks();
@@ -283,7 +292,7 @@ impl Journal {
         self.open.closing.store(true, Ordering::Release);
         self.answer_committed();
         self.poll_parked();
-        if store.marks() != self.handed || !self.acks.is_empty() {
+        if self.due(store) {
             self.hand_off(store, now);
         }
         let (done, closed) = oneshot::channel();
@@ -887,6 +896,24 @@ mod tests {
         assert_eq!(rows, expected);
     }
 
+    /// Waits, up to 10 s, for the journal thread to be ready again after a hand-off: woken by its
+    /// `Notify`, as the owner task is (the thread is a real one, so the clock is the real one).
+    fn wait_for_commit(journal: &Journal) {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            tokio::time::timeout(Duration::from_secs(10), async {
+                while !journal.shared.ready.load(Ordering::Acquire) {
+                    journal.shared.wake.notified().await;
+                }
+            })
+            .await
+            .expect("the journal thread commits within 10 s");
+        });
+    }
+
     /// Group commit: a commit's answers are sent by the owner, which then takes up to [`GATHER`]
     /// more full batches before it hands off the next changes, so that the writers it answered
     /// join them; no more than that, and at once when the mailbox is drained.
@@ -909,11 +936,7 @@ mod tests {
         // The thread is ready: handed off at once, and nothing is answered before the commit.
         assert!(!journal.flush(&mut store, now, false));
         assert_eq!(journal.handed, store.marks());
-        let committed = std::time::Instant::now();
-        while !journal.shared.ready.load(Ordering::Acquire) {
-            assert!(committed.elapsed() < Duration::from_secs(10), "no commit");
-            std::thread::sleep(Duration::from_millis(1));
-        }
+        wait_for_commit(&journal);
         assert!(
             answers.try_recv().is_err(),
             "answered by the journal thread"
@@ -934,11 +957,7 @@ mod tests {
         assert_eq!(journal.handed, store.marks());
 
         // Once the mailbox is drained, the hand-off is at once.
-        let committed = std::time::Instant::now();
-        while !journal.shared.ready.load(Ordering::Acquire) {
-            assert!(committed.elapsed() < Duration::from_secs(10), "no commit");
-            std::thread::sleep(Duration::from_millis(1));
-        }
+        wait_for_commit(&journal);
         store.set("c".into(), Value::from(3), None, now).unwrap();
         journal.hold(ack("c"));
         assert!(journal.flush(&mut store, now, false));
