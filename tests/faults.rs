@@ -310,6 +310,37 @@ async fn shutdown_with_thousands_of_calls_in_flight_answers_each_or_closes_it() 
     );
 }
 
+/// A call that takes a place in the mailbox just as the owner task closes it (tokio's channel lets
+/// a sender that got room before the close put its command in afterwards) is still refused: the
+/// owner takes what is left until the channel is empty, instead of leaving it to wait for an
+/// answer as long as any handle lives. The window is narrow, so this races many small stores.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_call_that_gets_room_as_the_mailbox_closes_is_refused_not_left_waiting() {
+    const CALLERS: u64 = 48;
+    for round in 0..3000 {
+        let kv = KvBuilder::new().mailbox_capacity(2).spawn();
+        kv.set("fixed", 7).await.unwrap();
+        let mut calls = JoinSet::new();
+        for id in 0..CALLERS / 2 {
+            spawn_call(&mut calls, &kv, id);
+        }
+        let stopping = tokio::spawn({
+            let kv = kv.clone();
+            async move { kv.shutdown().await }
+        });
+        for id in CALLERS / 2..CALLERS {
+            spawn_call(&mut calls, &kv, id);
+        }
+        stopping.await.unwrap();
+        let outcomes = tokio::time::timeout(Duration::from_secs(10), calls.join_all())
+            .await
+            .unwrap_or_else(|_| panic!("round {round}: a call was left waiting after shutdown"));
+        assert_eq!(outcomes.len(), CALLERS as usize);
+        judge(outcomes);
+        assert_stopped(&kv).await;
+    }
+}
+
 /// The same, in an order the current-thread runtime makes exact: the calls queued before the
 /// shutdown are all answered, the ones queued after it all get `Closed`.
 #[tokio::test]

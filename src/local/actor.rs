@@ -23,6 +23,7 @@ use crate::command::{
     Mset, Op, Reply, ScanPrefix, Set, SetIfAbsent, Transaction, Update, Watch,
 };
 use crate::error::KvError;
+use crate::mailbox::refuse_the_rest;
 
 /// How many commands the owner takes from the mailbox at once. Draining in batches saves a trip
 /// through the channel's wake-up machinery per command when many callers are busy.
@@ -169,7 +170,7 @@ impl Owner {
                     if self.shutdown.is_some() {
                         // Commands queued after the shutdown are dropped unanswered: their callers
                         // get `KvError::Closed`, as does every later call.
-                        mailbox.close();
+                        refuse_the_rest(&mut mailbox).await;
                         break;
                     }
                 }

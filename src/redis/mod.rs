@@ -42,6 +42,7 @@ use tracing::Instrument;
 use crate::closure::StoreId;
 use crate::command::{Call, Command, Message, Reply, ScanPrefix, Transaction, Update};
 use crate::error::{BackendErrorKind, KvError};
+use crate::mailbox::refuse_the_rest;
 use crate::stats::Stats;
 use connection::Connection;
 use exec::{connection_error, plan, Alone, Pipelined, Step};
@@ -322,7 +323,7 @@ impl Owner {
             if shutdown.is_some() {
                 // As in-process: commands queued after the shutdown get `KvError::Closed`, and so
                 // do pending `wait_for` calls, dropped with the owner.
-                mailbox.close();
+                refuse_the_rest(&mut mailbox).await;
                 break;
             }
         }
