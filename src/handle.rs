@@ -890,11 +890,16 @@ impl KvHandle {
     /// writes a key twice shows only where it left it, and a transaction that creates a key and
     /// deletes it again sends nothing for it, since no call could have seen it.
     ///
-    /// Each unread [`WatchEvent::Set`](crate::WatchEvent::Set) holds the value as it was then,
-    /// shared with the store. For a list that keeps growing, that means one version of the list
-    /// per unread event, and each append has to copy the list once (the store cannot change in
-    /// place a version someone still holds): read the stream promptly, or give it a small
-    /// [`capacity`](Watch::capacity), when it watches long lists.
+    /// What a stream costs: each unread [`WatchEvent::Set`](crate::WatchEvent::Set) holds the
+    /// value as it was then, shared with the store, not copied. A list changed in place
+    /// (`list_push`, `list_append_unique`, `list_pop_front`) is the exception that would cost a
+    /// copy of the list per event, so the stream holds, for such a list, the first version it was
+    /// sent and then only what each change took off the front and added at the end, and rebuilds
+    /// each version when it is read (in the reading task). An unread stream on a list that keeps
+    /// growing therefore costs one copy of the list, made by the store at the first change after
+    /// the stream took a version (as for any caller still holding one), and a copy of each
+    /// appended item. The in-process store only; on Redis every event's value is read from the
+    /// server anyway.
     ///
     /// # Errors
     /// [`KvError::Closed`] if the store has stopped; on Redis, [`KvError::Backend`] if the change

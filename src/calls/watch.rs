@@ -8,16 +8,16 @@
 use std::fmt;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
+use std::task::{ready, Context, Poll};
 
-use futures::stream::{BoxStream, Stream};
+use futures::stream::Stream;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
-use tokio::sync::broadcast::{self, error::RecvError};
 
 use super::pending::{Pending, Request};
 use crate::command::{self, Change, ChangeKind};
 use crate::error::KvError;
+use crate::feed_queue::{FeedReceiver, Received};
 use crate::mailbox::{relative_key, Mailbox};
 use crate::value::decode;
 
@@ -220,7 +220,7 @@ impl Request for WatchArgs {
 
     fn output(
         prefix: String,
-        receiver: broadcast::Receiver<Change>,
+        receiver: FeedReceiver,
         mailbox: &Mailbox,
     ) -> Result<WatchStream, KvError> {
         Ok(WatchStream::new(receiver, mailbox.prefix().len(), prefix))
@@ -229,7 +229,7 @@ impl Request for WatchArgs {
 
 impl Watch<'_> {
     /// How many events the stream holds for its reader (default 1024, at least 1, at most
-    /// [`MAX_WATCH_CAPACITY`]; the buffer may be rounded up to a power of two). When the reader
+    /// [`MAX_WATCH_CAPACITY`]). When the reader
     /// falls further behind, the oldest events are dropped and the stream yields
     /// [`KvError::Lagged`] with their number; the store itself never waits.
     ///
@@ -276,40 +276,25 @@ impl Watch<'_> {
 pub struct WatchStream {
     /// The full watched prefix, for [`KvError::Lagged`].
     prefix: String,
-    inner: BoxStream<'static, Result<WatchEvent, KvError>>,
+    receiver: FeedReceiver,
+    /// How long the handle's own prefix is, to take off each event's key.
+    strip: usize,
 }
 
 impl WatchStream {
-    fn new(receiver: broadcast::Receiver<Change>, strip: usize, prefix: String) -> WatchStream {
-        // The prefix lives in the unfold state, so it is copied only to name it in a lag error.
-        let state = (receiver, prefix.clone());
-        let inner = futures::stream::unfold(state, move |(mut receiver, lag_prefix)| async move {
-            let item = match receiver.recv().await {
-                Ok(Change {
-                    kind: ChangeKind::Missed(missed),
-                    ..
-                }) => {
-                    tracing::warn!(prefix = %lag_prefix, missed, "watch feed lost changes");
-                    Err(KvError::Lagged {
-                        prefix: lag_prefix.clone(),
-                        missed,
-                    })
-                }
-                Ok(change) => Ok(WatchEvent::from_change(change, strip)),
-                Err(RecvError::Lagged(missed)) => {
-                    tracing::warn!(prefix = %lag_prefix, missed, "watch stream fell behind");
-                    Err(KvError::Lagged {
-                        prefix: lag_prefix.clone(),
-                        missed,
-                    })
-                }
-                Err(RecvError::Closed) => return None,
-            };
-            Some((item, (receiver, lag_prefix)))
-        });
+    fn new(receiver: FeedReceiver, strip: usize, prefix: String) -> WatchStream {
         WatchStream {
             prefix,
-            inner: Box::pin(inner),
+            receiver,
+            strip,
+        }
+    }
+
+    /// The error for `missed` events lost on the way to this stream.
+    fn lagged(&self, missed: u64) -> KvError {
+        KvError::Lagged {
+            prefix: self.prefix.clone(),
+            missed,
         }
     }
 
@@ -340,6 +325,21 @@ impl Stream for WatchStream {
     type Item = Result<WatchEvent, KvError>;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        self.inner.as_mut().poll_next(cx)
+        let item = match ready!(self.receiver.poll_recv(cx)) {
+            None => return Poll::Ready(None),
+            Some(Received::Change(Change {
+                kind: ChangeKind::Missed(missed),
+                ..
+            })) => {
+                tracing::warn!(prefix = %self.prefix, missed, "watch feed lost changes");
+                Err(self.lagged(missed))
+            }
+            Some(Received::Change(change)) => Ok(WatchEvent::from_change(change, self.strip)),
+            Some(Received::Lagged(missed)) => {
+                tracing::warn!(prefix = %self.prefix, missed, "watch stream fell behind");
+                Err(self.lagged(missed))
+            }
+        };
+        Poll::Ready(Some(item))
     }
 }

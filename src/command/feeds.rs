@@ -5,10 +5,9 @@ use std::collections::HashMap;
 use std::hash::BuildHasher;
 use std::sync::Arc;
 
-use serde_json::Value;
-use tokio::sync::broadcast;
-
 use super::{Op, Reply, Subject};
+use crate::feed_queue::FeedReceiver;
+use serde_json::Value;
 
 /// Open a change feed of every later change under `prefix`, holding up to `capacity` unread
 /// changes; answer with its receiving end.
@@ -21,7 +20,7 @@ pub struct Watch {
 impl Op for Watch {
     const NAME: &'static str = "watch";
     const WRITES: bool = false;
-    type Answer = broadcast::Receiver<Change>;
+    type Answer = FeedReceiver;
     fn subject(&self) -> Subject {
         Subject::prefix(&self.prefix)
     }

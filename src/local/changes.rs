@@ -17,6 +17,7 @@ use foldhash::HashMap;
 use serde_json::Value;
 
 use crate::command::{Change, ChangeKind};
+use crate::feed_queue::ListDelta;
 
 /// The changes not yet handed to watchers, recorded only while someone listens.
 #[derive(Debug, Default)]
@@ -44,6 +45,16 @@ struct Dirty {
 struct Recorded {
     change: Change,
     created: bool,
+    /// For a list changed in place: how, so that a feed can send that instead of the list.
+    delta: Option<Arc<ListDelta>>,
+}
+
+/// One change as the log hands it on: the change, and for a list changed in place, how it changed
+/// ([`FeedSender::send_list`](crate::feed_queue::FeedSender::send_list)).
+#[derive(Debug)]
+pub(crate) struct Taken {
+    pub(crate) change: Change,
+    pub(crate) delta: Option<Arc<ListDelta>>,
 }
 
 /// What a key was, to calls, before the command that changed it.
@@ -75,27 +86,39 @@ impl ChangeLog {
 
     /// Records that `key`, which held a value, now holds `value`.
     pub(crate) fn set(&mut self, key: &str, value: &Arc<Value>) {
-        self.record(key, false, || ChangeKind::Set(Arc::clone(value)));
+        self.record(key, false, || ChangeKind::Set(Arc::clone(value)), None);
+    }
+
+    /// Records that the list at `key` changed in place to `value`, as `delta` tells (called only
+    /// while someone listens).
+    pub(crate) fn list_changed(
+        &mut self,
+        key: &str,
+        value: &Arc<Value>,
+        delta: impl FnOnce() -> ListDelta,
+    ) {
+        let delta = (self.listeners > 0).then(|| Arc::new(delta()));
+        self.record(key, false, || ChangeKind::Set(Arc::clone(value)), delta);
     }
 
     /// Records that `key`, which held nothing, now holds `value`.
     pub(crate) fn created(&mut self, key: &str, value: &Arc<Value>) {
-        self.record(key, true, || ChangeKind::Set(Arc::clone(value)));
+        self.record(key, true, || ChangeKind::Set(Arc::clone(value)), None);
     }
 
     /// Records that a command removed `key`.
     pub(crate) fn deleted(&mut self, key: &str) {
-        self.record(key, false, || ChangeKind::Deleted);
+        self.record(key, false, || ChangeKind::Deleted, None);
     }
 
     /// Records that `key` expired and was removed.
     pub(crate) fn expired(&mut self, key: &str) {
-        self.record(key, false, || ChangeKind::Expired);
+        self.record(key, false, || ChangeKind::Expired, None);
     }
 
     /// Records that `key` was evicted, live, to make room for a new key.
     pub(crate) fn evicted(&mut self, key: &str) {
-        self.record(key, false, || ChangeKind::Evicted);
+        self.record(key, false, || ChangeKind::Evicted, None);
     }
 
     /// Takes the recorded changes: one per key, the key's state after the command, in the order
@@ -104,21 +127,37 @@ impl ChangeLog {
     /// command created and then deleted again is not shown at all: no watcher or waiter sees a
     /// state no call could have read.
     ///
+    /// A list's in-place change keeps its delta only when it is its key's one change in the
+    /// command (two deltas are not folded into one here: the feed then sends the list whole).
+    ///
     /// The log's buffer goes with the changes, so one large command does not leave a large buffer
     /// behind for the store's life.
-    pub(crate) fn take(&mut self) -> Vec<Change> {
+    pub(crate) fn take(&mut self) -> Vec<Taken> {
         let recorded = std::mem::take(&mut self.pending);
         if recorded.len() < 2 {
             // One change alone cannot both create and remove a key.
-            return recorded.into_iter().map(|r| r.change).collect();
+            return recorded
+                .into_iter()
+                .map(|r| Taken {
+                    change: r.change,
+                    delta: r.delta,
+                })
+                .collect();
         }
         let mut position: HashMap<String, usize> =
             HashMap::with_capacity_and_hasher(recorded.len(), Default::default());
-        // Per key: its last change, and what its first change says the key was before.
-        let mut last: Vec<(Change, Before)> = Vec::with_capacity(recorded.len());
-        for Recorded { change, created } in recorded {
+        // Per key: its last change, what its first change says the key was before, and the delta
+        // of its change while it is the key's only one.
+        let mut last: Vec<(Change, Before, Option<Arc<ListDelta>>)> =
+            Vec::with_capacity(recorded.len());
+        for Recorded {
+            change,
+            created,
+            delta,
+        } in recorded
+        {
             match position.get(&change.key) {
-                Some(&at) => last[at].0 = change,
+                Some(&at) => last[at] = (change, last[at].1, None),
                 None => {
                     let before = match change.kind {
                         _ if created => Before::Absent,
@@ -126,12 +165,12 @@ impl ChangeLog {
                         _ => Before::Held,
                     };
                     position.insert(change.key.clone(), last.len());
-                    last.push((change, before));
+                    last.push((change, before, delta));
                 }
             }
         }
         last.into_iter()
-            .filter_map(|(mut change, before)| {
+            .filter_map(|(mut change, before, delta)| {
                 if matches!(change.kind, ChangeKind::Deleted) {
                     match before {
                         // Created and removed within the command: no call saw it.
@@ -141,7 +180,7 @@ impl ChangeLog {
                         Before::Held => {}
                     }
                 }
-                Some(change)
+                Some(Taken { change, delta })
             })
             .collect()
     }
@@ -179,7 +218,13 @@ impl ChangeLog {
             .unwrap_or_default()
     }
 
-    fn record(&mut self, key: &str, created: bool, kind: impl FnOnce() -> ChangeKind) {
+    fn record(
+        &mut self,
+        key: &str,
+        created: bool,
+        kind: impl FnOnce() -> ChangeKind,
+        delta: Option<Arc<ListDelta>>,
+    ) {
         #[cfg(feature = "durable")]
         self.retimed(key);
         if self.listeners > 0 {
@@ -189,6 +234,7 @@ impl ChangeLog {
                     kind: kind(),
                 },
                 created,
+                delta,
             });
         }
     }

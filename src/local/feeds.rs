@@ -7,26 +7,28 @@
 //! under and to the `wait_for` calls waiting on its key.
 //!
 //! A slow watcher never slows the store: each feed is its own bounded
-//! [`tokio::sync::broadcast`] ring, and sending into it never waits. When the ring is full the
-//! oldest change is overwritten, and the stream is told how many it lost before the changes it
-//! still has. A dropped stream or a `wait_for` that gave up (say, by a timeout) is noticed and
-//! forgotten.
+//! [`feed_queue`](crate::feed_queue), and sending into it never waits. When the queue is full the
+//! oldest change goes, and the stream is told how many it lost before the changes it still has. A
+//! list changed in place goes to a feed as a delta once the feed holds an event of the key, so an
+//! unread feed holds the items each change added, not a copy of the list per change. A dropped
+//! stream or a `wait_for` that gave up (say, by a timeout) is noticed and forgotten.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
 use serde_json::Value;
-use tokio::sync::broadcast;
 use tokio::time::Instant;
 
+use super::changes::Taken;
 use super::store::Store;
-use crate::command::{self, Change, ChangeKind, Reply};
+use crate::command::{self, ChangeKind, Reply};
+use crate::feed_queue::{self, FeedReceiver, FeedSender};
 
 /// One open change feed.
 struct Feed {
     /// The full prefix watched.
     prefix: String,
-    sender: broadcast::Sender<Change>,
+    sender: FeedSender,
 }
 
 /// A `list_pop_front(..).wait(..)` parked on an empty list.
@@ -61,15 +63,11 @@ const FIRST_SWEEP: usize = 64;
 impl Feeds {
     /// Opens a feed of every later change under the full `prefix`, holding up to `capacity`
     /// unread changes.
-    pub(crate) fn subscribe(
-        &mut self,
-        prefix: String,
-        capacity: usize,
-    ) -> broadcast::Receiver<Change> {
+    pub(crate) fn subscribe(&mut self, prefix: String, capacity: usize) -> FeedReceiver {
         // Streams dropped since the last change are forgotten here too, so that a store nobody
-        // writes to does not hold the rings of streams opened and dropped against it.
+        // writes to does not hold the queues of streams opened and dropped against it.
         self.drop_dead_feeds();
-        let (sender, receiver) = broadcast::channel(capacity);
+        let (sender, receiver) = feed_queue::channel(capacity);
         self.feeds.push(Feed { prefix, sender });
         receiver
     }
@@ -185,12 +183,12 @@ impl Feeds {
                 break;
             }
             let mut pushed = Vec::new();
-            for change in changes {
-                if matches!(change.kind, ChangeKind::Set(_)) && self.pops.contains_key(&change.key)
-                {
-                    pushed.push(change.key.clone());
+            for taken in changes {
+                let key = &taken.change.key;
+                if matches!(taken.change.kind, ChangeKind::Set(_)) && self.pops.contains_key(key) {
+                    pushed.push(key.clone());
                 }
-                self.deliver(change);
+                self.deliver(taken);
             }
             delivered = true;
             for key in pushed {
@@ -206,7 +204,7 @@ impl Feeds {
     }
 
     /// Hands one change to the `wait_for` calls on its key and the feeds whose prefix it is under.
-    fn deliver(&mut self, change: Change) {
+    fn deliver(&mut self, Taken { change, delta }: Taken) {
         // Only a value answers a waiter: a removal (deleted, expired or evicted) does not.
         if let ChangeKind::Set(value) = &change.kind {
             if let Some(waiters) = self.waiters.remove(&change.key) {
@@ -218,9 +216,9 @@ impl Feeds {
         }
         for feed in &self.feeds {
             if change.key.starts_with(&feed.prefix) {
-                // Never waits: a full ring drops its oldest change. An error only means the
-                // stream is gone, which `drop_dead_feeds` handles.
-                let _ = feed.sender.send(change.clone());
+                // Never waits: a full queue drops its oldest change. A stream that is gone is
+                // forgotten by `drop_dead_feeds`.
+                feed.sender.send_list(change.clone(), delta.as_ref());
             }
         }
     }
@@ -234,7 +232,7 @@ impl Feeds {
 
     /// Forgets the feeds whose streams have all been dropped.
     fn drop_dead_feeds(&mut self) {
-        self.feeds.retain(|feed| feed.sender.receiver_count() > 0);
+        self.feeds.retain(|feed| !feed.sender.is_closed());
     }
 
     /// Forgets dropped streams and `wait_for` calls whose caller stopped waiting.

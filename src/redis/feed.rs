@@ -32,7 +32,7 @@ use std::time::Duration;
 
 use redis::{Cmd, Value as RedisValue};
 use serde_json::Value;
-use tokio::sync::{broadcast, mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
 use super::exec::{backend, connection_error, pipelined, plan, stream_name, Step, STREAM_MAXLEN};
@@ -40,6 +40,7 @@ use super::scripts::{query_loaded, Scripts};
 use super::{answer, Batch, Owner};
 use crate::command::{Call, Command, Get, ListPopFront, Reply, WaitFor, Watch};
 use crate::error::{BackendErrorKind, KvError};
+use crate::feed_queue;
 use entry::{Gen, Mark, StreamId};
 use task::{Control, PopWaiter, Task, Wake};
 
@@ -196,7 +197,7 @@ impl Owner {
         let Watch { prefix, capacity } = args;
         match self.open().await {
             Ok(from) => {
-                let (sender, receiver) = broadcast::channel(capacity);
+                let (sender, receiver) = feed_queue::channel(capacity);
                 self.feed.send(Control::Watch {
                     prefix,
                     sender,

@@ -598,3 +598,138 @@ mod room_given_back {
         assert_eq!(kv.stats().await.unwrap().watchers, 0);
     }
 }
+
+/// A stream that is read late, in bits, by a reader that keeps some events and drops others, or
+/// never read until the end, yields exactly the events an eagerly read stream of the same store
+/// yields, less those it was told it lost. Lists changed in place travel to a stream as deltas
+/// once it holds an event of their key (`src/feed_queue.rs`); this checks that every version is
+/// rebuilt exactly however the reader and a full queue interleave.
+mod slow_readers {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    #[derive(Debug, Clone)]
+    enum Step {
+        Append(usize, u8),
+        Push(usize, u8, Option<usize>),
+        Pop(usize, usize),
+        Set(usize),
+        Delete(usize),
+        /// Let the slow stream read up to this many items.
+        Read(usize),
+        /// The slow reader lets go of the events it kept.
+        Forget,
+    }
+
+    const KEYS: [&str; 2] = ["a", "b"];
+
+    fn step() -> impl Strategy<Value = Step> {
+        prop_oneof![
+            4 => (0..2usize, 0..6u8).prop_map(|(k, id)| Step::Append(k, id)),
+            4 => (0..2usize, 1..3u8, proptest::option::of(1..5usize))
+                .prop_map(|(k, n, max)| Step::Push(k, n, max)),
+            2 => (0..2usize, 1..3usize).prop_map(|(k, n)| Step::Pop(k, n)),
+            1 => (0..2usize).prop_map(Step::Set),
+            1 => (0..2usize).prop_map(Step::Delete),
+            3 => (0..6usize).prop_map(Step::Read),
+            1 => Just(Step::Forget),
+        ]
+    }
+
+    /// Checks what the slow stream yields against what the eager one did, from `at`.
+    fn check(got: Result<WatchEvent, KvError>, eager: &[WatchEvent], at: &mut usize) {
+        match got {
+            Ok(event) => {
+                assert_eq!(Some(&event), eager.get(*at), "event {at}");
+                *at += 1;
+            }
+            Err(KvError::Lagged { missed, .. }) => *at += missed as usize,
+            Err(other) => panic!("{other}"),
+        }
+    }
+
+    async fn run(capacity: usize, keep: u8, steps: Vec<Step>) {
+        let kv = KvHandle::spawn();
+        let mut eager = kv.watch("").capacity(100_000).await.unwrap();
+        let mut slow = kv.watch("").capacity(capacity).await.unwrap();
+        let mut unread = kv.watch("").capacity(100_000).await.unwrap();
+        let mut seen = Vec::new();
+        let mut at = 0;
+        let mut held = Vec::new();
+        for (n, step) in steps.into_iter().enumerate() {
+            let key = |k: usize| KEYS[k];
+            // Errors (a list call on a value that is not a list) change nothing and send nothing.
+            let _ = match step {
+                Step::Append(k, id) => kv
+                    .list_append_unique(key(k), [json!({ "id": id })])
+                    .await
+                    .map(drop),
+                Step::Push(k, count, max) => {
+                    let items: Vec<Value> = (0..count).map(|i| json!([n, i])).collect();
+                    match max {
+                        Some(max) => kv.list_push(key(k), items).max_len(max).await,
+                        None => kv.list_push(key(k), items).await,
+                    }
+                    .map(drop)
+                }
+                Step::Pop(k, count) => kv.list_pop_front(key(k), count).await.map(drop),
+                Step::Set(k) => kv.set(key(k), json!([{ "id": 9 }, n])).await,
+                Step::Delete(k) => kv.delete(key(k)).await,
+                Step::Read(count) => {
+                    for _ in 0..count {
+                        let Some(Some(got)) = slow.next().now_or_never() else {
+                            break;
+                        };
+                        if let Ok(event) = &got {
+                            if (n as u8 ^ keep) % 2 == 0 {
+                                held.push((at, event.clone()));
+                            }
+                        }
+                        check(got, &seen, &mut at);
+                    }
+                    Ok(())
+                }
+                Step::Forget => {
+                    held.clear();
+                    Ok(())
+                }
+            };
+            while let Some(Some(event)) = eager.next().now_or_never() {
+                seen.push(event.unwrap());
+            }
+        }
+        kv.shutdown().await;
+        while let Some(got) = slow.next().await {
+            check(got, &seen, &mut at);
+        }
+        assert_eq!(at, seen.len(), "the slow stream's events and losses add up");
+        let mut all = Vec::new();
+        while let Some(event) = unread.next().await {
+            all.push(event.unwrap());
+        }
+        assert_eq!(all, seen, "the unread stream");
+        // What the reader kept is still the version it was sent: rebuilding the next one did not
+        // change it in place.
+        for (at, event) in held {
+            assert_eq!(event, seen[at], "event {at} changed after it was read");
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+        #[test]
+        fn a_late_reader_rebuilds_every_version_it_keeps_exactly(
+            capacity in 1..8usize,
+            keep in 0..2u8,
+            steps in proptest::collection::vec(step(), 1..80),
+        ) {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .start_paused(true)
+                .build()
+                .unwrap()
+                .block_on(run(capacity, keep, steps));
+        }
+    }
+}

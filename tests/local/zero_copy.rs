@@ -120,3 +120,70 @@ async fn a_reader_keeps_its_snapshot_while_the_list_moves_on() {
     let owned: Vec<Value> = before.into_vec();
     assert_eq!(owned, vec![file(0)]);
 }
+
+/// An unread `watch` stream holds the version of the list it was sent first and, for each later
+/// append, the item it added: the store goes on changing its list in place (one copy, at the
+/// first append after the stream took its version), and the stream still yields every version,
+/// whole and exact, when it is read.
+#[tokio::test(flavor = "current_thread", start_paused = true)]
+async fn an_unread_watch_stream_does_not_make_each_append_copy_the_list() {
+    let kv = KvHandle::spawn();
+    for i in 0..100 {
+        kv.list_append_unique("inbox", [file(i)]).await.unwrap();
+    }
+    let mut events = kv.watch("").await.unwrap();
+    // The stream's first event holds the store's list; this append copies it, once.
+    kv.list_append_unique("inbox", [file(100)]).await.unwrap();
+    kv.list_append_unique("inbox", [file(101)]).await.unwrap();
+    let held = kv.get("inbox").await.unwrap().unwrap();
+    let (first, third) = (
+        text_address(&held[0], "name"),
+        text_address(&held[2], "name"),
+    );
+    drop(held);
+    for i in 102..600 {
+        kv.list_append_unique("inbox", [file(i)]).await.unwrap();
+        kv.list_push("log", [file(i)]).max_len(50).await.unwrap();
+    }
+    let taken = kv.list_pop_front("inbox", 2).await.unwrap();
+    assert_eq!(taken, vec![file(0), file(1)]);
+    let list = kv.get("inbox").await.unwrap().unwrap();
+    // file-2 is first now, where it was; file-0 moved out to `taken`.
+    assert_eq!(text_address(&list[0], "name"), third, "the list was copied");
+    assert_eq!(text_address(&taken[0], "name"), first);
+    drop(list);
+
+    let mut log_len = 0;
+    for i in 100..600 {
+        let event = events.next().await.unwrap().unwrap();
+        let expected: Vec<Value> = (0..=i).map(file).collect();
+        assert_eq!(
+            event,
+            WatchEvent::Set {
+                key: "inbox".into(),
+                value: Arc::new(json!(expected))
+            }
+        );
+        if i >= 102 {
+            log_len = (log_len + 1).min(50);
+            let event = events.next().await.unwrap().unwrap();
+            let expected: Vec<Value> = (i + 1 - log_len..=i).map(file).collect();
+            assert_eq!(
+                event,
+                WatchEvent::Set {
+                    key: "log".into(),
+                    value: Arc::new(json!(expected))
+                }
+            );
+        }
+    }
+    let event = events.next().await.unwrap().unwrap();
+    let expected: Vec<Value> = (2..600).map(file).collect();
+    assert_eq!(
+        event,
+        WatchEvent::Set {
+            key: "inbox".into(),
+            value: Arc::new(json!(expected))
+        }
+    );
+}

@@ -34,6 +34,7 @@ use super::expiry::ExpiryIndex;
 use super::Bound;
 use crate::closure::StoreId;
 use crate::error::{json_type_name, KvError};
+use crate::feed_queue::ListDelta;
 use crate::stats::Stats;
 
 mod bound;
@@ -232,13 +233,16 @@ impl Store {
             Some(ids) => ids.admit(items),
             None => Vec::new(),
         };
+        let (old_len, added) = (as_list(&entry.value).len(), fresh.len());
         if !fresh.is_empty() {
             if let Value::Array(list) = Arc::make_mut(&mut entry.value) {
                 list.extend(fresh);
             }
         }
         let list = Arc::clone(&entry.value);
-        self.changes.set(&key, &list);
+        self.changes.list_changed(&key, &list, || {
+            ListDelta::after(old_len, as_list(&list), added)
+        });
         self.set_deadline(&key, deadline);
         Ok(list)
     }
@@ -267,6 +271,7 @@ impl Store {
             return Ok(len);
         };
         entry.drop_ids();
+        let (old_len, pushed) = (as_list(&entry.value).len(), items.len());
         let len = match Arc::make_mut(&mut entry.value) {
             Value::Array(list) => {
                 list.extend(items);
@@ -276,7 +281,9 @@ impl Store {
             _ => 0,
         };
         let list = Arc::clone(&entry.value);
-        self.changes.set(&key, &list);
+        self.changes.list_changed(&key, &list, || {
+            ListDelta::after(old_len, as_list(&list), pushed)
+        });
         self.set_deadline(&key, deadline);
         Ok(len)
     }
@@ -296,6 +303,7 @@ impl Store {
             return Ok(Vec::new());
         }
         entry.drop_ids();
+        let old_len = as_list(&entry.value).len();
         let (taken, left) = match Arc::make_mut(&mut entry.value) {
             Value::Array(list) => {
                 let taken: Vec<Value> = list.drain(..count.min(list.len())).collect();
@@ -307,7 +315,8 @@ impl Store {
             self.remove(key);
         } else {
             let list = Arc::clone(&entry.value);
-            self.changes.set(key, &list);
+            self.changes
+                .list_changed(key, &list, || ListDelta::after(old_len, as_list(&list), 0));
         }
         Ok(taken)
     }

@@ -6,6 +6,7 @@ use tokio::time::Instant;
 
 use super::{as_list, Store};
 use crate::error::KvError;
+use crate::feed_queue::ListDelta;
 
 impl Store {
     /// Takes up to `count` items from the front of the list at `key` and hands them to `deliver`;
@@ -25,6 +26,7 @@ impl Store {
         if count == 0 || as_list(&entry.value).is_empty() {
             return Ok(false);
         }
+        let old_len = as_list(&entry.value).len();
         let taken: Vec<Value> = match std::sync::Arc::make_mut(&mut entry.value) {
             Value::Array(list) => list.drain(..count.min(list.len())).collect(),
             _ => return Ok(false),
@@ -41,7 +43,8 @@ impl Store {
             self.remove(key);
         } else {
             let list = std::sync::Arc::clone(&entry.value);
-            self.changes.set(key, &list);
+            self.changes
+                .list_changed(key, &list, || ListDelta::after(old_len, as_list(&list), 0));
         }
         Ok(true)
     }

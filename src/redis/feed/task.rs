@@ -16,12 +16,13 @@ use std::time::Duration;
 
 use redis::{AsyncConnectionConfig, RedisError, Value as RedisValue};
 use serde_json::Value;
-use tokio::sync::{broadcast, mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
 use super::entry::{self, Entry, Gen, Mark, StreamId};
 use super::{FeedClient, STREAM_TTL};
 use crate::command::{Change, ChangeKind, Reply};
+use crate::feed_queue::FeedSender;
 use crate::redis::connection::Connection;
 use crate::redis::scripts::{self, query_loaded, Scripts};
 
@@ -67,7 +68,7 @@ pub(crate) enum Control {
     /// A new watcher: every change under `prefix` after `from`.
     Watch {
         prefix: String,
-        sender: broadcast::Sender<Change>,
+        sender: FeedSender,
         from: Mark,
     },
     /// A `wait_for` whose key had no value at `from`.
@@ -104,7 +105,7 @@ pub(crate) enum Wake {
 
 struct Watcher {
     prefix: String,
-    sender: broadcast::Sender<Change>,
+    sender: FeedSender,
     from: Mark,
 }
 
@@ -303,7 +304,7 @@ impl Task {
         }
     }
 
-    fn add_watcher(&mut self, prefix: String, sender: broadcast::Sender<Change>, from: Mark) {
+    fn add_watcher(&mut self, prefix: String, sender: FeedSender, from: Mark) {
         self.start(from);
         let mut watcher = Watcher {
             prefix,
@@ -313,18 +314,18 @@ impl Task {
         match self.place(&from) {
             Place::Ahead => {}
             Place::Stale => {
-                let _ = watcher.sender.send(missed(u64::MAX));
+                watcher.sender.send(missed(u64::MAX));
                 watcher.from = self.at.expect("started");
             }
             Place::Behind { start, lost } => {
                 if lost > 0 {
-                    let _ = watcher.sender.send(missed(lost));
+                    watcher.sender.send(missed(lost));
                 }
                 for entry in self.ring.range_mut(start..) {
                     if let Some(raw) = &mut entry.change {
                         if raw.key.starts_with(&watcher.prefix) {
                             if let Some(change) = raw.change() {
-                                let _ = watcher.sender.send(change);
+                                watcher.sender.send(change);
                             }
                         }
                     }
@@ -460,7 +461,7 @@ impl Task {
             if after(&watcher.from) && raw.key.starts_with(&watcher.prefix) {
                 if let Some(change) = change.get_or_insert_with(|| raw.change()) {
                     // Never waits: a full ring drops its oldest change (the reader gets Lagged).
-                    let _ = watcher.sender.send(change.clone());
+                    watcher.sender.send(change.clone());
                 }
             }
         }
@@ -505,7 +506,7 @@ impl Task {
         self.at = Some(start);
         for watcher in &mut self.watchers {
             if watcher.from.gen < gen {
-                let _ = watcher.sender.send(missed(u64::MAX));
+                watcher.sender.send(missed(u64::MAX));
                 watcher.from = start;
             }
         }
@@ -520,7 +521,7 @@ impl Task {
             if watcher.from.gen == at.gen {
                 let lost = gone.saturating_sub(at.pos.max(watcher.from.pos));
                 if lost > 0 {
-                    let _ = watcher.sender.send(missed(lost));
+                    watcher.sender.send(missed(lost));
                 }
             }
         }
@@ -589,8 +590,7 @@ impl Task {
 
     /// Forgets dropped watchers and abandoned waits.
     fn prune(&mut self) {
-        self.watchers
-            .retain(|watcher| watcher.sender.receiver_count() > 0);
+        self.watchers.retain(|watcher| !watcher.sender.is_closed());
         self.waiters.retain(|_, waiters| {
             waiters.retain(|waiter| !waiter.reply.is_closed());
             !waiters.is_empty()
