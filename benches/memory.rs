@@ -7,8 +7,9 @@ use ephemeral_kv_benches::workloads::{self as w, MEMORY_ENTRIES};
 fn main() {
     let rt = w::runtime();
     let plain = rt.block_on(w::plain_bytes_per_entry(MEMORY_ENTRIES));
-    let store = rt.block_on(w::store_bytes_per_entry(MEMORY_ENTRIES, false));
-    let with_ttl = rt.block_on(w::store_bytes_per_entry(MEMORY_ENTRIES, true));
+    let (store, kept) = rt.block_on(w::store_bytes_per_entry(MEMORY_ENTRIES, false));
+    let (with_ttl, kept_ttl) = rt.block_on(w::store_bytes_per_entry(MEMORY_ENTRIES, true));
+    drop((kept, kept_ttl));
     println!("memory per entry, {MEMORY_ENTRIES} entries of small JSON objects:");
     println!("  HashMap<String, Value>     {plain:>7.1} B");
     println!(

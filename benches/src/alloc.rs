@@ -50,10 +50,33 @@ unsafe impl GlobalAlloc for CountingAlloc {
 /// Runs `f` with counting on and returns its result with the net bytes it left allocated (what it
 /// allocated minus what it freed, on any thread, while it ran). Whatever `f` returns is still
 /// allocated, so returning the structure being measured counts it.
+///
+/// It first waits (up to 60 s) until no other thread is freeing or allocating in bulk, such as the
+/// store's freeing thread still dropping a store an earlier measurement shut down: that would
+/// count against `f`. Quiet means a quarter of a second without: that thread's work has pauses of
+/// 100 ms and more (a big table given back to the system, it seems) in which nothing is counted.
 pub async fn measure<T, F: std::future::Future<Output = T>>(f: F) -> (T, isize) {
+    quiet().await;
     NET_BYTES.store(0, Ordering::SeqCst);
     COUNTING.store(true, Ordering::SeqCst);
     let out = f.await;
     COUNTING.store(false, Ordering::SeqCst);
     (out, NET_BYTES.load(Ordering::SeqCst))
+}
+
+/// Waits until five 50 ms windows in a row each see less than 64 KiB allocated or freed on net,
+/// or 60 s pass.
+async fn quiet() {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let mut quiet_windows = 0;
+    while quiet_windows < 5 && std::time::Instant::now() < deadline {
+        NET_BYTES.store(0, Ordering::SeqCst);
+        COUNTING.store(true, Ordering::SeqCst);
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        COUNTING.store(false, Ordering::SeqCst);
+        quiet_windows = match NET_BYTES.load(Ordering::SeqCst).unsigned_abs() < 64 * 1024 {
+            true => quiet_windows + 1,
+            false => 0,
+        };
+    }
 }

@@ -95,7 +95,8 @@ pub const MARGIN: Duration = Duration::from_millis(200);
 pub struct Sizes {
     /// The sizes a store grows to, one scenario each.
     pub grow: Vec<usize>,
-    /// The largest size that the baselines grow to as well (beyond it, only ephemeral-kv).
+    /// The largest size that DashMap and moka grow to as well (beyond it, ephemeral-kv and the
+    /// mutex only).
     pub grow_baselines: usize,
     /// Items of the big list that leaves the store.
     pub list: usize,
