@@ -83,6 +83,10 @@ impl Fresh for MokaKv {
 pub const READERS: usize = 8;
 /// Each reader sends one `get` per period.
 pub const PERIOD: Duration = Duration::from_millis(1);
+/// Readers of the steady scenario, nothing else running.
+pub const STEADY_READERS: usize = 16;
+/// `get`s a second the steady scenario's readers send in all.
+pub const STEADY_RATE: u32 = 100_000;
 /// Hot keys the readers read, stored before each scenario starts.
 pub const HOT: usize = 1_000;
 /// Keys per `mset` while a store grows.
@@ -219,20 +223,27 @@ pub struct Probe {
 }
 
 impl Probe {
-    /// Starts [`READERS`] readers of the keys `hot:0..HOT` of `store`.
+    /// Starts [`READERS`] readers of the keys `hot:0..HOT` of `store`, one `get` each per
+    /// [`PERIOD`].
     pub async fn start<S: Kv>(store: &S) -> Probe {
+        Probe::start_with(store, READERS, PERIOD).await
+    }
+
+    /// Starts `readers` readers, each sending a `get` every `period` (below the timer's 1 ms, the
+    /// requests due within a tick go out together when it fires, each timed from when it was due).
+    pub async fn start_with<S: Kv>(store: &S, count: usize, period: Duration) -> Probe {
         let stop = Arc::new(AtomicBool::new(false));
         // The first send time: the next tick of the grid at least a period from now.
         let grid = timer_grid().await;
         let periods = (Instant::now() - grid).as_nanos() / PERIOD.as_nanos() + 2;
         let grid = grid + PERIOD * periods as u32;
-        let readers = (0..READERS)
+        let readers = (0..count)
             .map(|reader| {
                 let store = store.clone();
                 let stop = Arc::clone(&stop);
                 tokio::spawn(async move {
                     let mut latencies = histogram();
-                    let mut due = grid;
+                    let mut due = grid + period * reader as u32 / count as u32;
                     let mut key = reader * 131;
                     while !stop.load(Ordering::Relaxed) {
                         if Instant::now() < due {
@@ -242,7 +253,7 @@ impl Probe {
                         let _ = store.get(&hot_key(key)).await;
                         let latency = Instant::now().saturating_duration_since(due);
                         latencies.saturating_record(latency.as_nanos() as u64);
-                        due += PERIOD;
+                        due += period;
                     }
                     latencies
                 })
@@ -281,6 +292,18 @@ async fn around<S: Kv, F: Future<Output = ()>>(probed: &S, event: F) -> Latencie
     event.await;
     sleep(MARGIN).await;
     probe.finish().await
+}
+
+/// `readers` readers share `rate` `get`s a second for `lasting`, nothing else running.
+pub async fn steady<S: Fresh>(readers: usize, rate: u32, lasting: Duration) -> Latencies {
+    let store = S::fresh();
+    store_hot(&store).await;
+    let period = Duration::from_secs(1) * readers as u32 / rate;
+    let probe = Probe::start_with(&store, readers, period).await;
+    sleep(lasting).await;
+    let latencies = probe.finish().await;
+    store.close(HOT).await;
+    latencies
 }
 
 /// Lets the machine settle between scenarios: memory another one freed on another thread, and

@@ -60,7 +60,7 @@ fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.first().map(String::as_str) == Some("latency") {
         let quick = args.iter().any(|arg| arg == "--quick");
-        // `--only grow,scan`: only those parts (grow, leave, expiry, mset, drop, scan).
+        // `--only grow,scan`: only those parts (grow, leave, expiry, steady, mset, drop, scan).
         let only: Option<Vec<String>> = args
             .iter()
             .position(|arg| arg == "--only")
@@ -895,6 +895,20 @@ fn latency_report(sizes: Sizes, wanted: &dyn Fn(&str) -> bool) {
         );
     }
 
+    if wanted("steady") {
+        each_store!(
+            format!(
+                "nothing else: {} `get`s a second from {} tasks",
+                thousands(latency::STEADY_RATE as usize),
+                latency::STEADY_READERS
+            ),
+            steady(
+                latency::STEADY_READERS,
+                latency::STEADY_RATE,
+                sizes.mset_for
+            )
+        );
+    }
     if wanted("mset") {
         each_store!(
             format!(
