@@ -121,7 +121,6 @@ mod mailbox;
 // Between the two sides: the commands, as plain data, and what they carry.
 mod closure;
 mod command;
-mod feed_queue;
 mod txn;
 
 // The executors, each handling every command.

@@ -126,17 +126,6 @@ impl Mailbox {
     }
 }
 
-/// The owner task's end, when it stops taking commands: closes `mailbox` and drops every command
-/// still in it unanswered, so that their callers get [`Mailbox::closed`]'s error. It takes them
-/// until the channel says it is empty, not only those queued at the close: tokio's channel lets a
-/// sender that found room just before the close put its command in just after it, and a command
-/// left in the channel would keep its caller waiting for as long as any handle lives. No sender
-/// holds room across an `await`, so this ends as soon as those few are in.
-pub(crate) async fn refuse_the_rest(mailbox: &mut mpsc::Receiver<Message>) {
-    mailbox.close();
-    while mailbox.recv().await.is_some() {}
-}
-
 /// A command in the mailbox (or waiting for room in it), and the end its answer comes back on.
 pub(crate) struct Sending<'a, T> {
     /// Waiting for room in a full mailbox; `None` once the command is in it.

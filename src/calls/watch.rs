@@ -15,9 +15,9 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use super::pending::{Pending, Request};
+use crate::command::feed_queue::{FeedReceiver, Received};
 use crate::command::{self, Change, ChangeKind};
 use crate::error::KvError;
-use crate::feed_queue::{FeedReceiver, Received};
 use crate::mailbox::{relative_key, Mailbox};
 use crate::value::decode;
 

@@ -5,9 +5,12 @@ use std::collections::HashMap;
 use std::hash::BuildHasher;
 use std::sync::Arc;
 
-use super::{Op, Reply, Subject};
-use crate::feed_queue::FeedReceiver;
 use serde_json::Value;
+
+use super::{Op, Reply, Subject};
+use queue::FeedReceiver;
+
+pub(crate) mod queue;
 
 /// Open a change feed of every later change under `prefix`, holding up to `capacity` unread
 /// changes; answer with its receiving end.

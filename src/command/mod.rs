@@ -31,7 +31,7 @@ mod store;
 mod write;
 
 pub(crate) use closures::{Transaction, TxnFn, Update, UpdateFn};
-pub(crate) use feeds::{drop_abandoned, Change, ChangeKind, WaitFor, Watch};
+pub(crate) use feeds::{drop_abandoned, queue as feed_queue, Change, ChangeKind, WaitFor, Watch};
 pub(crate) use list::{ListAppendUnique, ListPopAll, ListPopFront, ListPush};
 pub(crate) use read::{Exists, Get, Mget, ScanPrefix, Ttl};
 pub(crate) use store::{PurgeExpired, Shutdown, Stats};
@@ -39,7 +39,7 @@ pub(crate) use write::{
     CompareAndSet, Delete, Expire, GetDel, Incr, Mset, Persist, Set, SetIfAbsent,
 };
 
-use tokio::sync::oneshot;
+use tokio::sync::{mpsc, oneshot};
 
 use crate::error::KvError;
 
@@ -300,6 +300,18 @@ impl Described {
 pub(crate) struct Message {
     pub(crate) command: Command,
     pub(crate) span: tracing::Span,
+}
+
+/// The owner task's end of its mailbox, when it stops taking commands, in either executor: closes
+/// `mailbox` and drops every command still in it unanswered, so that each caller's answer channel
+/// closes and the call fails as on a stopped store. It takes them until the channel says it is
+/// empty, not only those queued at the close: tokio's channel lets a sender that found room just
+/// before the close put its command in just after it, and a command left in the channel would
+/// keep its caller waiting for as long as any handle lives. No sender holds room across an
+/// `await`, so this ends as soon as those few are in.
+pub(crate) async fn refuse_the_rest(mailbox: &mut mpsc::Receiver<Message>) {
+    mailbox.close();
+    while mailbox.recv().await.is_some() {}
 }
 
 #[cfg(test)]

@@ -19,11 +19,10 @@ use super::Config;
 #[cfg(feature = "durable")]
 use crate::command::Polled;
 use crate::command::{
-    Call, Command, CompareAndSet, Expire, Incr, ListAppendUnique, ListPopFront, ListPush, Message,
-    Mset, Op, Reply, ScanPrefix, Set, SetIfAbsent, Transaction, Update, Watch,
+    refuse_the_rest, Call, Command, CompareAndSet, Expire, Incr, ListAppendUnique, ListPopFront,
+    ListPush, Message, Mset, Op, Reply, ScanPrefix, Set, SetIfAbsent, Transaction, Update, Watch,
 };
 use crate::error::KvError;
-use crate::mailbox::refuse_the_rest;
 
 /// How many commands the owner takes from the mailbox at once. Draining in batches saves a trip
 /// through the channel's wake-up machinery per command when many callers are busy.

@@ -16,8 +16,8 @@ use std::sync::Arc;
 use foldhash::HashMap;
 use serde_json::Value;
 
+use crate::command::feed_queue::ListDelta;
 use crate::command::{Change, ChangeKind};
-use crate::feed_queue::ListDelta;
 
 /// The changes not yet handed to watchers, recorded only while someone listens.
 #[derive(Debug, Default)]
@@ -50,7 +50,7 @@ struct Recorded {
 }
 
 /// One change as the log hands it on: the change, and for a list changed in place, how it changed
-/// ([`FeedSender::send_list`](crate::feed_queue::FeedSender::send_list)).
+/// ([`FeedSender::send_list`](crate::command::feed_queue::FeedSender::send_list)).
 #[derive(Debug)]
 pub(crate) struct Taken {
     pub(crate) change: Change,

@@ -7,7 +7,7 @@
 //! under and to the `wait_for` calls waiting on its key.
 //!
 //! A slow watcher never slows the store: each feed is its own bounded
-//! [`feed_queue`](crate::feed_queue), and sending into it never waits. When the queue is full the
+//! [`feed_queue`](crate::command::feed_queue), and sending into it never waits. When the queue is full the
 //! oldest change goes, and the stream is told how many it lost before the changes it still has. A
 //! list changed in place goes to a feed as a delta once the feed holds an event of the key, so an
 //! unread feed holds the items each change added, not a copy of the list per change. A dropped
@@ -21,8 +21,8 @@ use tokio::time::Instant;
 
 use super::changes::Taken;
 use super::store::Store;
+use crate::command::feed_queue::{self, FeedReceiver, FeedSender};
 use crate::command::{self, ChangeKind, Reply};
-use crate::feed_queue::{self, FeedReceiver, FeedSender};
 
 /// One open change feed.
 struct Feed {

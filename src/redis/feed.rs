@@ -38,9 +38,9 @@ use tokio::time::Instant;
 use super::exec::{backend, connection_error, pipelined, plan, stream_name, Step, STREAM_MAXLEN};
 use super::scripts::{query_loaded, Scripts};
 use super::{answer, Batch, Owner};
+use crate::command::feed_queue;
 use crate::command::{Call, Command, Get, ListPopFront, Reply, WaitFor, Watch};
 use crate::error::{BackendErrorKind, KvError};
-use crate::feed_queue;
 use entry::{Gen, Mark, StreamId};
 use task::{Control, PopWaiter, Task, Wake};
 

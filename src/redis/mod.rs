@@ -40,9 +40,10 @@ use tokio::sync::mpsc;
 use tracing::Instrument;
 
 use crate::closure::StoreId;
-use crate::command::{Call, Command, Message, Reply, ScanPrefix, Transaction, Update};
+use crate::command::{
+    refuse_the_rest, Call, Command, Message, Reply, ScanPrefix, Transaction, Update,
+};
 use crate::error::{BackendErrorKind, KvError};
-use crate::mailbox::refuse_the_rest;
 use crate::stats::Stats;
 use connection::Connection;
 use exec::{connection_error, plan, Alone, Pipelined, Step};

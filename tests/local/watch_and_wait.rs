@@ -602,7 +602,7 @@ mod room_given_back {
 /// A stream that is read late, in bits, by a reader that keeps some events and drops others, or
 /// never read until the end, yields exactly the events an eagerly read stream of the same store
 /// yields, less those it was told it lost. Lists changed in place travel to a stream as deltas
-/// once it holds an event of their key (`src/feed_queue.rs`); this checks that every version is
+/// once it holds an event of their key (`src/command/feeds/queue.rs`); this checks that every version is
 /// rebuilt exactly however the reader and a full queue interleave.
 mod slow_readers {
     use proptest::prelude::*;

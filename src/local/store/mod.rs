@@ -33,8 +33,8 @@ use super::changes::ChangeLog;
 use super::expiry::ExpiryIndex;
 use super::Bound;
 use crate::closure::StoreId;
+use crate::command::feed_queue::ListDelta;
 use crate::error::{json_type_name, KvError};
-use crate::feed_queue::ListDelta;
 use crate::stats::Stats;
 
 mod bound;

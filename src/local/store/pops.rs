@@ -5,8 +5,8 @@ use serde_json::Value;
 use tokio::time::Instant;
 
 use super::{as_list, Store};
+use crate::command::feed_queue::ListDelta;
 use crate::error::KvError;
-use crate::feed_queue::ListDelta;
 
 impl Store {
     /// Takes up to `count` items from the front of the list at `key` and hands them to `deliver`;

@@ -21,8 +21,8 @@ use tokio::time::Instant;
 
 use super::entry::{self, Entry, Gen, Mark, StreamId};
 use super::{FeedClient, STREAM_TTL};
+use crate::command::feed_queue::FeedSender;
 use crate::command::{Change, ChangeKind, Reply};
-use crate::feed_queue::FeedSender;
 use crate::redis::connection::Connection;
 use crate::redis::scripts::{self, query_loaded, Scripts};
 

@@ -23,7 +23,7 @@ use std::task::{Context, Poll, Waker};
 
 use serde_json::Value;
 
-use crate::command::{Change, ChangeKind};
+use super::{Change, ChangeKind};
 
 /// How a list changed in place: `skip` items left its front, then `appended` came at its end, so
 /// that the new version is `old[skip..]` followed by `appended`, where `old` held `old_len` items.
