@@ -6,10 +6,31 @@
 //! being compared. Here counting is off by default and costs one relaxed load of a flag that is
 //! never written while throughput is measured.
 
-use std::alloc::{GlobalAlloc, Layout, System};
+use std::alloc::{GlobalAlloc, Layout};
 use std::sync::atomic::{AtomicBool, AtomicIsize, Ordering};
 
-/// The system allocator, counting net bytes while [`measure`] runs.
+/// The allocator underneath: the system's (glibc's malloc on Linux), or mimalloc with the
+/// `mimalloc` feature.
+#[cfg(not(feature = "mimalloc"))]
+const INNER: std::alloc::System = std::alloc::System;
+#[cfg(feature = "mimalloc")]
+const INNER: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// The allocator underneath, for a report's header: `mimalloc`, or the system allocator with the
+/// glibc tunables it runs under (`GLIBC_TUNABLES`), which change its pauses.
+pub fn allocator() -> String {
+    if cfg!(feature = "mimalloc") {
+        return "mimalloc (`--features mimalloc`)".to_owned();
+    }
+    match std::env::var("GLIBC_TUNABLES") {
+        Ok(tunables) if !tunables.is_empty() => {
+            format!("the system allocator, `GLIBC_TUNABLES={tunables}`")
+        }
+        _ => "the system allocator".to_owned(),
+    }
+}
+
+/// The allocator underneath ([`allocator`]), counting net bytes while [`measure`] runs.
 pub struct CountingAlloc;
 
 static COUNTING: AtomicBool = AtomicBool::new(false);
@@ -24,26 +45,26 @@ fn count(delta: isize) {
     }
 }
 
-// SAFETY: every call is passed straight to `System` unchanged; only a counter is updated besides.
+// SAFETY: every call is passed straight to `INNER` unchanged; only a counter is updated besides.
 unsafe impl GlobalAlloc for CountingAlloc {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         count(layout.size() as isize);
-        System.alloc(layout)
+        INNER.alloc(layout)
     }
 
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
         count(layout.size() as isize);
-        System.alloc_zeroed(layout)
+        INNER.alloc_zeroed(layout)
     }
 
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
         count(-(layout.size() as isize));
-        System.dealloc(ptr, layout)
+        INNER.dealloc(ptr, layout)
     }
 
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
         count(new_size as isize - layout.size() as isize);
-        System.realloc(ptr, layout, new_size)
+        INNER.realloc(ptr, layout, new_size)
     }
 }
 
@@ -54,7 +75,7 @@ unsafe impl GlobalAlloc for CountingAlloc {
 /// It first waits (up to 60 s) until no other thread is freeing or allocating in bulk, such as the
 /// store's freeing thread still dropping a store an earlier measurement shut down: that would
 /// count against `f`. Quiet means a quarter of a second without: that thread's work has pauses of
-/// 100 ms and more (a big table given back to the system, it seems) in which nothing is counted.
+/// 100 ms and more (glibc's malloc merging the chunks freed so far) in which nothing is counted.
 pub async fn measure<T, F: std::future::Future<Output = T>>(f: F) -> (T, isize) {
     quiet().await;
     NET_BYTES.store(0, Ordering::SeqCst);

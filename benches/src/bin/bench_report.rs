@@ -30,6 +30,7 @@ use futures::StreamExt;
 use serde_json::Value;
 use tokio::runtime::Runtime;
 
+use ephemeral_kv_benches::alloc;
 use ephemeral_kv_benches::baselines::{DashKv, MokaKv, MutexKv};
 use ephemeral_kv_benches::latency::{self, Latencies, Leave, Sizes};
 use ephemeral_kv_benches::seed::{self, SmallOps};
@@ -69,9 +70,10 @@ fn main() {
         println!("# ephemeral-kv: latency under the owner's big jobs");
         println!();
         println!(
-            "Machine: {cores} cores ({} {}). Command: `{COMMAND} latency{}`.",
+            "Machine: {cores} cores ({} {}). Allocator: {}. Command: `{COMMAND} latency{}`.",
             std::env::consts::OS,
             std::env::consts::ARCH,
+            alloc::allocator(),
             if quick { " --quick" } else { "" }
         );
         println!();
@@ -98,7 +100,10 @@ fn main() {
     {
         println!("# ephemeral-kv: {title}");
         println!();
-        println!("Machine: {cores} cores. Command: `{COMMAND} {name}`.");
+        println!(
+            "Machine: {cores} cores. Allocator: {}. Command: `{COMMAND} {name}`.",
+            alloc::allocator()
+        );
         println!();
         part();
         println!("(ran in {:.0} s)", started.elapsed().as_secs_f64());
@@ -107,9 +112,11 @@ fn main() {
     println!("# ephemeral-kv benchmarks");
     println!();
     println!(
-        "Machine: {cores} cores ({} {}). Command: `{COMMAND}`. Each number is the best of {REPS} runs.",
+        "Machine: {cores} cores ({} {}). Allocator: {}. Command: `{COMMAND}`. Each number is the \
+         best of {REPS} runs.",
         std::env::consts::OS,
-        std::env::consts::ARCH
+        std::env::consts::ARCH,
+        alloc::allocator()
     );
     println!();
     // The two parts that count bytes first, before any other part's big stores are being freed
@@ -634,7 +641,7 @@ fn held_versions() {
         .enable_all()
         .build()
         .expect("a runtime");
-    let ((), list_bytes) = rt.block_on(ephemeral_kv_benches::alloc::measure(async {
+    let ((), list_bytes) = rt.block_on(alloc::measure(async {
         let list = serde_json::Value::Array((0..2_000).map(seed::inbox_item).collect());
         std::hint::black_box(&list);
         std::mem::forget(list);
@@ -692,7 +699,7 @@ async fn appends_with(case: &str) -> (Duration, isize) {
     };
     let read = case == "a watch stream read after each call";
     // Timed inside: `measure` first waits for the allocator to be quiet.
-    let (time, bytes) = ephemeral_kv_benches::alloc::measure(async {
+    let (time, bytes) = alloc::measure(async {
         let started = Instant::now();
         for i in 2_000..2_500 {
             kv.list_append_unique("inbox", [seed::inbox_item(i)])
