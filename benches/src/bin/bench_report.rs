@@ -55,9 +55,19 @@ const SCAN_CALLS: usize = 1_000;
 /// Entries active expiry removes between two batches (`src/local/actor.rs`).
 const EXPIRY_SLICE: usize = 256;
 
+/// The header's first sentences: the cores, the system and the allocator the numbers come from.
+fn machine() -> String {
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    format!(
+        "Machine: {cores} cores ({} {}). Allocator: {}.",
+        std::env::consts::OS,
+        std::env::consts::ARCH,
+        alloc::allocator()
+    )
+}
+
 fn main() {
     let started = Instant::now();
-    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.first().map(String::as_str) == Some("latency") {
         let quick = args.iter().any(|arg| arg == "--quick");
@@ -70,10 +80,8 @@ fn main() {
         println!("# ephemeral-kv: latency under the owner's big jobs");
         println!();
         println!(
-            "Machine: {cores} cores ({} {}). Allocator: {}. Command: `{COMMAND} latency{}`.",
-            std::env::consts::OS,
-            std::env::consts::ARCH,
-            alloc::allocator(),
+            "{} Command: `{COMMAND} latency{}`.",
+            machine(),
             if quick { " --quick" } else { "" }
         );
         println!();
@@ -100,10 +108,7 @@ fn main() {
     {
         println!("# ephemeral-kv: {title}");
         println!();
-        println!(
-            "Machine: {cores} cores. Allocator: {}. Command: `{COMMAND} {name}`.",
-            alloc::allocator()
-        );
+        println!("{} Command: `{COMMAND} {name}`.", machine());
         println!();
         part();
         println!("(ran in {:.0} s)", started.elapsed().as_secs_f64());
@@ -112,11 +117,8 @@ fn main() {
     println!("# ephemeral-kv benchmarks");
     println!();
     println!(
-        "Machine: {cores} cores ({} {}). Allocator: {}. Command: `{COMMAND}`. Each number is the \
-         best of {REPS} runs.",
-        std::env::consts::OS,
-        std::env::consts::ARCH,
-        alloc::allocator()
+        "{} Command: `{COMMAND}`. Each number is the best of {REPS} runs.",
+        machine()
     );
     println!();
     // The two parts that count bytes first, before any other part's big stores are being freed
