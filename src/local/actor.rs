@@ -142,6 +142,9 @@ impl Owner {
                 tokio::task::yield_now().await;
             }
             let held_back = self.held_back();
+            // The instant the last command of this turn was handled at, if the turn handled any:
+            // the housekeeping after it reads the clock again only when nothing was handled.
+            let mut handled_at = None;
             // Whether this turn took a full batch from the mailbox: more commands may be waiting.
             #[cfg(feature = "durable")]
             let mut full = false;
@@ -160,7 +163,7 @@ impl Owner {
                         }
                     }
                     for message in batch.drain(..) {
-                        self.receive(message);
+                        handled_at = Some(self.receive(message));
                         if self.shutdown.is_some() {
                             tracing::info!("ephemeral-kv owner task shutting down");
                             break;
@@ -178,7 +181,7 @@ impl Owner {
                 () = std::future::ready(()), if again => {}
             }
 
-            let now = Instant::now();
+            let now = handled_at.unwrap_or_else(Instant::now);
             self.feeds.time_out_pops(now);
             if self.config.active_expiry {
                 let expired = self.store.purge_expired(EXPIRY_SLICE, now);
@@ -214,15 +217,18 @@ impl Owner {
 
     /// Handles one message inside the caller's span, and logs what came of it at debug level
     /// (only while someone listens: otherwise this costs one check).
-    fn receive(&mut self, Message { command, span }: Message) {
+    ///
+    /// Returns the instant it was handled at: each command reads the clock as it is handled.
+    fn receive(&mut self, Message { command, span }: Message) -> Instant {
         let _in_callers_span = span.enter();
         let now = Instant::now();
         #[cfg(feature = "durable")]
         let command = match self.journaled(command, now) {
             Some(command) => command,
-            None => return,
+            None => return now,
         };
         self.logged(command, now);
+        now
     }
 
     /// A durable store's part of receiving a command: refuses it after a failed commit; under

@@ -133,6 +133,10 @@ impl ChangeLog {
     /// The log's buffer goes with the changes, so one large command does not leave a large buffer
     /// behind for the store's life.
     pub(crate) fn take(&mut self) -> Vec<Taken> {
+        if self.pending.is_empty() {
+            // The common case, checked after every batch: nothing recorded, nothing to build.
+            return Vec::new();
+        }
         let recorded = std::mem::take(&mut self.pending);
         if recorded.len() < 2 {
             // One change alone cannot both create and remove a key.

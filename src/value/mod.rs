@@ -123,23 +123,19 @@ fn check_depth_within(key: &str, value: Value, depth: usize) -> Result<Value, Kv
     Ok(value)
 }
 
-/// Whether `value` nests deeper than `limit`, found without recursion (and without an allocation
-/// per container: this runs on every write).
+/// Whether `value` nests deeper than `limit`, found without an allocation (this runs on every
+/// write). It recurses, but never more than `limit + 1` levels, however deep `value` nests: a
+/// container with no room left is the answer, and its contents are not looked at.
 fn depth_exceeds(value: &Value, limit: usize) -> bool {
-    if !matches!(value, Value::Array(_) | Value::Object(_)) {
-        return false;
-    }
-    // Each value with how deeply it sits: the outermost container is at depth 1.
-    let mut stack = vec![(value, 1usize)];
-    while let Some((value, depth)) = stack.pop() {
+    /// Whether `value` fits in `room` more levels of containers.
+    fn fits(value: &Value, room: usize) -> bool {
         match value {
-            Value::Array(_) | Value::Object(_) if depth > limit => return true,
-            Value::Array(items) => stack.extend(items.iter().map(|child| (child, depth + 1))),
-            Value::Object(fields) => stack.extend(fields.values().map(|child| (child, depth + 1))),
-            _ => {}
+            Value::Array(items) => room > 0 && items.iter().all(|item| fits(item, room - 1)),
+            Value::Object(fields) => room > 0 && fields.values().all(|field| fits(field, room - 1)),
+            _ => true,
         }
     }
-    false
+    !fits(value, limit)
 }
 
 /// Drops a value of any depth without recursion: its containers are emptied onto a stack first.
@@ -197,12 +193,35 @@ mod tests {
     }
 
     #[test]
-    fn depth_is_counted_without_recursion_and_deep_values_drop_flat() {
+    fn depth_is_counted_in_bounded_recursion_and_deep_values_drop_flat() {
         assert!(!depth_exceeds(&json!(1), 0));
         assert!(depth_exceeds(&json!([]), 0));
         assert!(!depth_exceeds(&json!({"a": [1]}), 2));
         assert!(depth_exceeds(&json!({"a": [1]}), 1));
         assert!(!depth_exceeds(&nested(MAX_DEPTH), MAX_DEPTH));
+        assert!(depth_exceeds(&nested(MAX_DEPTH + 1), MAX_DEPTH));
+        // A deep value's last item is the one too deep: every level before it is looked at.
+        assert!(depth_exceeds(
+            &json!([1, {"a": 2}, nested(MAX_DEPTH)]),
+            MAX_DEPTH
+        ));
+        assert!(!depth_exceeds(
+            &json!([1, {"a": 2}, nested(MAX_DEPTH - 1)]),
+            MAX_DEPTH
+        ));
+        // Walked, it would take a frame per level; it stops one level past the limit.
+        let walked_on_a_small_stack = std::thread::Builder::new()
+            .stack_size(64 * 1024)
+            .spawn(|| {
+                let deep = nested(200_000);
+                let exceeds = depth_exceeds(&deep, MAX_DEPTH);
+                drop_flat(deep);
+                exceeds
+            })
+            .unwrap()
+            .join()
+            .unwrap();
+        assert!(walked_on_a_small_stack);
         let deep = nested(200_000); // dropped recursively, this overflows a thread's stack
         assert!(matches!(
             check_depth("k", deep),
