@@ -12,10 +12,13 @@
 //! transaction, commits (synced), leaves the answers for the owner, and says it is ready again.
 //!
 //! **Group commit.** The owner sends a commit's answers itself, on the runtime, then yields and
-//! takes the commands waiting in its mailbox (up to [`GATHER`] full batches) before the next
-//! hand-off. The callers just answered usually write again at once, so their writes join that
-//! hand-off instead of the one after it: with 256 writers, a commit holds each writer's next
-//! write, where handing off at once would split them over two commits that alternate.
+//! takes the commands waiting in its mailbox, turn after turn (up to [`GATHER`]), until as many
+//! writes have come as that commit answered and a turn finds less than a full batch; only then
+//! does it hand off the next commit. The callers just answered usually write again at once, so
+//! their writes join that commit instead of the one after it: with 256 writers, a commit holds
+//! each writer's next write, where handing off at once would split them over two commits that
+//! alternate. Each turn's changes go to the thread as they are gathered, which writes them into
+//! the open transaction meanwhile, so the commit itself only has the last turn's rows to write.
 //!
 //! So at most one hand-off is in flight, and what waits is bounded by the keys changed since
 //! (the store's size, plus keys deleted since): the channel needs no bound. Should those changes
@@ -60,9 +63,9 @@ pub(crate) const FORMAT: i32 = 1;
 /// the common case the owner never waits.
 pub(crate) const BACKLOG: u64 = 1 << 20;
 
-/// How many full batches of commands the owner takes, after answering a commit, before it hands
-/// off the next changes while commands keep coming: the answered callers' next writes join the
-/// next commit, and a stream of commands cannot hold a commit back for longer than this many.
+/// How many turns the owner takes, after answering a commit, before it hands off the next commit
+/// however many writes have come: the answered callers' next writes join the next commit, and
+/// neither a stream of commands nor callers that do not write again hold a commit back longer.
 const GATHER: u8 = 8;
 
 /// How long a `durable(path)` waits for a store of this process whose handles are all gone to
@@ -75,12 +78,15 @@ pub(crate) type Loaded = (String, Value, Option<Duration>);
 /// What the owner sends the journal thread.
 enum ToJournal {
     /// The final state of every key changed since the last hand-off, at `now` on tokio's clock
-    /// (`wall` on the system's), and the answers to send once it is committed.
+    /// (`wall` on the system's), and the answers to send once it is committed. Without `commit`
+    /// it is a part of the next commit, staged (written into its open transaction) while the
+    /// owner gathers the rest: see [`Journal::flush`].
     Changes {
         changes: Vec<Journaled>,
         now: Instant,
         wall: SystemTime,
         acks: Vec<Ack>,
+        commit: bool,
     },
     /// Commit what is queued, close the file, then answer.
     Close(oneshot::Sender<()>),
@@ -139,6 +145,13 @@ pub(crate) struct Journal {
     /// How many more full batches the owner may take, after answering a commit, before it hands
     /// off the next changes ([`GATHER`]).
     gathering: u8,
+    /// Whether parts of the next commit were handed off while gathering, so that it is due even
+    /// if nothing changed since.
+    staged: bool,
+    /// How many answers the last commit sent, and how many writes have been held since: while
+    /// fewer of those callers have written again, the owner gathers on.
+    answered: usize,
+    gathered: usize,
     /// How many changes may wait before the owner is held back ([`BACKLOG`]).
     backlog: u64,
     /// This store's entry in the process's table of open files.
@@ -181,6 +194,7 @@ impl Journal {
 
     /// Holds an answer until the changes so far are committed.
     pub(crate) fn hold(&mut self, ack: Ack) {
+        self.gathered += 1;
         self.acks.push(ack);
     }
 
@@ -200,21 +214,27 @@ impl Journal {
     ///
     /// Returns whether the owner is to take another turn before the next hand-off: this call sent
     /// a commit's answers instead (see [`Journal::answer_committed`]), or the owner is still
-    /// gathering the writes that follow them (`full`: its last turn took a full batch; at most
-    /// [`GATHER`] such turns).
+    /// gathering the writes that follow them: while fewer writes have come than that commit
+    /// answered, or its last turn took a full batch (`full`), for at most [`GATHER`] turns. While
+    /// it gathers, the journal thread (idle until the next commit)
+    /// is handed each turn's changes as a part of that commit, to write them into its
+    /// transaction meanwhile: the commit then only has the last turn's rows left to write.
     pub(crate) fn flush(&mut self, store: &mut Store, now: Instant, full: bool) -> bool {
         if self.answer_committed() {
             self.gathering = GATHER;
             return true;
         }
         self.poll_parked();
-        if full && self.gathering > 0 {
+        if self.gathering > 0 && (full || self.gathered < self.answered) {
             self.gathering -= 1;
+            if self.due(store) {
+                self.hand_off(store, now, false);
+            }
             return true;
         }
         self.gathering = 0;
         if self.due(store) && self.shared.ready.swap(false, Ordering::AcqRel) {
-            self.hand_off(store, now);
+            self.hand_off(store, now, true);
         }
         false
     }
@@ -225,7 +245,7 @@ impl Journal {
     /// the callers just answered are likely to write again at once, so the owner sends their
     /// answers, lets them run (it yields once) and takes what they send before the next hand-off,
     /// which then holds their writes too instead of leaving them for the commit after.
-    fn answer_committed(&self) -> bool {
+    fn answer_committed(&mut self) -> bool {
         if !self.every_batch {
             return false; // answers are held only under `EveryBatch`
         }
@@ -237,6 +257,8 @@ impl Journal {
             .and_then(|mut slot| slot.take());
         match committed {
             Some(committed) => {
+                self.answered = committed.acks.len();
+                self.gathered = 0;
                 committed.answer();
                 true
             }
@@ -263,19 +285,23 @@ impl Journal {
         self.acks.extend(acks);
     }
 
-    /// Whether anything waits for a hand-off: changes since the last one, or held answers.
+    /// Whether anything waits for a hand-off: changes since the last one, held answers, or
+    /// staged parts of a commit.
     fn due(&self, store: &Store) -> bool {
-        store.marks() != self.handed || !self.acks.is_empty()
+        store.marks() != self.handed || !self.acks.is_empty() || self.staged
     }
 
-    /// Sends the journal thread every change since the last hand-off, and the held answers.
-    fn hand_off(&mut self, store: &mut Store, now: Instant) {
+    /// Sends the journal thread every change since the last hand-off, and the held answers: to
+    /// be committed with the parts staged before, or (not `commit`) staged as one more part.
+    fn hand_off(&mut self, store: &mut Store, now: Instant, commit: bool) {
         self.handed = store.marks();
+        self.staged = !commit;
         let message = ToJournal::Changes {
             changes: store.take_journal(now),
             now,
             wall: SystemTime::now(),
             acks: std::mem::take(&mut self.acks),
+            commit,
         };
         if let Err(mpsc::SendError(ToJournal::Changes { acks, .. })) = self.sender.send(message) {
             // The thread is gone (it only ends when told to, or by a panic): refuse the writes.
@@ -293,7 +319,7 @@ impl Journal {
         self.answer_committed();
         self.poll_parked();
         if self.due(store) {
-            self.hand_off(store, now);
+            self.hand_off(store, now, true);
         }
         let (done, closed) = oneshot::channel();
         if self.sender.send(ToJournal::Close(done)).is_ok() {
@@ -586,6 +612,9 @@ fn open_once(
         shared: Arc::clone(&shared),
         durability,
         path: path.to_owned(),
+        held: Vec::new(),
+        in_transaction: false,
+        staging_failed: None,
         release: Release {
             path: canonical,
             file: Arc::clone(&open),
@@ -609,6 +638,9 @@ fn open_once(
         parked: Vec::new(),
         handed: 0,
         gathering: 0,
+        staged: false,
+        answered: 0,
+        gathered: 0,
         backlog: BACKLOG,
         open,
     };
@@ -652,6 +684,12 @@ struct Thread {
     shared: Arc<Shared>,
     durability: Durability,
     path: PathBuf,
+    /// The answers of the commit in the making: of its staged parts and its last one.
+    held: Vec<Ack>,
+    /// Whether a transaction is open: a part of the next commit has been written into it.
+    in_transaction: bool,
+    /// Why a part of the next commit could not be written: that commit then fails whole.
+    staging_failed: Option<rusqlite::Error>,
     /// Dropped last, however the thread ends: says the file is closed.
     release: Release,
 }
@@ -664,7 +702,8 @@ impl Thread {
                 Some(message) => message,
                 None => match self.receiver.recv() {
                     Ok(message) => message,
-                    // The owner is gone (its runtime ended): everything it sent is committed.
+                    // The owner is gone (its runtime ended): everything it sent to commit is
+                    // committed (a staged part it never finished is rolled back, unanswered).
                     Err(_) => return,
                 },
             };
@@ -682,7 +721,16 @@ impl Thread {
                     now,
                     wall,
                     acks,
-                } => self.commit(changes, now, wall, acks),
+                    commit,
+                } => {
+                    self.stage(changes, now, wall, acks);
+                    if !commit {
+                        // A part of the next commit: the owner is still gathering the rest, and
+                        // the thread is not ready again until that commit is done.
+                        continue;
+                    }
+                    self.commit();
+                }
             }
             // Under `Interval(d)` the next hand-off comes `d` after this one began; under
             // `EveryBatch` as soon as this one is committed. Only a closing owner sends before
@@ -705,13 +753,33 @@ impl Thread {
         self.shared.wake.notify_one();
     }
 
-    /// Writes the changes in one transaction, commits, and leaves the held answers for the owner
-    /// task to send.
-    fn commit(&mut self, changes: Vec<Journaled>, now: Instant, wall: SystemTime, acks: Vec<Ack>) {
-        let outcome = match self.shared.failure.get() {
-            Some(_) => Err(None), // refused since an earlier commit failed
-            None => self.write(changes, now, wall).map_err(Some),
+    /// Writes the changes into the open transaction (opening it), and holds their answers for
+    /// the commit. Once a part has failed, or a commit before, the rest is not written: that
+    /// commit fails whole.
+    fn stage(&mut self, changes: Vec<Journaled>, now: Instant, wall: SystemTime, acks: Vec<Ack>) {
+        self.held.extend(acks);
+        if self.shared.failure.get().is_some() || self.staging_failed.is_some() {
+            return;
+        }
+        if let Err(error) = self.write(changes, now, wall) {
+            self.staging_failed = Some(error);
+        }
+    }
+
+    /// Commits the transaction (all its parts, or none of them), and leaves the held answers for
+    /// the owner task to send.
+    fn commit(&mut self) {
+        let outcome = match (self.shared.failure.get(), self.staging_failed.take()) {
+            (Some(_), _) => Err(None), // refused since an earlier commit failed
+            (None, Some(error)) => Err(Some(error)),
+            (None, None) => self.finish().map_err(Some),
         };
+        if outcome.is_err() && self.in_transaction {
+            // Nothing of it stays: the store refuses every call from now on anyway.
+            let _ = self.conn.execute_batch("ROLLBACK");
+            self.in_transaction = false;
+        }
+        let acks = std::mem::take(&mut self.held);
         let error = match outcome {
             Ok(()) => None,
             Err(Some(error)) => {
@@ -744,7 +812,17 @@ impl Thread {
         }
     }
 
-    /// Serializes every change (dropping the owner's values as it goes), then writes them.
+    /// Commits the open transaction, if any part was written.
+    fn finish(&mut self) -> Result<(), rusqlite::Error> {
+        if self.in_transaction {
+            self.conn.execute_batch("COMMIT")?;
+            self.in_transaction = false;
+        }
+        Ok(())
+    }
+
+    /// Serializes every change (dropping the owner's values as it goes), then writes them into
+    /// the open transaction, opening one if none is.
     fn write(
         &mut self,
         changes: Vec<Journaled>,
@@ -772,24 +850,25 @@ impl Thread {
             };
             rows.push((key, state));
         }
-        let tx = self.conn.transaction()?;
-        {
-            let mut put = tx.prepare_cached(
-                "INSERT OR REPLACE INTO kv (key, value, expires_at_ms) VALUES (?1, ?2, ?3)",
-            )?;
-            let mut delete = tx.prepare_cached("DELETE FROM kv WHERE key = ?1")?;
-            for (key, state) in &rows {
-                match state {
-                    Some((text, at)) => {
-                        put.execute(params![key, text, at])?;
-                    }
-                    None => {
-                        delete.execute([key])?;
-                    }
+        if !self.in_transaction {
+            self.conn.execute_batch("BEGIN")?;
+            self.in_transaction = true;
+        }
+        let mut put = self.conn.prepare_cached(
+            "INSERT OR REPLACE INTO kv (key, value, expires_at_ms) VALUES (?1, ?2, ?3)",
+        )?;
+        let mut delete = self.conn.prepare_cached("DELETE FROM kv WHERE key = ?1")?;
+        for (key, state) in &rows {
+            match state {
+                Some((text, at)) => {
+                    put.execute(params![key, text, at])?;
+                }
+                None => {
+                    delete.execute([key])?;
                 }
             }
         }
-        tx.commit()
+        Ok(())
     }
 }
 
@@ -915,8 +994,8 @@ mod tests {
     }
 
     /// Group commit: a commit's answers are sent by the owner, which then takes up to [`GATHER`]
-    /// more full batches before it hands off the next changes, so that the writers it answered
-    /// join them; no more than that, and at once when the mailbox is drained.
+    /// more turns before it hands off the next commit, staging each turn's changes, so that the
+    /// writers it answered join it; no more than that.
     #[test]
     fn after_answering_a_commit_the_owner_gathers_a_bounded_number_of_batches() {
         let path = temp_file("gather");
@@ -948,28 +1027,101 @@ mod tests {
         assert!(journal.flush(&mut store, now, false));
         assert_eq!(answers.try_recv().unwrap(), ("a", true));
         assert_ne!(journal.handed, store.marks());
-        // Full batches keep coming: the owner takes GATHER more before it hands off.
-        for _ in 0..GATHER {
+        // Full batches keep coming: the owner takes GATHER more before the next commit, handing
+        // each turn's changes to the thread as a staged part of it. Nothing is answered before
+        // that commit.
+        for n in 0..GATHER {
+            store
+                .set(format!("g{n}"), Value::from(n), None, now)
+                .unwrap();
+            journal.hold(ack("g"));
             assert!(journal.flush(&mut store, now, true));
-            assert_ne!(journal.handed, store.marks());
+            assert_eq!(journal.handed, store.marks());
+            assert!(journal.staged);
         }
+        // The last staged part is written once the thread has taken it, still uncommitted.
+        std::thread::sleep(Duration::from_millis(50));
+        assert!(answers.try_recv().is_err(), "answered before the commit");
         assert!(!journal.flush(&mut store, now, true));
+        assert!(!journal.staged);
         assert_eq!(journal.handed, store.marks());
 
-        // Once the mailbox is drained, the hand-off is at once.
         wait_for_commit(&journal);
         store.set("c".into(), Value::from(3), None, now).unwrap();
         journal.hold(ack("c"));
         assert!(journal.flush(&mut store, now, false));
-        assert_eq!(answers.try_recv().unwrap(), ("b", true));
+        // One commit answers "b" and every staged part's writes.
+        let mut answered: Vec<_> = answers.try_iter().collect();
+        answered.sort_unstable();
+        let mut expected = vec![("b", true)];
+        expected.extend(std::iter::repeat_n(("g", true), usize::from(GATHER)));
+        assert_eq!(answered, expected);
+        // Nine callers were answered and none has written again ("c" came before the answers):
+        // the owner waits for them, turn after turn, even with the mailbox drained, but no more
+        // than GATHER turns.
+        for _ in 0..GATHER {
+            assert!(journal.flush(&mut store, now, false));
+        }
         assert!(!journal.flush(&mut store, now, false));
         assert_eq!(journal.handed, store.marks());
+        assert!(!journal.staged);
         // The close sends the last commit's answers.
         let runtime = tokio::runtime::Builder::new_current_thread()
             .build()
             .unwrap();
         runtime.block_on(journal.close(&mut store, now));
         assert_eq!(answers.try_recv().unwrap(), ("c", true));
+        // Every write is in the file: the staged ones with the rest.
+        let (_, mut loaded) = open(&path, Durability::EveryBatch, None).unwrap();
+        loaded.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        let keys: Vec<&str> = loaded.iter().map(|(key, ..)| key.as_str()).collect();
+        let mut expected = vec!["a", "b", "c"];
+        let staged: Vec<String> = (0..GATHER).map(|n| format!("g{n}")).collect();
+        expected.extend(staged.iter().map(String::as_str));
+        assert_eq!(keys, expected);
+    }
+
+    /// Group commit ends as soon as every caller the last commit answered has written again and
+    /// the mailbox is drained, without waiting out its turns.
+    #[test]
+    fn the_owner_commits_once_every_answered_caller_has_written_again() {
+        let path = temp_file("gathered");
+        let (mut journal, _) = open(&path, Durability::EveryBatch, None).unwrap();
+        let mut store = Store::new(crate::closure::StoreId::new(), None, 0);
+        store.start_journal();
+        let now = Instant::now();
+        let (answered, answers) = std::sync::mpsc::channel();
+        let ack = || -> Ack {
+            let answered = answered.clone();
+            Box::new(move |error: Option<KvError>| {
+                let _ = answered.send(error.is_none());
+            })
+        };
+        let write = |store: &mut Store, journal: &mut Journal, key: &str| {
+            store.set(key.into(), Value::from(1), None, now).unwrap();
+            journal.hold(ack());
+        };
+        for key in ["a", "b", "c"] {
+            write(&mut store, &mut journal, key);
+        }
+        assert!(!journal.flush(&mut store, now, false));
+        wait_for_commit(&journal);
+        assert!(journal.flush(&mut store, now, false)); // sends the three answers
+        assert_eq!(answers.try_iter().collect::<Vec<_>>(), vec![true; 3]);
+        // One of the three writes again: staged, and the owner gathers on.
+        write(&mut store, &mut journal, "a");
+        assert!(journal.flush(&mut store, now, false));
+        assert!(journal.staged);
+        // The other two: the commit is handed off with that turn.
+        write(&mut store, &mut journal, "b");
+        write(&mut store, &mut journal, "c");
+        assert!(!journal.flush(&mut store, now, false));
+        assert!(!journal.staged);
+        assert_eq!(journal.handed, store.marks());
+        wait_for_commit(&journal);
+        assert!(journal.flush(&mut store, now, false));
+        assert_eq!(answers.try_iter().collect::<Vec<_>>(), vec![true; 3]);
+        drop(journal);
     }
 
     #[test]
