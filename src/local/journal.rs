@@ -993,23 +993,37 @@ mod tests {
         });
     }
 
+    /// A journal on a fresh file at `path`, the store it journals, and the instant the test runs at.
+    fn journaled(path: &Path) -> (Journal, Store, Instant) {
+        let (journal, _) = open(path, Durability::EveryBatch, None).unwrap();
+        let mut store = Store::new(crate::closure::StoreId::new(), None, 0);
+        store.start_journal();
+        (journal, store, Instant::now())
+    }
+
+    /// Makes answers that report, on the returned channel, their name and whether they were OK.
+    fn answer_channel() -> (
+        impl Fn(&'static str) -> Ack,
+        std::sync::mpsc::Receiver<(&'static str, bool)>,
+    ) {
+        let (answered, answers) = std::sync::mpsc::channel();
+        let ack = move |name: &'static str| -> Ack {
+            let answered = answered.clone();
+            Box::new(move |error: Option<KvError>| {
+                let _ = answered.send((name, error.is_none()));
+            })
+        };
+        (ack, answers)
+    }
+
     /// Group commit: a commit's answers are sent by the owner, which then takes up to [`GATHER`]
     /// more turns before it hands off the next commit, staging each turn's changes, so that the
     /// writers it answered join it; no more than that.
     #[test]
     fn after_answering_a_commit_the_owner_gathers_a_bounded_number_of_batches() {
         let path = temp_file("gather");
-        let (mut journal, _) = open(&path, Durability::EveryBatch, None).unwrap();
-        let mut store = Store::new(crate::closure::StoreId::new(), None, 0);
-        store.start_journal();
-        let now = Instant::now();
-        let (answered, answers) = std::sync::mpsc::channel();
-        let ack = |name: &'static str| -> Ack {
-            let answered = answered.clone();
-            Box::new(move |error: Option<KvError>| {
-                let _ = answered.send((name, error.is_none()));
-            })
-        };
+        let (mut journal, mut store, now) = journaled(&path);
+        let (ack, answers) = answer_channel();
         store.set("a".into(), Value::from(1), None, now).unwrap();
         journal.hold(ack("a"));
         // The thread is ready: handed off at once, and nothing is answered before the commit.
@@ -1039,8 +1053,7 @@ mod tests {
             assert_eq!(journal.handed, store.marks());
             assert!(journal.staged);
         }
-        // The last staged part is written once the thread has taken it, still uncommitted.
-        std::thread::sleep(Duration::from_millis(50));
+        // Only the owner sends answers, once their commit is done: none has been.
         assert!(answers.try_recv().is_err(), "answered before the commit");
         assert!(!journal.flush(&mut store, now, true));
         assert!(!journal.staged);
@@ -1085,21 +1098,12 @@ mod tests {
     /// the mailbox is drained, without waiting out its turns.
     #[test]
     fn the_owner_commits_once_every_answered_caller_has_written_again() {
-        let path = temp_file("gathered");
-        let (mut journal, _) = open(&path, Durability::EveryBatch, None).unwrap();
-        let mut store = Store::new(crate::closure::StoreId::new(), None, 0);
-        store.start_journal();
-        let now = Instant::now();
-        let (answered, answers) = std::sync::mpsc::channel();
-        let ack = || -> Ack {
-            let answered = answered.clone();
-            Box::new(move |error: Option<KvError>| {
-                let _ = answered.send(error.is_none());
-            })
-        };
+        let (mut journal, mut store, now) = journaled(&temp_file("gathered"));
+        let (ack, answers) = answer_channel();
+        let answered = || answers.try_iter().map(|(_, ok)| ok).collect::<Vec<_>>();
         let write = |store: &mut Store, journal: &mut Journal, key: &str| {
             store.set(key.into(), Value::from(1), None, now).unwrap();
-            journal.hold(ack());
+            journal.hold(ack("w"));
         };
         for key in ["a", "b", "c"] {
             write(&mut store, &mut journal, key);
@@ -1107,7 +1111,7 @@ mod tests {
         assert!(!journal.flush(&mut store, now, false));
         wait_for_commit(&journal);
         assert!(journal.flush(&mut store, now, false)); // sends the three answers
-        assert_eq!(answers.try_iter().collect::<Vec<_>>(), vec![true; 3]);
+        assert_eq!(answered(), vec![true; 3]);
         // One of the three writes again: staged, and the owner gathers on.
         write(&mut store, &mut journal, "a");
         assert!(journal.flush(&mut store, now, false));
@@ -1120,7 +1124,7 @@ mod tests {
         assert_eq!(journal.handed, store.marks());
         wait_for_commit(&journal);
         assert!(journal.flush(&mut store, now, false));
-        assert_eq!(answers.try_iter().collect::<Vec<_>>(), vec![true; 3]);
+        assert_eq!(answered(), vec![true; 3]);
         drop(journal);
     }
 
