@@ -4,7 +4,8 @@
 Run:  python3 benches/python/seed_workloads.py [--repeat N] [--quick]
 
 Prints ONE JSON object on stdout, seconds (float) per workload, each the best of ``--repeat`` runs
-(default 3):  {"inbox": s, "capped_log": s, "small_1": s, "purge": s, "mget": s}
+(default 3):  {"inbox": s, "capped_log": s, "capped_log_events": s, "small_1": s, "purge": s,
+"mget": s}
 ``--quick`` divides every count below by 10 (a smoke test; value shapes stay the same).
 Everything runs in one event loop (``asyncio.run``), from one coroutine, with ``time.perf_counter``.
 
@@ -16,6 +17,9 @@ Workloads (sizes are the constants below; the Rust side mirrors them):
 * capped_log: for i in 0..LOG_APPENDS: build ``event(i)``; ``log = await kv.get("events", [])``;
   ``log = log + [event]``; ``log = log[-LOG_CAP:]`` (always, so always a copy);
   ``await kv.set("events", log, ttl_s=LOG_TTL_S)``. Timed: the whole loop incl. building events.
+* capped_log_events: the capped log without the store, to tell building the events from storing
+  them: for i in 0..LOG_APPENDS: build ``event(i)``, append it to a plain list, and drop the
+  list's oldest event once it holds more than LOG_CAP. Timed: the whole loop.
 * small_1: SMALL_KEYS keys ``f"k{i}"`` preloaded (not timed) with ``small_value(i)``; then SMALL_OPS
   operations from one coroutine: op j draws r = splitmix64 (seed SMALL_SEED, see ``splitmix64``),
   key index = r % SMALL_KEYS, and it is a ``set(key, j)`` (value: the int j, no TTL) if
@@ -167,6 +171,18 @@ async def run_capped_log() -> float:
     return dt
 
 
+async def run_capped_log_events() -> float:
+    t0 = time.perf_counter()
+    log = []
+    for i in range(LOG_APPENDS):
+        log.append(event(i))
+        if len(log) > LOG_CAP:
+            del log[0]
+    dt = time.perf_counter() - t0
+    assert len(log) == min(LOG_CAP, LOG_APPENDS) and log[-1]["id"] == f"evt-{LOG_APPENDS - 1}"
+    return dt
+
+
 async def run_small_1() -> float:
     kv = EphemeralKV()
     keys = [f"k{i}" for i in range(SMALL_KEYS)]
@@ -224,6 +240,7 @@ async def main(repeat: int) -> dict:
     for name, run in (
         ("inbox", run_inbox),
         ("capped_log", run_capped_log),
+        ("capped_log_events", run_capped_log_events),
         ("small_1", run_small_1),
     ):
         result[name] = min([await run() for _ in range(repeat)])

@@ -1,6 +1,7 @@
 //! The floor of a call: a bare actor on tokio (a bounded `mpsc` of requests, a `oneshot` per
 //! answer, a `HashMap` on the owner task, the mailbox drained 64 at a time) beside
-//! [`KvHandle`], doing the same `get`s and `set`s from 1 and from 16 tasks. The bare actor is the
+//! [`KvHandle`], doing the same `get`s and `set`s from 1 and from 16 tasks (and `set`s of the capped
+//! log's events, built in the loop). The bare actor is the
 //! least any store of this shape can cost on this machine; what `KvHandle` costs above it is the
 //! crate's call shape (its pending call value, span, checks, command enum and owner loop).
 
@@ -12,6 +13,7 @@ use ephemeral_kv::KvHandle;
 use serde_json::Value;
 use tokio::sync::{mpsc, oneshot};
 
+use crate::seed;
 use crate::workloads::small_value;
 
 /// Keys both stores hold and the calls read and write.
@@ -100,6 +102,10 @@ pub enum Call {
     Get,
     /// `set` of a held key to a small object.
     Set,
+    /// `set` of a held key to an event of the capped log ([`seed::event`]), built in the loop:
+    /// the call in the capped log's pattern, a few microseconds of the caller's own work between
+    /// two calls and a value of 70 nodes moved to the owner task.
+    Event,
 }
 
 /// The `i`th key.
@@ -129,6 +135,7 @@ pub async fn per_call<S: Calls>(store: &S, call: Call, tasks: usize, calls: usiz
                             std::hint::black_box(store.get(key(at)).await);
                         }
                         Call::Set => store.set(key(at), small_value(i)).await,
+                        Call::Event => store.set(key(at), seed::event(i)).await,
                     }
                 }
             })

@@ -183,6 +183,28 @@ pub async fn capped_log() -> Duration {
     .await
 }
 
+/// The capped log without a store, to tell building the events from storing them:
+/// [`LOG_APPENDS`] events built and pushed onto a plain `Vec`, whose oldest event is removed once
+/// it holds more than [`LOG_CAP`]. Timed: the whole loop.
+pub async fn capped_log_events() -> Duration {
+    on_worker(async {
+        let start = Instant::now();
+        let mut log = Vec::with_capacity(LOG_CAP + 1);
+        for i in 0..LOG_APPENDS {
+            log.push(event(i));
+            if log.len() > LOG_CAP {
+                log.remove(0);
+            }
+        }
+        let elapsed = start.elapsed();
+        assert_eq!(log.len(), LOG_CAP.min(LOG_APPENDS));
+        assert_eq!(log[log.len() - 1]["id"], format!("evt-{}", LOG_APPENDS - 1));
+        black_box(log);
+        elapsed
+    })
+    .await
+}
+
 /// One operation of the small-values workload.
 #[derive(Debug, Clone, Copy)]
 struct SmallOp {
