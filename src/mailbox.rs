@@ -75,7 +75,20 @@ impl Mailbox {
     }
 
     /// The full key for `key`: this handle's prefix followed by `key`.
-    pub(crate) fn key(&self, key: impl AsRef<str>) -> String {
+    ///
+    /// A `String` given to a handle without a prefix is the full key as it is, moved into the
+    /// command rather than copied: keys are usually built for the call (`format!("user:{id}")`),
+    /// and a copy would cost an allocation per call, one the caller's thread cannot reuse, since
+    /// the owner task frees the key it is sent.
+    #[allow(unsafe_code)]
+    pub(crate) fn key<K: AsRef<str>>(&self, key: K) -> String {
+        if self.prefix.is_empty() && typeid::of::<K>() == typeid::of::<String>() {
+            let key = std::mem::ManuallyDrop::new(key);
+            // SAFETY: `K` is `String` (`typeid` compares types with lifetimes erased, and
+            // `String` has none), so this reads a `String` from a `String` whose own drop is
+            // suppressed: a move.
+            return unsafe { std::ptr::read(&*key as *const K as *const String) };
+        }
         let key = key.as_ref();
         let mut full = String::with_capacity(self.prefix.len() + key.len());
         full.push_str(&self.prefix);
@@ -162,4 +175,37 @@ pub(crate) fn relative_key(mut key: String, strip: usize) -> String {
         key.drain(..strip);
     }
     key
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mailbox(prefix: &str) -> Mailbox {
+        let (sender, _receiver) = mpsc::channel(1);
+        Mailbox::new(sender, prefix.to_owned(), StoreId::new())
+    }
+
+    #[test]
+    fn a_string_key_without_a_prefix_is_moved_not_copied() {
+        let key = String::from("user:1");
+        let buffer = key.as_ptr();
+        let full = mailbox("").key(key);
+        assert_eq!(full, "user:1");
+        assert_eq!(full.as_ptr(), buffer);
+    }
+
+    #[test]
+    fn every_other_key_is_copied_behind_the_prefix() {
+        let plain = mailbox("");
+        let scoped = mailbox("app:");
+        let key = String::from("user:1");
+        assert_eq!(plain.key("user:1"), "user:1");
+        assert_eq!(plain.key(&key), "user:1");
+        assert_eq!(scoped.key("user:1"), "app:user:1");
+        assert_eq!(scoped.key(&key), "app:user:1");
+        assert_eq!(scoped.key(key), "app:user:1");
+        assert_eq!(plain.key(std::borrow::Cow::Borrowed("k")), "k");
+        assert_eq!(plain.key(Box::<str>::from("k")), "k");
+    }
 }
