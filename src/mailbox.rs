@@ -16,7 +16,7 @@ use tokio::sync::mpsc::error::TrySendError;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::closure::{self, StoreId};
-use crate::command::{Call, Command, Message, Op};
+use crate::command::{Call, CallerSpan, Command, Message, Op};
 use crate::error::KvError;
 
 /// The sender to a store's owner task and the key prefix of one handle. Cloning it is cheap.
@@ -112,7 +112,7 @@ impl Mailbox {
         let command = Command::from(Call { args, reply });
         let message = Message {
             command,
-            span: tracing::Span::current(),
+            span: CallerSpan::current(),
         };
         let room = match self.sender.try_send(message) {
             Ok(()) => None,

@@ -299,7 +299,34 @@ impl Described {
 #[derive(Debug)]
 pub(crate) struct Message {
     pub(crate) command: Command,
-    pub(crate) span: tracing::Span,
+    pub(crate) span: CallerSpan,
+}
+
+/// The caller's span, boxed when there is one: 8 bytes in the mailbox instead of a `Span`'s 40,
+/// so that a command's trip through the mailbox is a short copy. With no subscriber, or outside
+/// any span, there is nothing to box.
+pub(crate) struct CallerSpan(Option<Box<tracing::Span>>);
+
+impl CallerSpan {
+    /// The span the calling code is in.
+    pub(crate) fn current() -> CallerSpan {
+        let span = tracing::Span::current();
+        CallerSpan((!span.is_none()).then(|| Box::new(span)))
+    }
+
+    /// The span, to enter.
+    pub(crate) fn into_span(self) -> tracing::Span {
+        self.0.map_or_else(tracing::Span::none, |span| *span)
+    }
+}
+
+impl std::fmt::Debug for CallerSpan {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.0 {
+            Some(span) => span.fmt(f),
+            None => f.write_str("none"),
+        }
+    }
 }
 
 /// The owner task's end of its mailbox, when it stops taking commands, in either executor: closes
@@ -330,5 +357,23 @@ mod tests {
             reply,
         });
         assert_eq!(format!("{command:?}"), r#"Command { op: "set", .. }"#);
+    }
+
+    #[test]
+    fn a_caller_span_is_boxed_only_when_there_is_one() {
+        assert!(CallerSpan::current().0.is_none());
+        assert!(CallerSpan::current().into_span().is_none());
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(std::io::sink)
+            .finish();
+        tracing::subscriber::with_default(subscriber, || {
+            // A subscriber, but no span entered: still nothing to box.
+            assert!(CallerSpan::current().0.is_none());
+            let request = tracing::info_span!("request");
+            let caller = request.in_scope(CallerSpan::current);
+            assert_eq!(format!("{caller:?}"), format!("{request:?}"));
+            assert_eq!(caller.into_span().id(), request.id());
+        });
+        assert_eq!(std::mem::size_of::<CallerSpan>(), 8);
     }
 }

@@ -220,6 +220,7 @@ impl Owner {
     ///
     /// Returns the instant it was handled at: each command reads the clock as it is handled.
     fn receive(&mut self, Message { command, span }: Message) -> Instant {
+        let span = span.into_span();
         let _in_callers_span = span.enter();
         let now = Instant::now();
         #[cfg(feature = "durable")]

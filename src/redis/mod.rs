@@ -273,6 +273,7 @@ impl Owner {
             }
             let mut batch = Batch::new();
             for Message { command, span } in commands.drain(..) {
+                let span = span.into_span();
                 self.commands += 1;
                 // The caller's span is entered only around synchronous code; the awaited work
                 // below is instrumented with it instead (a guard must not be held across awaits).
