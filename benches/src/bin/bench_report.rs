@@ -171,6 +171,18 @@ fn best<F: std::future::Future<Output = Duration>>(
         .unwrap_or(Duration::MAX)
 }
 
+/// The Python reference's time and the reference's time divided by the store's, as printed
+/// (`—` for both when the reference did not run).
+fn against_reference(reference: Option<Duration>, store: Duration) -> (String, String) {
+    match reference {
+        Some(reference) => (
+            time(reference),
+            ratio(reference.as_secs_f64() / store.as_secs_f64()),
+        ),
+        None => ("—".to_owned(), "—".to_owned()),
+    }
+}
+
 /// A duration in the unit that suits it.
 fn time(time: Duration) -> String {
     let secs = time.as_secs_f64();
@@ -277,19 +289,15 @@ fn seed_workloads() {
 
     println!("| workload | Python reference | ephemeral-kv | Python ÷ ephemeral-kv |");
     println!("|---|--:|--:|--:|");
-    for (workload, name, store) in &rows {
-        let reference = python
+    let python_of = |name: &str| {
+        python
             .as_ref()
             .ok()
-            .and_then(|times| times[*name].as_f64())
-            .map(Duration::from_secs_f64);
-        let (reference_cell, speedup) = match reference {
-            Some(reference) => (
-                time(reference),
-                ratio(reference.as_secs_f64() / store.as_secs_f64()),
-            ),
-            None => ("—".to_owned(), "—".to_owned()),
-        };
+            .and_then(|times| times[name].as_f64())
+            .map(Duration::from_secs_f64)
+    };
+    for (workload, name, store) in &rows {
+        let (reference_cell, speedup) = against_reference(python_of(name), *store);
         println!(
             "| {workload} | {reference_cell} | {} | {speedup} |",
             time(*store)
@@ -309,25 +317,12 @@ fn seed_workloads() {
         thousands(seed::LOG_CAP)
     );
     let time_of = |name: &str| rows.iter().find(|row| row.1 == name).map(|row| row.2);
-    let python_of = |name: &str| {
-        python
-            .as_ref()
-            .ok()
-            .and_then(|times| times[name].as_f64())
-            .map(Duration::from_secs_f64)
-    };
     if let (Some(log), Some(events)) = (time_of("capped_log"), time_of("capped_log_events")) {
         let store = log.saturating_sub(events);
         let reference = python_of("capped_log")
             .zip(python_of("capped_log_events"))
             .map(|(log, events)| log.saturating_sub(events));
-        let (reference_cell, speedup) = match reference {
-            Some(reference) => (
-                time(reference),
-                ratio(reference.as_secs_f64() / store.as_secs_f64()),
-            ),
-            None => ("—".to_owned(), "—".to_owned()),
-        };
+        let (reference_cell, speedup) = against_reference(reference, store);
         println!(
             "- capped log, the store's part (the workload less its events alone): Python \
              {reference_cell}, ephemeral-kv {}, Python ÷ ephemeral-kv {speedup}.",
